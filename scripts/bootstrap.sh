@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up everything pulse needs on a fresh Debian machine: Debian packages (when root
+# and missing) and a virtualenv in .venv with pulse installed in editable mode.
+# Usage: scripts/bootstrap.sh [--test]   (--test adds test tools and test-only packages)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
+command -v socat >/dev/null || need+=(socat)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [ "$want_test" = 1 ]; then
+  # Debian's Heartbeat 3.0.6, for the wire-compatibility tests.
+  [ -x /usr/lib/heartbeat/heartbeat ] || [ -x /usr/libexec/heartbeat/heartbeat ] || need+=(heartbeat)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: installing Debian packages: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Keep package scripts from starting services (heartbeat) on this machine.
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+      created_policy=1
+    fi
+    apt-get update -qq || true
+    apt-get install -y -q --no-install-recommends "${need[@]}" >/tmp/pulse-apt.log 2>&1 \
+      || { tail -20 /tmp/pulse-apt.log; [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
+    [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  else
+    echo "bootstrap: not root; skipping Debian packages ${need[*]} (network tests will be skipped)"
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=".venv/.pulse-installed-$want_test"
+if [ ! -e "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  if [ "$want_test" = 1 ]; then
+    .venv/bin/pip install -q -e '.[test]'
+  else
+    .venv/bin/pip install -q -e .
+  fi
+  touch "$stamp"
+fi

@@ -1,0 +1,7 @@
+"""pulse: a plugin-based, trio-powered re-implementation of Linux-HA Heartbeat."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+# The Heartbeat version pulse speaks for; exported to scripts as HA_hbversion.
+HEARTBEAT_COMPAT_VERSION = "3.0.6"

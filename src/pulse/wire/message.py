@@ -1,0 +1,92 @@
+"""Heartbeat's message: an ordered list of named, typed fields.
+
+This module is the in-memory form only. ``codec.py`` turns it into bytes (classic
+``>>>``/``<<<`` or netstring ``###``/``%%%``) and back, and ``auth.py`` signs it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+class FieldType(enum.IntEnum):
+    """The ``(t)`` prefix of a field. v1 traffic uses only STRING and BINARY."""
+
+    STRING = 0
+    BINARY = 1
+    STRUCT = 2
+    LIST = 3
+    COMPRESSED = 4
+    UNCOMPRESSED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    value: bytes
+    type: FieldType = FieldType.STRING
+
+
+def _b(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An immutable Heartbeat message. Look-ups return the first field of a name."""
+
+    fields: tuple[Field, ...] = ()
+
+    @classmethod
+    def of(cls, *pairs: tuple[str, str | bytes]) -> Message:
+        """Build a message of string fields, in order: ``Message.of(("t", "status"))``."""
+        return cls(tuple(Field(n, _b(v)) for n, v in pairs))
+
+    def __iter__(self) -> Iterator[Field]:
+        return iter(self.fields)
+
+    def field(self, name: str) -> Field | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    def get(self, name: str) -> str | None:
+        f = self.field(name)
+        if f is None:
+            return None
+        return f.value.decode("utf-8", "surrogateescape")
+
+    def get_bytes(self, name: str) -> bytes | None:
+        f = self.field(name)
+        return None if f is None else f.value
+
+    def __contains__(self, name: object) -> bool:
+        return any(f.name == name for f in self.fields)
+
+    @property
+    def type(self) -> str | None:
+        return self.get("t")
+
+    def with_field(
+        self, name: str, value: str | bytes, type: FieldType = FieldType.STRING
+    ) -> Message:
+        """Replace the first field called *name* in place, or append it."""
+        new = Field(name, _b(value), type)
+        out: list[Field] = []
+        done = False
+        for f in self.fields:
+            if f.name == name and not done:
+                out.append(new)
+                done = True
+            else:
+                out.append(f)
+        if not done:
+            out.append(new)
+        return Message(tuple(out))
+
+    def without(self, name: str) -> Message:
+        """Drop every field called *name*."""
+        return Message(tuple(f for f in self.fields if f.name != name))
