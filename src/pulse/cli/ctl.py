@@ -1,7 +1,98 @@
-"""`pulsectl` (placeholder until the control socket lands)."""
+"""`pulsectl`: talk to the local pulse daemon over its control socket.
+
+Exit codes follow LSB ``status``: 0 running, 3 not running, 4 unknown (error).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import socket
+import sys
+from typing import Any
+
+from pulse.control.protocol import DEFAULT_SOCKET, MAX_LINE, Reply, Request
+
+EXIT_RUNNING = 0
+EXIT_NOT_RUNNING = 3
+EXIT_UNKNOWN = 4
+
+
+class NotRunning(Exception):
+    pass
+
+
+def call(path: str, request: Request, timeout: float = 10.0) -> Reply:
+    """One request/reply round trip (blocking: pulsectl is a plain CLI)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        try:
+            s.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NotRunning(str(exc)) from exc
+        s.sendall(request.encode())
+        buf = bytearray()
+        while b"\n" not in buf and len(buf) <= MAX_LINE:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        s.close()
+    return Reply.decode(bytes(buf).split(b"\n", 1)[0])
+
+
+def format_status(st: dict[str, Any]) -> str:
+    cl = st["cluster"]
+    lines = [
+        f"pulse {st['version']} on {st['node']}: {cl['local_status']}"
+        f"{' (communications up)' if cl['comms_up'] else ' (waiting for peers)'}, "
+        f"generation {cl['generation']}, up {st['uptime']:.0f}s",
+        "",
+        f"{'NODE':<20} {'STATUS':<8} LINKS",
+    ]
+    for n in cl["nodes"]:
+        if n["name"] == cl["local"]:
+            links = "(this node)"
+        else:
+            links = ", ".join(f"{k} {v}" for k, v in n["links"].items()) or "-"
+        lines.append(f"{n['name']:<20} {n['status']:<8} {links}")
+    dropped = {k: v for k, v in st.get("wire", {}).items() if k != "accepted" and v}
+    dropped.update({k: v for k, v in cl.get("counters", {}).items() if v})
+    if dropped:
+        lines += ["", "dropped packets: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))]
+    return "\n".join(lines)
+
 
 def main(argv: list[str] | None = None) -> int:
-    return 0
+    p = argparse.ArgumentParser(prog="pulsectl", description="Control the local pulse daemon.")
+    p.add_argument(
+        "-s",
+        "--socket",
+        default=os.environ.get("PULSE_CONTROL_SOCKET", DEFAULT_SOCKET),
+        help=f"control socket (default {DEFAULT_SOCKET}, or $PULSE_CONTROL_SOCKET)",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    sp = sub.add_parser("status", help="show nodes, links and this node's state")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    ns = p.parse_args(argv)
+
+    try:
+        reply = call(ns.socket, Request(ns.command, {}))
+    except NotRunning:
+        print(f"pulse is not running (no daemon at {ns.socket})", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    except (OSError, ValueError) as exc:
+        print(f"pulsectl: {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if not reply.ok:
+        print(f"pulsectl: {reply.error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if ns.command == "status":
+        if ns.json:
+            print(json.dumps(reply.result, indent=2, sort_keys=True))
+        else:
+            print(format_status(reply.result))
+    return EXIT_RUNNING

@@ -1,0 +1,59 @@
+"""`pulse run`: load the config strictly, set up logging, run the daemon in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import trio
+
+from pulse import logsetup
+from pulse.config import load_config
+from pulse.control.protocol import DEFAULT_SOCKET
+from pulse.daemon import DaemonOptions, serve
+from pulse.errors import ConfigError, PulseError
+
+DEFAULT_STATE_DIR = "/var/lib/heartbeat"  # shared with Heartbeat: hb_uuid and hb_generation carry over
+
+
+def run(ns: argparse.Namespace) -> int:
+    try:
+        loaded = load_config(ns.config, node=ns.node, strict_host=True)
+    except ConfigError as exc:
+        for d in exc.diagnostics:
+            print(d, file=sys.stderr)
+        print("pulse: not started: configuration error.", file=sys.stderr)
+        return 1
+    for w in loaded.warnings:
+        print(w, file=sys.stderr)
+    try:
+        logsetup.configure(loaded.config.logging)
+    except OSError as exc:
+        print(f"pulse: cannot open log file: {exc}", file=sys.stderr)
+        return 1
+    options = DaemonOptions(
+        state_dir=Path(ns.state_dir or DEFAULT_STATE_DIR),
+        control_socket=Path(ns.control_socket or DEFAULT_SOCKET),
+    )
+    status = 0
+    try:
+        trio.run(serve, loaded, options)
+    except* (PulseError, OSError) as group:
+        # Failures to open a link or the control socket: one clear line each, no traceback.
+        for exc in _leaves(group):
+            print(f"pulse: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        logsetup.shutdown()
+    return status
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            out.extend(_leaves(exc))
+        else:
+            out.append(exc)
+    return out

@@ -1,0 +1,1 @@
+"""The local control socket: `pulsectl` talks to the daemon through it."""

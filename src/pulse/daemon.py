@@ -1,0 +1,372 @@
+"""The running daemon: the ONE place where tasks and channels are wired.
+
+::
+
+    link.run ──Datagram──▶ inbound ──▶ Daemon.run_engine ──▶ per-link outbound ──▶ link.send
+      (one task per link)              decode + verify          (one pump task per link,
+                                       Engine.receive/tick       bounded queue, drops
+                                       Log ▶ logging              counted, never waits)
+                                       events ▶ subscribers
+    control.serve_control ◀── pulsectl (status)
+    watch_signals: SIGTERM/SIGINT ▶ graceful stop (shutdone), SIGHUP logged
+
+The engine (:mod:`pulse.protocol`) is pure: it gets decoded, authenticated
+messages and the current trio time, and answers with outputs. Everything that
+blocks or touches the outside world lives here or in :mod:`pulse.transport`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from pulse import __version__
+from pulse.config import Loaded
+from pulse.control.protocol import Reply, Request
+from pulse.control.server import serve_control
+from pulse.events import Log, Output, Transmit
+from pulse.logsetup import LEVELS, LOGGER_NAME
+from pulse.protocol import ClusterView, Engine
+from pulse.state import load_uuid, next_generation
+from pulse.transport import Datagram, Link, open_links
+from pulse.wire.auth import Signer
+from pulse.wire.codec import Encoding, decode, encode
+from pulse.wire.message import Message
+
+log = logging.getLogger(LOGGER_NAME)
+
+INBOUND_QUEUE = 1024
+OUTBOUND_QUEUE = 64
+EVENT_QUEUE = 1024
+LOADAVG_REFRESH = 5.0
+BADPACK_LOG_INTERVAL = 10.0  # seconds between two log lines for the same drop reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DaemonOptions:
+    state_dir: Path
+    control_socket: Path | None = None
+    handle_signals: bool = True
+    wallclock: Callable[[], float] = time.time
+    rng: random.Random | None = None
+    shutdown_grace: float = 0.2  # seconds to let the last messages leave on stop
+    # Tests inject these to keep file and /proc reads (worker threads) out of virtual time.
+    generation: int | None = None
+    uuid: bytes | None = None
+    loadavg: Callable[[], str] | None = None
+
+
+_WIRE_LOG = {
+    "bad-signature": "string2msg_ll: node [{src}] failed authentication",
+    "bad-auth-index": "Invalid authentication type in message! ({detail})",
+}
+
+
+@dataclass(slots=True)
+class _BadPackLog:
+    last: dict[str, float] = field(default_factory=dict)
+    suppressed: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+class Daemon:
+    """Drives one :class:`Engine` over a set of links."""
+
+    def __init__(
+        self, loaded: Loaded, engine: Engine, links: Sequence[Link], signer: Signer
+    ) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.engine = engine
+        self.links = list(links)
+        self.signer = signer
+        self.wire_counters: collections.Counter[str] = collections.Counter()
+        self.started_at = trio.current_time()
+        self._outbound: dict[str, trio.MemorySendChannel[bytes]] = {}
+        self._subscribers: list[trio.MemorySendChannel[Output]] = []
+        self._badpack = _BadPackLog()
+        self._encoding = (
+            Encoding.NETSTRING if self.config.msgfmt == "netstring" else Encoding.CLASSIC
+        )
+        self._stopping = trio.Event()
+        self._pumps: list[tuple[Link, trio.MemoryReceiveChannel[bytes]]] = []
+
+    # ------------------------------------------------------------------ events
+
+    def subscribe(self, size: int = EVENT_QUEUE) -> trio.MemoryReceiveChannel[Output]:
+        """A bounded stream of every event the engine emits (drops are counted)."""
+        tx, rx = trio.open_memory_channel[Output](size)
+        self._subscribers.append(tx)
+        return rx
+
+    # ------------------------------------------------------------------ outputs
+
+    def dispatch(self, outputs: Sequence[Output]) -> None:
+        """Act on the engine's outputs. Never waits: the heartbeat path is never blocked."""
+        cache: dict[Encoding, bytes] = {}
+        for out in outputs:
+            if isinstance(out, Transmit):
+                cache.clear()
+                self._transmit(out.message, cache)
+            elif isinstance(out, Log):
+                log.log(LEVELS.get(out.level, logging.INFO), "%s", out.text)
+            else:
+                self._publish(out)
+
+    def _transmit(self, message: Message, cache: dict[Encoding, bytes]) -> None:
+        for link in self.links:
+            encoding = Encoding.CLASSIC if link.classic_only else self._encoding
+            data = cache.get(encoding)
+            if data is None:
+                data = encode(message, self.signer, encoding)
+                cache[encoding] = data
+            tx = self._outbound.get(link.name)
+            if tx is None:
+                continue
+            try:
+                tx.send_nowait(data)
+            except trio.WouldBlock:
+                self.wire_counters["tx-queue-full"] += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.wire_counters["tx-closed"] += 1
+
+    def _publish(self, event: Output) -> None:
+        for tx in list(self._subscribers):
+            try:
+                tx.send_nowait(event)
+            except trio.WouldBlock:
+                self.wire_counters["event-queue-full"] += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subscribers.remove(tx)
+
+    # ------------------------------------------------------------------ inputs
+
+    def handle(self, dgram: Datagram, now: float) -> None:
+        try:
+            decoded = decode(dgram.data, self.signer)
+        except Exception as exc:  # WireError; anything else is a codec bug, never fatal
+            reason = getattr(exc, "reason", "decoder-bug")
+            self.wire_counters[reason] += 1
+            self._log_badpack(reason, dgram, str(getattr(exc, "detail", exc)), now)
+            return
+        self.wire_counters["accepted"] += 1
+        try:
+            outputs = self.engine.receive(decoded.message, dgram.link, now)
+        except Exception:  # an engine bug must not take the node down
+            self.wire_counters["engine-bug"] += 1
+            log.exception("internal error while processing a packet from %s", dgram.peer)
+            return
+        self.dispatch(outputs)
+
+    def _log_badpack(self, reason: str, dgram: Datagram, detail: str, now: float) -> None:
+        if self.config.parameters.get("log_badpack", "true").lower() in ("false", "off", "no"):
+            return
+        last = self._badpack.last.get(reason)
+        if last is not None and now - last < BADPACK_LOG_INTERVAL:
+            self._badpack.suppressed[reason] += 1
+            return
+        self._badpack.last[reason] = now
+        suppressed = self._badpack.suppressed.pop(reason, 0)
+        template = _WIRE_LOG.get(reason, "Dropped {reason} packet from {peer} on {link}: {detail}")
+        src = _peek_src(dgram.data)
+        text = template.format(reason=reason, peer=dgram.peer, link=dgram.link, detail=detail, src=src)
+        if suppressed:
+            text += f" ({suppressed} more since last report)"
+        log.warning("%s", text)
+
+    # ------------------------------------------------------------------ tasks
+
+    async def run_engine(
+        self,
+        inbound: trio.MemoryReceiveChannel[Datagram],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        for link in self.links:
+            tx, rx = trio.open_memory_channel[bytes](OUTBOUND_QUEUE)
+            self._outbound[link.name] = tx
+            self._pumps.append((link, rx))
+        self.dispatch(self.engine.start(trio.current_time()))
+        task_status.started()
+        async with inbound:
+            while True:
+                now = trio.current_time()
+                deadline = self.engine.next_deadline()
+                if deadline <= now:
+                    self.dispatch(self.engine.tick(now))
+                    await trio.lowlevel.checkpoint()
+                    continue
+                with trio.move_on_at(deadline):
+                    dgram = await inbound.receive()
+                    self.handle(dgram, trio.current_time())
+
+    async def run_pumps(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for link, rx in self._pumps:
+                nursery.start_soon(_pump, link, rx)
+
+    async def stop(self) -> None:
+        """Tell the peers we are leaving (``shutdone``) and give the packets time to go."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        log.info("Heartbeat shutdown in progress. (%d)", os.getpid())
+        now = trio.current_time()
+        self.dispatch(self.engine.send(Message.of(("t", "shutdone"), ("st", "dead")), now))
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        view = self.engine.view()
+        return {
+            "version": __version__,
+            "node": self.loaded.node,
+            "uptime": round(trio.current_time() - self.started_at, 3),
+            "cluster": view_to_json(view),
+            "wire": dict(self.wire_counters),
+            "links": {
+                link.name: _stats_to_json(link.statistics()) for link in self.links
+            },
+        }
+
+    async def handle_request(self, request: Request) -> Reply:
+        if request.command == "ping":
+            return Reply(True, "pong")
+        if request.command == "status":
+            return Reply(True, self.status())
+        return Reply(False, error=f"unknown command {request.command!r}")
+
+
+async def _pump(link: Link, rx: trio.MemoryReceiveChannel[bytes]) -> None:
+    async with rx:
+        async for data in rx:
+            await link.send(data)
+
+
+def _peek_src(data: bytes) -> str:
+    """Best-effort ``src`` of an undecodable packet, for the log line only."""
+    for marker in (b"\nsrc=", b"(0)src="):
+        i = data.find(marker)
+        if i >= 0:
+            start = i + len(marker)
+            end = start
+            while end < len(data) and end - start < 100 and data[end] not in b"\n,":
+                end += 1
+            return data[start:end].decode("ascii", "replace")
+    return "?"
+
+
+def view_to_json(view: ClusterView) -> dict[str, Any]:
+    return {
+        "local": view.local,
+        "local_status": str(view.local_status),
+        "comms_up": view.comms_up,
+        "generation": view.generation,
+        "nodes": [
+            {
+                "name": n.name,
+                "status": str(n.status),
+                "links": {k: str(v) for k, v in n.links.items()},
+                "last_heard": n.last_heard,
+                "generation": n.generation,
+                "deadtime_ms": n.deadtime_ms,
+            }
+            for n in view.nodes
+        ],
+        "counters": dict(view.counters),
+    }
+
+
+def _stats_to_json(stats: object) -> dict[str, Any]:
+    slots = getattr(type(stats), "__dataclass_fields__", None)
+    if slots is None:
+        return {}
+    return {name: getattr(stats, name) for name in slots}
+
+
+async def _loadavg_task(cache: list[str]) -> None:
+    path = trio.Path("/proc/loadavg")
+    while True:
+        try:
+            cache[0] = (await path.read_text()).strip()
+        except OSError:
+            cache[0] = "n/a"
+        await trio.sleep(LOADAVG_REFRESH)
+
+
+async def _watch_signals(daemon: Daemon, cancel: trio.CancelScope, grace: float) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                log.info("Configuration unchanged. (reload needs a restart in this version)")
+                continue
+            await daemon.stop()
+            await trio.sleep(grace)
+            log.info("%s Heartbeat shutdown complete.", daemon.loaded.node)
+            cancel.cancel()
+            return
+
+
+async def serve(
+    loaded: Loaded,
+    options: DaemonOptions,
+    *,
+    links: Sequence[Link] | None = None,
+    task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run one pulse node until cancelled (or until SIGTERM/SIGINT when handling signals)."""
+    config = loaded.config
+    signer = Signer(config.auth)
+    wall = options.wallclock
+    generation = options.generation
+    if generation is None:
+        generation = await trio.to_thread.run_sync(
+            lambda: next_generation(options.state_dir, config.hbgenmethod, now=wall())
+        )
+    uuid = options.uuid
+    if uuid is None:
+        uuid = await trio.to_thread.run_sync(load_uuid, options.state_dir)
+    loadavg_cache = ["n/a"]
+    loadavg = options.loadavg or (lambda: loadavg_cache[0])
+    engine = Engine(
+        config=config,
+        local=loaded.node,
+        generation=generation,
+        uuid=uuid,
+        now=trio.current_time(),
+        wallclock=wall,
+        loadavg=loadavg,
+        rng=options.rng or random.Random(),
+    )
+    the_links = list(links) if links is not None else open_links(config)
+    daemon = Daemon(loaded, engine, the_links, signer)
+    log.info(
+        "pulse %s starting: node %s, generation %d, %d link(s)",
+        __version__,
+        loaded.node,
+        generation,
+        len(the_links),
+    )
+    inbound_tx, inbound_rx = trio.open_memory_channel[Datagram](INBOUND_QUEUE)
+    async with trio.open_nursery() as nursery:
+        if options.loadavg is None:
+            nursery.start_soon(_loadavg_task, loadavg_cache)
+        async with inbound_tx:
+            for link in the_links:
+                await nursery.start(link.run, inbound_tx.clone())
+        await nursery.start(daemon.run_engine, inbound_rx)
+        nursery.start_soon(daemon.run_pumps)
+        if options.control_socket is not None:
+            await nursery.start(serve_control, options.control_socket, daemon.handle_request)
+        if options.handle_signals:
+            nursery.start_soon(_watch_signals, daemon, nursery.cancel_scope, options.shutdown_grace)
+        task_status.started(daemon)
