@@ -1,0 +1,112 @@
+"""Heartbeat's message digests: HMAC-SHA1, HMAC-MD5 and CRC-32 (spec §2.3).
+
+A :class:`Signer` wraps the parsed authkeys. It computes digests exactly as
+Heartbeat prints them (lowercase hex; ``crc`` with ``%lx``, i.e. no zero padding) so
+that comparing signatures is a plain string comparison, as in Heartbeat.
+
+``sha256`` is pulse's own method (HMAC-SHA256); a Heartbeat peer does not know it.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hmac
+from collections.abc import Callable
+
+from pulse.config.model import AuthKey, AuthKeys, AuthMethod
+from pulse.errors import WireError
+
+__all__ = ["Signer", "crc32_posix"]
+
+# Bit-reversal of every byte value: the MSB-first CRC equals the bit-reversed
+# LSB-first (zlib) CRC of the bit-reversed input, and zlib's is implemented in C.
+_REVERSE_BITS = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+
+
+def crc32_posix(data: bytes) -> int:
+    """Heartbeat's ``crc``: poly 0x04C11DB7, MSB-first, init 0, final complement.
+
+    Unlike ``cksum`` no length is appended. Check value: ``crc32_posix(b"123456789")``
+    is ``0x765E7680``.
+    """
+    # binascii.crc32 complements its start value, so 0xFFFFFFFF means "register 0";
+    # its final complement is the one this CRC wants as well.
+    reflected = binascii.crc32(data.translate(_REVERSE_BITS), 0xFFFFFFFF)
+    return int.from_bytes(reflected.to_bytes(4, "little").translate(_REVERSE_BITS), "big")
+
+
+def _hmac_digest(digestmod: str) -> Callable[[bytes, bytes], str]:
+    def compute(key: bytes, data: bytes) -> str:
+        return hmac.new(key, data, digestmod).hexdigest()
+
+    return compute
+
+
+def _crc_digest(key: bytes, data: bytes) -> str:
+    del key  # crc has no key
+    return format(crc32_posix(data), "x")
+
+
+_COMPUTE: dict[AuthMethod, Callable[[bytes, bytes], str]] = {
+    AuthMethod.CRC: _crc_digest,
+    AuthMethod.MD5: _hmac_digest("md5"),
+    AuthMethod.SHA1: _hmac_digest("sha1"),
+    AuthMethod.SHA256: _hmac_digest("sha256"),
+}
+
+
+class Signer:
+    """Signs and verifies with an :class:`~pulse.config.model.AuthKeys`.
+
+    ``digest`` raises ``WireError("bad-auth-index")`` for an index the authkeys do not
+    list, which is what Heartbeat logs as ``Invalid authentication type [n]``.
+    """
+
+    __slots__ = ("_keys", "_outbound", "keys")
+
+    def __init__(self, keys: AuthKeys) -> None:
+        table: dict[int, AuthKey] = {}
+        for key in keys.keys:
+            if key.method not in _COMPUTE:
+                raise ValueError(f"authkeys index {key.index}: unknown method {key.method!r}")
+            if key.method is not AuthMethod.CRC and not key.key:
+                raise ValueError(f"authkeys index {key.index}: method {key.method} needs a key")
+            table.setdefault(key.index, key)
+        if keys.outbound not in table:
+            raise ValueError(f"authkeys: outbound index {keys.outbound} has no key line")
+        self.keys = keys
+        self._keys = table
+        self._outbound = table[keys.outbound]
+
+    @property
+    def outbound_index(self) -> int:
+        return self._outbound.index
+
+    def knows(self, index: int) -> bool:
+        """Whether *index* is listed in the authkeys."""
+        return index in self._keys
+
+    def digest(self, index: int, data: bytes) -> str:
+        """The digest of *data* with index *index*'s method and key, as Heartbeat prints it."""
+        key = self._key(index)
+        return _COMPUTE[key.method](key.key or b"", data)
+
+    def trailer_digest(self, index: int, data: bytes) -> str:
+        """The digest Heartbeat expects in a netstring trailer naming *index*.
+
+        Heartbeat's quirk (spec §2.4b): the trailer's index selects the *method*, but
+        the *key* is always the receiver's outbound key.
+        """
+        method = self._key(index).method
+        return _COMPUTE[method](self._outbound.key or b"", data)
+
+    def sign(self, data: bytes) -> tuple[int, str]:
+        """``(index, digest)`` of *data* with the outbound key."""
+        key = self._outbound
+        return key.index, _COMPUTE[key.method](key.key or b"", data)
+
+    def _key(self, index: int) -> AuthKey:
+        key = self._keys.get(index)
+        if key is None:
+            raise WireError("bad-auth-index", f"Invalid authentication type [{index}]")
+        return key

@@ -1,0 +1,405 @@
+"""Heartbeat's two wire encodings, with their signatures (spec §2.4, §4.2, §4.9).
+
+Classic form::
+
+    >>>\\n
+    name=value\\n              string field; LF inside the value travels as byte 0x13
+    (1)name=<base64>\\n        binary field
+    auth=<idx> <digest>\\n     HMAC/CRC over the classic rendering of every other field
+    <<<\\n                     (+ an optional NUL)
+
+Netstring form::
+
+    ###\\n
+    <len>:(<type>)name=value,  one netstring per field, values raw
+    %%%\\n
+    <len>:<idx> <digest>,      trailer: digest over "###\\n" ... "%%%\\n"
+
+:func:`encode` is deterministic: the same :class:`Message` always gives the same
+bytes, so a retransmission can re-encode the stored message. :func:`decode` raises
+:class:`~pulse.errors.WireError` for every input it refuses, and nothing else; its
+``reason`` is a short stable key meant for drop counters.
+"""
+
+from __future__ import annotations
+
+import binascii
+import bz2
+import enum
+import hmac
+import zlib
+from dataclasses import dataclass
+
+from pulse.errors import WireError
+from pulse.wire.auth import Signer
+from pulse.wire.message import Field, FieldType, Message
+
+__all__ = [
+    "MAX_MESSAGE",
+    "MAX_UNCOMPRESSED",
+    "Decoded",
+    "Encoding",
+    "decode",
+    "encode",
+    "render_for_signing",
+]
+
+MAX_MESSAGE = 256 * 1024
+"""Heartbeat's ``MAXMSG``: a packet this long or longer is refused ("msg too big")."""
+
+MAX_UNCOMPRESSED = 2 * 1024 * 1024
+"""Heartbeat's ``MAXUNCOMPRESSED``: the largest message a compressed payload may expand to."""
+
+AUTH_FIELD = "auth"
+COMPRESSED_PAYLOAD = "_compressed_payload"
+COMPRESSION_ALGORITHM = "_compression_algorithm"
+
+_CLASSIC_START = b">>>\n"
+_CLASSIC_END = b"<<<\n"
+_NETSTRING_START = b"###\n"
+_NETSTRING_END = b"%%%\n"
+_LF = 0x0A
+_CR = 0x0D
+_LF_ESCAPE = b"\x13"  # Heartbeat's SPECIAL_SYMBOL: a newline inside a classic string value
+_MAX_LENGTH_DIGITS = 9  # no netstring in a <= 256 KiB packet needs more
+_MAX_INDEX_DIGITS = 9
+_TYPE_PREFIX = {t: b"(%d)" % t for t in FieldType}
+_AUTH_NAME = AUTH_FIELD.encode()
+_COMPRESSED_NAME = COMPRESSED_PAYLOAD
+_FORBIDDEN_IN_NAME = (b"=", b"\n", b"\r", b"\0")
+_FORBIDDEN_IN_CLASSIC_STRING = (b"\r", b"\0", _LF_ESCAPE)
+
+
+class Encoding(enum.StrEnum):
+    CLASSIC = "classic"
+    NETSTRING = "netstring"
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A verified packet. ``message`` never contains the classic ``auth`` field."""
+
+    message: Message
+    encoding: Encoding
+    auth_index: int
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _name_bytes(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+def _check_name(raw: bytes) -> None:
+    if not raw:
+        raise ValueError("a field name must not be empty")
+    if raw[:1] == b"(":
+        raise ValueError(f"field name {raw!r} starts with '(' (reads as a type prefix)")
+    for bad in _FORBIDDEN_IN_NAME:
+        if bad in raw:
+            raise ValueError(f"field name {raw!r} contains {bad!r}")
+
+
+def _classic_line(f: Field, *, check: bool) -> bytes:
+    name = _name_bytes(f.name)
+    if check:
+        _check_name(name)
+    if f.type is FieldType.STRING:
+        if check:
+            for bad in _FORBIDDEN_IN_CLASSIC_STRING:
+                if bad in f.value:
+                    raise ValueError(
+                        f"field {f.name!r}: the classic form cannot carry byte {bad!r}"
+                    )
+        return b"%s=%s\n" % (name, f.value.replace(b"\n", _LF_ESCAPE))
+    if f.type is FieldType.BINARY:
+        return b"(1)%s=%s\n" % (name, binascii.b2a_base64(f.value, newline=False))
+    # Nested/compressed types are carried opaquely, exactly as they arrived.
+    if check and (b"\n" in f.value or b"\r" in f.value or b"\0" in f.value):
+        raise ValueError(f"field {f.name!r}: opaque type {f.type} value is not one line")
+    return b"%s%s=%s\n" % (_TYPE_PREFIX[f.type], name, f.value)
+
+
+def render_for_signing(msg: Message) -> bytes:
+    """The classic rendering the ``auth`` field's digest covers (spec §2.4a).
+
+    Every field except ``auth``, in order, ``name=value\\n`` (binary fields
+    ``(1)name=<base64>\\n``), without the ``>>>``/``<<<`` lines and without a NUL.
+    """
+    return b"".join(_classic_line(f, check=False) for f in msg.fields if f.name != AUTH_FIELD)
+
+
+def _auth_value(index: int, digest: str) -> bytes:
+    return b"%d %s" % (index, digest.encode("ascii"))
+
+
+def _with_auth(lines: list[bytes], auth: bytes | None, names: list[str]) -> list[bytes]:
+    """Put *auth* where the first ``auth`` field was (or last); drop other ``auth``s."""
+    out: list[bytes] = []
+    placed = False
+    for line, name in zip(lines, names, strict=True):
+        if name == AUTH_FIELD:
+            if not placed and auth is not None:
+                out.append(auth)
+            placed = True
+        else:
+            out.append(line)
+    if not placed and auth is not None:
+        out.append(auth)
+    return out
+
+
+def encode(
+    msg: Message,
+    signer: Signer,
+    encoding: Encoding = Encoding.CLASSIC,
+    *,
+    inner_auth: bool = True,
+    nul: bool = False,
+) -> bytes:
+    """Render *msg* in *encoding*, signed with the outbound key.
+
+    CLASSIC: ``>>>\\n``, the fields, ``auth=<idx> <hex>\\n`` (in place of an ``auth``
+    field the message already has, else last), ``<<<\\n``, plus a NUL if *nul* (as
+    Heartbeat with glue <= 1.0.9 sends). *inner_auth* does not apply.
+
+    NETSTRING: ``###\\n``, the fields as netstrings, the classic ``auth`` field when
+    *inner_auth* (as Heartbeat 3.0.6 with glue >= 1.0.10 sends), ``%%%\\n`` and the
+    trailer ``<len>:<idx> <hex>,`` over all of that. *nul* does not apply.
+
+    Raises ``ValueError`` for a message the chosen form cannot carry: an empty field
+    name, or one with ``=``, CR, LF or NUL in it or starting with ``(``; in the classic
+    form also a string value holding CR, NUL or byte 0x13.
+    """
+    fields = msg.fields
+    names = [f.name for f in fields]
+    if encoding is Encoding.CLASSIC:
+        lines = [_classic_line(f, check=True) for f in fields]
+        signed = b"".join(line for line, n in zip(lines, names, strict=True) if n != AUTH_FIELD)
+        index, digest = signer.sign(signed)
+        auth = b"auth=%s\n" % _auth_value(index, digest)
+        parts = [_CLASSIC_START, *_with_auth(lines, auth, names), _CLASSIC_END]
+        if nul:
+            parts.append(b"\0")
+        return b"".join(parts)
+    if encoding is not Encoding.NETSTRING:
+        raise ValueError(f"unknown encoding {encoding!r}")
+    items: list[bytes] = []
+    for f in fields:
+        name = _name_bytes(f.name)
+        _check_name(name)
+        content = b"%s%s=%s" % (_TYPE_PREFIX[f.type], name, f.value)
+        items.append(b"%d:%s," % (len(content), content))
+    auth_item: bytes | None = None
+    if inner_auth:
+        index, digest = signer.sign(render_for_signing(msg))
+        content = b"(0)auth=%s" % _auth_value(index, digest)
+        auth_item = b"%d:%s," % (len(content), content)
+    body = b"".join([_NETSTRING_START, *_with_auth(items, auth_item, names), _NETSTRING_END])
+    index, digest = signer.sign(body)
+    trailer = _auth_value(index, digest)
+    return b"%s%d:%s," % (body, len(trailer), trailer)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _malformed(detail: str) -> WireError:
+    return WireError("malformed", detail)
+
+
+def _field_type(digit: int) -> FieldType:
+    t = digit - 0x30
+    if not 0 <= t <= max(FieldType):
+        raise _malformed(f"unknown field type {chr(digit)!r}")
+    return FieldType(t)
+
+
+def _parse_classic(data: bytes) -> list[Field]:
+    """The fields of a classic message (starting with ``>>>\\n``)."""
+    start = len(_CLASSIC_START)
+    pos = start
+    while True:
+        end = data.find(_CLASSIC_END, pos)
+        if end < 0:
+            raise _malformed("classic message without '<<<' line")
+        if end == start or data[end - 1] in (_LF, _CR):
+            break
+        pos = end + 1
+    if data[end + len(_CLASSIC_END) :].strip(b"\0"):
+        raise _malformed("bytes after the '<<<' line")
+    body = data[start:end]
+    if b"\0" in body:
+        raise _malformed("NUL byte inside a classic message")
+    fields: list[Field] = []
+    for line in body.replace(b"\r", b"\n").split(b"\n"):
+        if not line:
+            continue  # Heartbeat skips runs of CR/LF between lines
+        eq = line.find(b"=")
+        if eq < 0:
+            raise _malformed("line without '='")
+        ftype = FieldType.STRING
+        name = line[:eq]
+        if name[:1] == b"(":
+            if len(name) < 3 or name[2] != 0x29:  # ")"
+                raise _malformed("bad type prefix")
+            ftype = _field_type(name[1])
+            name = name[3:]
+        if not name:
+            raise _malformed("empty field name")
+        value = line[eq + 1 :]
+        if ftype is FieldType.STRING:
+            value = value.replace(_LF_ESCAPE, b"\n")
+        elif ftype is FieldType.BINARY:
+            try:
+                value = binascii.a2b_base64(value, strict_mode=True)
+            except binascii.Error as exc:
+                raise _malformed(f"bad base64 in binary field: {exc}") from None
+        fields.append(Field(name.decode("utf-8", "surrogateescape"), value, ftype))
+    return fields
+
+
+def _peel(data: bytes, pos: int) -> tuple[bytes, int]:
+    """One netstring at *pos*: ``(content, position after the ',')``."""
+    colon = data.find(b":", pos, pos + _MAX_LENGTH_DIGITS + 1)
+    digits = data[pos:colon]
+    if colon < 0 or not digits or not digits.isdigit():
+        raise _malformed(f"bad netstring length at offset {pos}")
+    stop = colon + 1 + int(digits)
+    if stop >= len(data) or data[stop] != 0x2C:  # ","
+        raise _malformed(f"netstring at offset {pos} does not end where its length says")
+    return data[colon + 1 : stop], stop + 1
+
+
+def _netstring_field(content: bytes) -> Field:
+    if len(content) < 3 or content[0] != 0x28 or content[2] != 0x29:  # "(t)"
+        raise _malformed("netstring field without '(type)' prefix")
+    ftype = _field_type(content[1])
+    eq = content.find(b"=", 3)
+    if eq < 0:
+        raise _malformed("netstring field without '='")
+    if eq == 3:
+        raise _malformed("empty field name")
+    return Field(content[3:eq].decode("utf-8", "surrogateescape"), content[eq + 1 :], ftype)
+
+
+def _parse_netstring(data: bytes) -> tuple[list[Field], int]:
+    """The fields of a netstring message and the offset just after ``%%%\\n``."""
+    pos = len(_NETSTRING_START)
+    fields: list[Field] = []
+    while not data.startswith(_NETSTRING_END, pos):
+        if pos >= len(data):
+            raise _malformed("netstring message without '%%%' line")
+        content, pos = _peel(data, pos)
+        fields.append(_netstring_field(content))
+    return fields, pos + len(_NETSTRING_END)
+
+
+def _parse_auth(value: bytes) -> tuple[int, bytes]:
+    index, sep, digest = value.partition(b" ")
+    if not sep or not index.isdigit() or len(index) > _MAX_INDEX_DIGITS or not digest:
+        raise _malformed(f"bad authentication string {value[:40]!r}")
+    return int(index), digest
+
+
+def _check(expected: str, got: bytes) -> None:
+    if not hmac.compare_digest(expected.encode("ascii"), got):
+        raise WireError("bad-signature", "digest mismatch")
+
+
+def _decompress(algorithm: bytes, payload: bytes) -> bytes:
+    limit = MAX_UNCOMPRESSED + 1
+    if algorithm == b"zlib":
+        z = zlib.decompressobj()
+        try:
+            out = z.decompress(payload, limit)
+        except zlib.error as exc:
+            raise _malformed(f"zlib: {exc}") from None
+        finished = z.eof
+    elif algorithm == b"bz2":
+        b = bz2.BZ2Decompressor()
+        try:
+            out = b.decompress(payload, limit)
+        except (OSError, EOFError, ValueError) as exc:
+            raise _malformed(f"bz2: {exc}") from None
+        finished = b.eof
+    else:
+        raise WireError("compressed-unsupported", f"algorithm {algorithm[:40]!r}")
+    if len(out) > MAX_UNCOMPRESSED:
+        raise WireError("too-big", "compressed payload expands beyond 2 MiB")
+    if not finished:
+        raise _malformed("truncated compressed payload")
+    return out
+
+
+def _expand(msg: Message) -> Message:
+    """The original message inside a traditionally compressed one (spec §4.9)."""
+    payload = msg.field(COMPRESSED_PAYLOAD)
+    if payload is None or payload.type is not FieldType.BINARY:
+        return msg
+    algorithm = msg.get_bytes(COMPRESSION_ALGORITHM)
+    if algorithm is None:
+        raise _malformed("compressed payload without algorithm")
+    inner = _decompress(algorithm, payload.value)
+    # The payload is the original message in wire form, not signed on its own (the
+    # outer signature covers it); a netstring one may or may not carry a trailer.
+    if inner.startswith(_CLASSIC_START):
+        fields = _parse_classic(inner.rstrip(b"\0"))
+    elif inner.startswith(_NETSTRING_START):
+        fields, _ = _parse_netstring(inner)
+    else:
+        raise _malformed("compressed payload is not a message")
+    expanded = Message(tuple(fields))
+    if COMPRESSED_PAYLOAD in expanded:
+        raise _malformed("nested compressed payload")
+    return expanded
+
+
+def _decode(data: bytes, signer: Signer) -> Decoded:
+    if len(data) > MAX_MESSAGE:
+        raise WireError("too-big", f"{len(data)} bytes")
+    if data.startswith(_CLASSIC_START):
+        msg = Message(tuple(_parse_classic(data)))
+        auth = msg.field(AUTH_FIELD)
+        if auth is None:
+            raise WireError("unsigned", "no auth field")
+        if auth.type is not FieldType.STRING:
+            raise _malformed("auth field is not a string")
+        index, digest = _parse_auth(auth.value)
+        _check(signer.digest(index, render_for_signing(msg)), digest)
+        encoding = Encoding.CLASSIC
+    elif data.startswith(_NETSTRING_START):
+        fields, signed_len = _parse_netstring(data)
+        msg = Message(tuple(fields))
+        if signed_len >= len(data):
+            raise WireError("unsigned", "no netstring authentication trailer")
+        trailer, end = _peel(data, signed_len)
+        if data[end:].strip(b"\0"):
+            raise _malformed("bytes after the authentication trailer")
+        index, digest = _parse_auth(trailer)
+        _check(signer.trailer_digest(index, data[:signed_len]), digest)
+        encoding = Encoding.NETSTRING
+    else:
+        raise _malformed("neither '>>>' nor '###' at the start")
+    return Decoded(message=_expand(msg).without(AUTH_FIELD), encoding=encoding, auth_index=index)
+
+
+def decode(data: bytes, signer: Signer) -> Decoded:
+    """Parse and authenticate one packet (spec §2.4, §4.2).
+
+    Classic packets are verified with the ``auth`` field's index's method and key;
+    netstring packets by their trailer, with the trailer index's method but this
+    node's *outbound* key (Heartbeat's behaviour); the inner ``auth`` field of a
+    netstring packet is not checked. Traditionally compressed messages (zlib, bz2)
+    are expanded after authentication.
+
+    Raises ``WireError`` with reason ``malformed``, ``unsigned``, ``bad-auth-index``,
+    ``bad-signature``, ``too-big`` or ``compressed-unsupported``; never anything else.
+    """
+    try:
+        return _decode(bytes(data), signer)
+    except WireError:
+        raise
+    except (ValueError, IndexError, UnicodeError) as exc:  # defence in depth
+        raise WireError("malformed", f"{type(exc).__name__}: {exc}") from None
