@@ -1,0 +1,103 @@
+"""Heartbeat's identity files in the state directory (``/var/lib/heartbeat``).
+
+* ``hb_generation``: the generation number sent as ``hg``. Heartbeat stores it as
+  16 bytes, the decimal number right-aligned in 15 characters followed by a
+  newline, and adds one at every start. A pulse node replacing a Heartbeat node on
+  the same host continues the same file, so its peers see a restart, never a
+  replay (lower generation) or a healed partition (same generation).
+* ``hb_uuid``: the node's UUID, 16 raw bytes, sent as ``srcuuid``.
+
+Both functions block on the file system (with fsync); call them through
+``trio.to_thread.run_sync`` from async code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+GENERATION_FILE = "hb_generation"
+UUID_FILE = "hb_uuid"
+_GENERATION_WIDTH = 15
+
+
+def _write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write *data* to *path* via a synced temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _read_generation(path: Path) -> int | None:
+    """The stored generation, or None when the file is missing or unreadable."""
+    try:
+        text = path.read_bytes().decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    text = text.strip()
+    if not text.isdigit():
+        return None
+    return int(text)
+
+
+def format_generation(generation: int) -> bytes:
+    """``hb_generation``'s content: 15 right-aligned digits and a newline."""
+    return f"{generation:>{_GENERATION_WIDTH}d}\n".encode("ascii")
+
+
+def next_generation(state_dir: Path, method: str = "file", *, now: float) -> int:
+    """This start's generation number, as Heartbeat's ``hbgenmethod`` computes it.
+
+    ``method="file"`` (the default) reads ``hb_generation``, adds one and writes it
+    back before returning; a missing or unreadable file starts from ``int(now) + 1``
+    (Heartbeat logs ``No Previous generation - starting at …`` then). ``"time"``
+    returns ``int(now)`` and stores nothing. *now* is the Unix wall-clock time.
+    """
+    if method == "time":
+        return int(now)
+    if method != "file":
+        raise ValueError(f"unknown hbgenmethod {method!r} (expected 'file' or 'time')")
+    path = state_dir / GENERATION_FILE
+    previous = _read_generation(path)
+    generation = int(now) + 1 if previous is None else previous + 1
+    _write_atomically(path, format_generation(generation))
+    return generation
+
+
+def load_uuid(state_dir: Path) -> bytes:
+    """The node's 16-byte UUID from ``hb_uuid``, created with a random UUID if needed.
+
+    Like Heartbeat, a file that cannot be read as exactly 16 bytes is replaced by
+    a freshly generated UUID.
+    """
+    path = state_dir / UUID_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    if len(data) == 16:
+        return data
+    fresh = uuid.uuid4().bytes
+    _write_atomically(path, fresh, mode=0o644)
+    return fresh
