@@ -1,0 +1,172 @@
+"""Types shared by every link: the datagram handed to membership, the Link protocol,
+its statistics record, and the bookkeeping (counters, rate-limited logging) that the
+UDP and serial implementations have in common."""
+
+from __future__ import annotations
+
+import errno
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+log = logging.getLogger("pulse.transport")
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """One packet as received, before any decoding or authentication."""
+
+    link: str
+    """The medium name: the interface (``eth0``) or the serial device path."""
+    data: bytes
+    """One UDP payload, or one classic frame ``>>>\\n…<<<\\n`` from a serial line."""
+    peer: str
+    """Where it came from: ``"198.51.100.2:40000"``, or the tty path for serial."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkStatistics:
+    """A snapshot of a link's counters (``Link.statistics()``)."""
+
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    packets_received: int = 0
+    bytes_received: int = 0
+    send_errors: int = 0
+    """Sends that failed or were dropped (per destination for UDP, per frame for serial)."""
+    receive_errors: int = 0
+    """Failed reads, and for serial frames lost to noise, truncation or oversize."""
+    reopens: int = 0
+    """Times a serial device was reopened after an error (always 0 for UDP)."""
+    last_error: str | None = None
+    """Text of the most recent error, for ``pulsectl`` and logs."""
+
+
+class Link(Protocol):
+    """One communication path to the other nodes.
+
+    Several media may share one link (two ``ucast eth0 PEER`` lines are one link with
+    two destinations), and several links may carry the same name (``bcast eth0`` and
+    ``ucast eth0``): the name is what the status shows, as in Heartbeat.
+    """
+
+    name: str
+    classic_only: bool
+
+    async def run(
+        self,
+        inbound: trio.MemorySendChannel[Datagram],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Open the link, call ``task_status.started()``, then receive forever.
+
+        Raises :class:`~pulse.errors.TransportError` if the link cannot be opened.
+        Errors while running are counted and logged, never raised. Returns when
+        ``inbound`` is closed by the receiving side.
+        """
+        ...
+
+    async def send(self, data: bytes) -> None:
+        """Send one packet to every destination of this link; never raises."""
+        ...
+
+    def statistics(self) -> LinkStatistics: ...
+
+
+class Counters:
+    """The mutable side of :class:`LinkStatistics`, with rate-limited error logging.
+
+    A link that is cut fails every send, once per keepalive, for as long as it stays
+    cut: the first failure of a kind is logged, repeats of the same text are logged
+    at most once per ``log_interval`` seconds with a count of what was suppressed.
+    """
+
+    __slots__ = (
+        "_last_logged_at",
+        "_last_logged_text",
+        "_link",
+        "_log_interval",
+        "_suppressed",
+        "bytes_received",
+        "bytes_sent",
+        "last_error",
+        "packets_received",
+        "packets_sent",
+        "receive_errors",
+        "reopens",
+        "send_errors",
+    )
+
+    def __init__(self, link: str, *, log_interval: float = 60.0) -> None:
+        self._link = link
+        self._log_interval = log_interval
+        self._last_logged_text: str | None = None
+        self._last_logged_at = 0.0
+        self._suppressed = 0
+        self.packets_sent = 0
+        self.bytes_sent = 0
+        self.packets_received = 0
+        self.bytes_received = 0
+        self.send_errors = 0
+        self.receive_errors = 0
+        self.reopens = 0
+        self.last_error: str | None = None
+
+    def sent(self, size: int) -> None:
+        self.packets_sent += 1
+        self.bytes_sent += size
+
+    def received(self, size: int) -> None:
+        self.packets_received += 1
+        self.bytes_received += size
+
+    def send_error(self, text: str) -> None:
+        self.send_errors += 1
+        self._error(text, logging.DEBUG)
+
+    def receive_error(self, text: str, *, level: int = logging.WARNING) -> None:
+        self.receive_errors += 1
+        self._error(text, level)
+
+    def note(self, text: str, *, level: int = logging.WARNING) -> None:
+        """Log a condition (reopen failure…) under the same rate limit, without counting."""
+        self._error(text, level)
+
+    def snapshot(self) -> LinkStatistics:
+        return LinkStatistics(
+            packets_sent=self.packets_sent,
+            bytes_sent=self.bytes_sent,
+            packets_received=self.packets_received,
+            bytes_received=self.bytes_received,
+            send_errors=self.send_errors,
+            receive_errors=self.receive_errors,
+            reopens=self.reopens,
+            last_error=self.last_error,
+        )
+
+    def _error(self, text: str, level: int) -> None:
+        self.last_error = text
+        now = trio.current_time()
+        if (
+            text == self._last_logged_text
+            and now - self._last_logged_at < self._log_interval
+            and self._last_logged_text is not None
+        ):
+            self._suppressed += 1
+            return
+        suffix = f" ({self._suppressed} similar suppressed)" if self._suppressed else ""
+        log.log(level, "link %s: %s%s", self._link, text, suffix)
+        self._last_logged_text = text
+        self._last_logged_at = now
+        self._suppressed = 0
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``"ENETDOWN: Network is down"`` rather than ``"[Errno 100] Network is down"``."""
+    if exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, str(exc.errno))
+        return f"{name}: {exc.strerror or exc}"
+    return str(exc)

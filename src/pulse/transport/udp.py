@@ -1,0 +1,364 @@
+"""UDP links: ``bcast``, ``ucast`` and ``mcast``, as Heartbeat's HBcomm plugins open them.
+
+Every link has two sockets (spec §4.1):
+
+* a **receive** socket bound to ``0.0.0.0:PORT`` (``GROUP:PORT`` for mcast) with
+  ``SO_REUSEADDR`` and ``SO_REUSEPORT``, and ``SO_BINDTODEVICE(IF)`` so that a packet
+  is attributed to the interface it really came in on, even when eth0 and eth1 share
+  a port;
+* an unbound **send** socket, also bound to the device, so a heartbeat for eth1 never
+  leaves through eth0 because of the routing table. Receivers ignore the source port.
+
+The broadcast address of a ``bcast`` interface is read with ``SIOCGIFBRDADDR`` on the
+link's own socket before every send: it is one cheap ioctl, and it follows an address
+that changes or only appears after start-up (DHCP, a cable plugged in late).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import socket
+import struct
+
+import trio
+
+from pulse.errors import TransportError
+
+from ._link import Counters, Datagram, LinkStatistics, describe_os_error
+
+#: Heartbeat's receive buffer is MAXMSG (256 KiB) but a UDP payload cannot exceed this.
+MAX_UDP_PAYLOAD = 65535
+
+DEFAULT_SEND_TIMEOUT = 1.0
+
+# From <linux/sockios.h>
+_SIOCGIFADDR = 0x8915
+_SIOCGIFBRDADDR = 0x8919
+_SIOCGIFNETMASK = 0x891B
+_IFNAMSIZ = 16
+_IPTOS_LOWDELAY = 0x10
+
+# Back-off between receive errors that repeat (a socket that keeps failing must not spin).
+_RECV_BACKOFF_MIN = 0.05
+_RECV_BACKOFF_MAX = 1.0
+
+
+def _ifreq(interface: str) -> bytes:
+    return struct.pack("256s", interface.encode()[: _IFNAMSIZ - 1])
+
+
+def _ioctl_ipv4(fd: int, request: int, interface: str) -> ipaddress.IPv4Address:
+    result = fcntl.ioctl(fd, request, _ifreq(interface))
+    return ipaddress.IPv4Address(result[20:24])
+
+
+def interface_broadcast(fd: int, interface: str) -> str:
+    """The IPv4 broadcast address of ``interface``, asked through socket ``fd``.
+
+    An address added without ``brd`` has broadcast 0.0.0.0; the broadcast is then
+    derived from the address and netmask, as ``ip addr add … brd +`` would. Raises
+    ``OSError`` (ENODEV: no such interface, EADDRNOTAVAIL: no IPv4 address).
+    """
+    brd = _ioctl_ipv4(fd, _SIOCGIFBRDADDR, interface)
+    if int(brd) != 0:
+        return str(brd)
+    addr = _ioctl_ipv4(fd, _SIOCGIFADDR, interface)
+    mask = _ioctl_ipv4(fd, _SIOCGIFNETMASK, interface)
+    network = ipaddress.IPv4Network(f"{addr}/{mask}", strict=False)
+    if network.prefixlen >= 31:
+        raise OSError(errno.EADDRNOTAVAIL, f"{network} has no broadcast address")
+    return str(network.broadcast_address)
+
+
+def _open_error(interface: str, what: str, exc: OSError) -> TransportError:
+    if exc.errno in (errno.ENODEV, errno.ENXIO):
+        reason = f"interface {interface} does not exist"
+    elif exc.errno in (errno.EPERM, errno.EACCES):
+        reason = (
+            f"permission denied ({describe_os_error(exc)}); binding to a device needs "
+            "CAP_NET_RAW and a port below 1024 needs CAP_NET_BIND_SERVICE"
+        )
+    elif exc.errno == errno.EADDRINUSE:
+        reason = (
+            "address in use: another program holds the port without SO_REUSEPORT "
+            "(a Heartbeat on this host?)"
+        )
+    else:
+        reason = describe_os_error(exc)
+    return TransportError(f"{what} on {interface}: {reason}")
+
+
+class UdpLink:
+    """Common part of the three UDP media: sockets, receive loop, counted sends."""
+
+    kind = "udp"
+    classic_only = False
+
+    def __init__(
+        self, *, interface: str, port: int, send_timeout: float = DEFAULT_SEND_TIMEOUT
+    ) -> None:
+        if not 0 < port < 65536:
+            raise ValueError(f"UDP port {port} out of range")
+        self.name = interface
+        self.interface = interface
+        self.port = port
+        self.send_timeout = send_timeout
+        self._counters = Counters(interface)
+        self._send_sock: trio.socket.SocketType | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.interface} port {self.port}"
+
+    def statistics(self) -> LinkStatistics:
+        return self._counters.snapshot()
+
+    # ----------------------------------------------------------------- opening
+
+    def _bind_to_device(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
+
+    def _receive_address(self) -> tuple[str, int]:
+        return ("0.0.0.0", self.port)
+
+    def _configure_receiver(self, sock: socket.socket) -> None:
+        """Medium-specific options on the receive socket, after bind."""
+
+    def _configure_sender(self, sock: socket.socket) -> None:
+        """Medium-specific options on the send socket."""
+
+    async def _resolve(self) -> None:
+        """Resolve destinations once the sockets are open (may raise TransportError)."""
+
+    def _open_receiver(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self._bind_to_device(sock)
+            sock.bind(self._receive_address())
+            self._configure_receiver(sock)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise _open_error(self.interface, f"cannot open {self.kind} receiver", exc) from exc
+        return sock
+
+    def _open_sender(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._bind_to_device(sock)
+            self._configure_sender(sock)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise _open_error(self.interface, f"cannot open {self.kind} sender", exc) from exc
+        return sock
+
+    # ----------------------------------------------------------------- running
+
+    async def run(
+        self,
+        inbound: trio.MemorySendChannel[Datagram],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        receiver = trio.socket.from_stdlib_socket(self._open_receiver())
+        with receiver:
+            sender = trio.socket.from_stdlib_socket(self._open_sender())
+            with sender:
+                await self._resolve()
+                self._send_sock = sender
+                try:
+                    task_status.started()
+                    await self._receive_loop(receiver, inbound)
+                finally:
+                    self._send_sock = None
+
+    async def _receive_loop(
+        self, sock: trio.socket.SocketType, inbound: trio.MemorySendChannel[Datagram]
+    ) -> None:
+        backoff = _RECV_BACKOFF_MIN
+        while True:
+            try:
+                data, address = await sock.recvfrom(MAX_UDP_PAYLOAD)
+            except OSError as exc:
+                self._counters.receive_error(f"receive failed: {describe_os_error(exc)}")
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, _RECV_BACKOFF_MAX)
+                continue
+            backoff = _RECV_BACKOFF_MIN
+            self._counters.received(len(data))
+            datagram = Datagram(link=self.name, data=data, peer=f"{address[0]}:{address[1]}")
+            try:
+                await inbound.send(datagram)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # nobody listens any more: the daemon is shutting down
+
+    # ----------------------------------------------------------------- sending
+
+    def _destinations(self, sock: trio.socket.SocketType) -> list[tuple[str, int]]:
+        raise NotImplementedError
+
+    async def send(self, data: bytes) -> None:
+        sock = self._send_sock
+        if sock is None:
+            self._counters.send_error("not open")
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            destinations = self._destinations(sock)
+        except OSError as exc:
+            self._counters.send_error(f"no destination: {describe_os_error(exc)}")
+            await trio.lowlevel.checkpoint()
+            return
+        for destination in destinations:
+            await self._send_one(sock, data, destination)
+
+    async def _send_one(
+        self, sock: trio.socket.SocketType, data: bytes, destination: tuple[str, int]
+    ) -> None:
+        where = f"{destination[0]}:{destination[1]}"
+        try:
+            with trio.move_on_after(self.send_timeout) as scope:
+                await sock.sendto(data, destination)
+        except OSError as exc:
+            self._counters.send_error(f"send to {where} failed: {describe_os_error(exc)}")
+            return
+        except trio.ClosedResourceError:
+            self._counters.send_error(f"send to {where} failed: link closed")
+            return
+        if scope.cancelled_caught:
+            self._counters.send_error(f"send to {where} timed out after {self.send_timeout}s")
+        else:
+            self._counters.sent(len(data))
+
+
+class BcastLink(UdpLink):
+    """``bcast IF``: to the interface's broadcast address, ``SO_BROADCAST|SO_DONTROUTE``."""
+
+    kind = "bcast"
+
+    def _configure_sender(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_DONTROUTE, 1)
+
+    def _destinations(self, sock: trio.socket.SocketType) -> list[tuple[str, int]]:
+        # Asked before every send. An interface without an IPv4 address yet is not an
+        # error at start-up: sends count as failures until an address appears.
+        return [(interface_broadcast(sock.fileno(), self.interface), self.port)]
+
+
+class UcastLink(UdpLink):
+    """``ucast IF PEER`` lines sharing an interface and port: one link, several peers."""
+
+    kind = "ucast"
+
+    def __init__(
+        self,
+        *,
+        interface: str,
+        port: int,
+        peers: tuple[str, ...],
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+    ) -> None:
+        super().__init__(interface=interface, port=port, send_timeout=send_timeout)
+        if not peers:
+            raise ValueError("a ucast link needs at least one peer")
+        self.peers = peers
+        self._addresses: list[tuple[str, int]] = []
+
+    def describe(self) -> str:
+        return f"ucast {self.interface} port {self.port} to {', '.join(self.peers)}"
+
+    def _configure_sender(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, _IPTOS_LOWDELAY)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+
+    async def _resolve(self) -> None:
+        addresses: list[tuple[str, int]] = []
+        for peer in self.peers:
+            address = await _resolve_ipv4(peer)
+            if (address, self.port) not in addresses:
+                addresses.append((address, self.port))
+        self._addresses = addresses
+
+    def _destinations(self, sock: trio.socket.SocketType) -> list[tuple[str, int]]:
+        return self._addresses
+
+
+class McastLink(UdpLink):
+    """``mcast IF GROUP PORT TTL LOOP``: joined on the interface, sent through it."""
+
+    kind = "mcast"
+
+    def __init__(
+        self,
+        *,
+        interface: str,
+        group: str,
+        port: int,
+        ttl: int = 1,
+        loop: bool = False,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+    ) -> None:
+        super().__init__(interface=interface, port=port, send_timeout=send_timeout)
+        if not ipaddress.IPv4Address(group).is_multicast:
+            raise ValueError(f"{group} is not an IPv4 multicast group")
+        if not 0 <= ttl <= 255:
+            raise ValueError(f"multicast TTL {ttl} out of range 0..255")
+        self.group = group
+        self.ttl = ttl
+        self.loop = loop
+
+    def describe(self) -> str:
+        return f"mcast {self.interface} group {self.group} port {self.port} ttl {self.ttl}"
+
+    def _ifindex(self) -> int:
+        return socket.if_nametoindex(self.interface)
+
+    def _mreqn(self, group: str) -> bytes:
+        # struct ip_mreqn { in_addr multiaddr; in_addr address; int ifindex; }
+        return struct.pack(
+            "=4s4si", socket.inet_aton(group), socket.inet_aton("0.0.0.0"), self._ifindex()
+        )
+
+    def _receive_address(self) -> tuple[str, int]:
+        # Bound to the group, so datagrams to other groups on the same port stay out.
+        return (self.group, self.port)
+
+    def _configure_receiver(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, self._mreqn(self.group))
+
+    def _configure_sender(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, self._mreqn("0.0.0.0"))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, self.ttl)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(self.loop))
+
+    def _destinations(self, sock: trio.socket.SocketType) -> list[tuple[str, int]]:
+        return [(self.group, self.port)]
+
+
+_RESOLVE_TIMEOUT = 10.0
+
+
+async def _resolve_ipv4(host: str) -> str:
+    """A ucast peer as Heartbeat takes it: an IPv4 address or a resolvable name."""
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        pass
+    try:
+        with trio.fail_after(_RESOLVE_TIMEOUT):
+            infos = await trio.socket.getaddrinfo(
+                host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM
+            )
+    except (OSError, trio.TooSlowError) as exc:
+        raise TransportError(f"cannot resolve ucast peer {host!r}: {exc}") from exc
+    if not infos:
+        raise TransportError(f"cannot resolve ucast peer {host!r}: no IPv4 address")
+    return str(infos[0][4][0])
