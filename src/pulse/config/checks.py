@@ -1,0 +1,368 @@
+"""Validation shared by every config format, and host-fact checks.
+
+* :func:`resolve_timing` applies Heartbeat's derived timer defaults and its
+  timer invariants (spec §1.3, §1.5).
+* :func:`validate_cluster` checks the cluster-wide rules: nodes, media, the local
+  node, resource groups.
+* :func:`host_facts` checks facts about *this* machine (interfaces, serial
+  devices, resource scripts, ...). They are warnings for ``pulse check`` on
+  another machine and errors for ``pulse run`` (``strict_host=True``).
+
+The format-specific parsers (``legacy.py``, ``toml.py``) tell these functions
+where each setting was written through a :class:`Locator`, so that diagnostics
+carry ``FILE:LINE`` and the right name (``deadtime`` or ``timing.deadtime``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pulse.config.durations import format_ms
+from pulse.config.model import (
+    BcastMedium,
+    Config,
+    McastMedium,
+    ResourceSpec,
+    SerialMedium,
+    Source,
+    Timing,
+    UcastMedium,
+    derive_initdead,
+)
+from pulse.errors import Diagnostic, Severity
+
+MAX_NODES = 100  # incl. ping nodes (heartbeat.h MAXNODE)
+MAX_NODENAME = 100
+MAX_MEDIA = 64
+
+# Agents pulse provides itself (built-in or through a bundled plugin).
+BUILTIN_AGENTS = frozenset({"IPaddr", "IPaddr2", "MailTo"})
+INIT_DIR = "/etc/init.d"
+DEFAULT_OCF_ROOT = "/usr/lib/ocf"
+SYSTEMD_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system",
+                     "/usr/lib/systemd/system")  # fmt: skip
+
+# ResourceManager's implicit-IP glob [0-9]*.[0-9]*.[0-9]*.[0-9]* as a regex.
+IMPLICIT_IP = re.compile(r"[0-9].*\.[0-9].*\.[0-9].*\.[0-9].*", re.DOTALL)
+
+_TOML_LABELS = {
+    "keepalive": "timing.keepalive",
+    "deadtime": "timing.deadtime",
+    "warntime": "timing.warntime",
+    "initdead": "timing.initdead",
+    "deadping": "timing.deadping",
+    "nodes": "cluster.nodes",
+    "media": "links",
+}
+_LEGACY_LABELS = {"nodes": "node", "media": "media"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Locator:
+    """Where the settings of one config were written, and how to name them."""
+
+    file: str
+    sources: Mapping[str, Source] = field(default_factory=dict)
+    toml: bool = False
+
+    def where(self, *keys: str) -> Source:
+        """The source of the first of ``keys`` that was written, else the file itself."""
+        for k in keys:
+            src = self.sources.get(k)
+            if src is not None:
+                return src
+        return Source(self.file, 0)
+
+    def label(self, key: str) -> str:
+        if self.toml:
+            return _TOML_LABELS.get(key, key)
+        return _LEGACY_LABELS.get(key, key)
+
+
+def diagnostic(
+    src: Source | None, message: str, *, file: str = "", warning: bool = False
+) -> Diagnostic:
+    """A Diagnostic at ``src`` (or at ``file`` when the source is unknown)."""
+    sev = Severity.WARNING if warning else Severity.ERROR
+    if src is None:
+        return Diagnostic(file, 0, message, sev)
+    return Diagnostic(src.file, src.line, message, sev)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawTiming:
+    """Timer values as written (ms), ``None`` where absent."""
+
+    keepalive: int | None = None
+    deadtime: int | None = None
+    warntime: int | None = None
+    initdead: int | None = None
+    deadping: int | None = None
+
+
+def resolve_timing(raw: RawTiming, loc: Locator) -> tuple[Timing, list[Diagnostic]]:
+    """Apply Heartbeat's derived defaults and invariants (init_config)."""
+    out: list[Diagnostic] = []
+    keepalive = raw.keepalive if raw.keepalive is not None else 1000
+    deadtime = raw.deadtime if raw.deadtime is not None else 30000
+    warntime = raw.warntime if raw.warntime is not None else deadtime // 2
+    initdead = raw.initdead if raw.initdead is not None else derive_initdead(deadtime)
+    deadping = raw.deadping if raw.deadping is not None else deadtime
+
+    if deadtime <= 2 * keepalive:
+        out.append(
+            diagnostic(
+                loc.where("deadtime", "keepalive"),
+                f"{loc.label('deadtime')}: must be more than twice keepalive "
+                f"({format_ms(2 * keepalive)}); raise deadtime or lower keepalive",
+            )
+        )
+    if initdead < deadtime:
+        out.append(
+            diagnostic(
+                loc.where("initdead", "deadtime"),
+                f"{loc.label('initdead')}: must be at least deadtime ({format_ms(deadtime)}); "
+                "raise initdead",
+            )
+        )
+    elif initdead < 10000:
+        out.append(
+            diagnostic(
+                loc.where("initdead", "deadtime"),
+                f"{loc.label('initdead')}: {format_ms(initdead)} is very low; "
+                "Heartbeat recommends at least 10s (networks may be slow to come up)",
+                warning=True,
+            )
+        )
+    if raw.deadping is not None and deadping <= 2 * keepalive:
+        out.append(
+            diagnostic(
+                loc.where("deadping"),
+                f"{loc.label('deadping')}: must be more than twice keepalive "
+                f"({format_ms(2 * keepalive)})",
+            )
+        )
+    if warntime <= 0:
+        out.append(
+            diagnostic(loc.where("warntime"), f"{loc.label('warntime')}: must be more than 0")
+        )
+    elif warntime >= deadtime:
+        out.append(
+            diagnostic(
+                loc.where("warntime", "deadtime"),
+                f"{loc.label('warntime')}: {format_ms(warntime)} is not below deadtime "
+                f"({format_ms(deadtime)}); late-heartbeat warnings will never be logged",
+                warning=True,
+            )
+        )
+    timing = Timing(
+        keepalive=keepalive,
+        deadtime=deadtime,
+        warntime=warntime,
+        initdead=initdead,
+        deadping=deadping,
+    )
+    return timing, out
+
+
+# --------------------------------------------------------------------------- cluster
+
+
+def validate_cluster(cfg: Config, node: str, loc: Locator) -> list[Diagnostic]:
+    """Cluster-wide rules shared by legacy and TOML (spec §1.5, §1.6, §3.1, §3.6)."""
+    out: list[Diagnostic] = []
+    nodes_src = loc.where("nodes")
+    if not cfg.nodes:
+        out.append(
+            diagnostic(
+                nodes_src,
+                f"{loc.label('nodes')}: no cluster nodes declared"
+                + ("" if loc.toml else "; add a line `node NAME` for every cluster node"),
+            )
+        )
+    elif node not in cfg.nodes:
+        hint = "--node NAME" + ("" if loc.toml else " or the first line of nodeinfo")
+        out.append(
+            diagnostic(
+                nodes_src,
+                f"Current node [{node}] not in configuration! Configured nodes: "
+                f"{', '.join(cfg.nodes)}; set this machine's name with {hint}",
+            )
+        )
+    if len(cfg.nodes) + len(cfg.ping_nodes) > MAX_NODES:
+        out.append(
+            diagnostic(nodes_src, f"too many nodes: at most {MAX_NODES} including ping nodes")
+        )
+    for name in cfg.nodes:
+        if len(name) > MAX_NODENAME:
+            out.append(
+                diagnostic(nodes_src, f"node name [{name[:20]}...] longer than {MAX_NODENAME}")
+            )
+    seen_nodes: set[str] = set()
+    for name in cfg.nodes:
+        if name in seen_nodes:
+            out.append(
+                diagnostic(
+                    nodes_src,
+                    f"node [{name}] is declared more than once (Heartbeat does not notice; "
+                    "remove the duplicate)",
+                    warning=True,
+                )
+            )
+        seen_nodes.add(name)
+    if not cfg.media:
+        out.append(
+            diagnostic(
+                loc.where("media"),
+                f"{loc.label('media')}: no heartbeat media configured; "
+                "add at least one of bcast, mcast, ucast or serial",
+            )
+        )
+    elif not cfg.links:
+        out.append(
+            diagnostic(
+                loc.where("media"),
+                "only ping media configured: nodes cannot hear each other",
+                warning=True,
+            )
+        )
+    if len(cfg.media) > MAX_MEDIA:
+        out.append(diagnostic(loc.where("media"), f"too many media: at most {MAX_MEDIA}"))
+
+    keys: dict[str, Source | None] = {}
+    for i, group in enumerate(cfg.groups):
+        src = group.source
+        if group.node not in cfg.nodes:
+            declared = ", ".join(cfg.nodes) or "none"
+            if loc.toml:
+                msg = f"groups[{i}].node: bad node name [{group.node}] (declared nodes: {declared})"
+            else:
+                msg = f"Bad nodename in haresources [{group.node}] (declared nodes: {declared})"
+            out.append(diagnostic(src, msg, file=loc.file))
+        if not group.resources:
+            continue
+        key = group.key
+        if key in keys:
+            first = keys[key]
+            where = f" (first used at {first})" if first is not None else ""
+            what = f"groups[{i}]" if loc.toml else "haresources"
+            out.append(
+                diagnostic(
+                    src,
+                    f"{what}: duplicate resource group key [{key}]{where}; the first resource "
+                    "of every group must be unique",
+                    file=loc.file,
+                )
+            )
+        else:
+            keys[key] = src
+    return out
+
+
+# --------------------------------------------------------------------------- host facts
+
+
+def resolve_agent(spec: ResourceSpec, resource_dir: str | None) -> str | None:
+    """The file that implements ``spec`` on this machine, "" for a built-in, None if missing."""
+    agent = spec.agent
+    if agent in BUILTIN_AGENTS:
+        return ""
+    if agent.startswith("ocf:"):
+        parts = agent.split(":")
+        if len(parts) != 3 or not parts[1] or not parts[2]:
+            return None
+        root = os.environ.get("OCF_ROOT", DEFAULT_OCF_ROOT)
+        path = Path(root, "resource.d", parts[1], parts[2])
+        return str(path) if _is_executable_file(path) else None
+    if agent.startswith("systemd:"):
+        unit = agent.removeprefix("systemd:")
+        names = [unit] if "." in unit else [unit, unit + ".service"]
+        for d in SYSTEMD_UNIT_DIRS:
+            for n in names:
+                if Path(d, n).exists():
+                    return str(Path(d, n))
+        return None
+    if "/" in agent or agent in ("", ".", ".."):
+        return None
+    dirs = [resource_dir] if resource_dir else []
+    dirs.append(INIT_DIR)
+    for d in dirs:
+        path = Path(d, agent)
+        if _is_executable_file(path):
+            return str(path)
+    return None
+
+
+def _is_executable_file(path: Path) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK)
+
+
+def _interface_exists(name: str) -> bool:
+    # Heartbeat accepts alias labels like eth0:1 for the base interface.
+    base = name.split(":", 1)[0]
+    return bool(base) and "/" not in base and Path("/sys/class/net", base).exists()
+
+
+def host_facts(cfg: Config, *, strict: bool) -> list[Diagnostic]:
+    """Facts about this machine; warnings unless ``strict`` (then errors)."""
+    out: list[Diagnostic] = []
+    warn = not strict
+
+    def add(src: Source | None, msg: str) -> None:
+        out.append(diagnostic(src, msg, file=cfg.origin, warning=warn))
+
+    for m in cfg.media:
+        if isinstance(m, BcastMedium | McastMedium | UcastMedium):
+            if not _interface_exists(m.interface):
+                add(m.source, f"{m.kind}: interface [{m.interface}] does not exist on this machine")
+        elif isinstance(m, SerialMedium):
+            try:
+                st = os.stat(m.device)
+            except OSError:
+                add(m.source, f"serial: device [{m.device}] does not exist on this machine")
+            else:
+                if not stat.S_ISCHR(st.st_mode):
+                    add(m.source, f"serial: [{m.device}] is not a character device")
+
+    for group in cfg.groups:
+        for res in group.resources:
+            if resolve_agent(res, cfg.resource_dir) is None:
+                where = cfg.resource_dir or "resource.d"
+                add(
+                    res.source or group.source,
+                    f"cannot locate resource script [{res.agent}] for resource [{res.raw}] "
+                    f"(looked in {where} and {INIT_DIR})",
+                )
+
+    for st_dir in cfg.stonith:
+        if st_dir.params_file is not None and not os.access(st_dir.params_file, os.R_OK):
+            add(st_dir.source, f"stonith: cannot read parameter file [{st_dir.params_file}]")
+
+    for r in cfg.respawn:
+        prog = r.command[0] if r.command else ""
+        if not _is_executable_file(Path(prog)):
+            what = "failfast" if r.failfast else "respawn"
+            add(r.source, f"{what}: [{prog}] is not an executable file")
+
+    if cfg.watchdog is not None and not Path(cfg.watchdog).exists():
+        add(None, f"watchdog: device [{cfg.watchdog}] does not exist on this machine")
+    return out
+
+
+def sorted_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Stable order for reports: by file, then line, keeping insertion order within a line."""
+    indexed = list(enumerate(diags))
+    indexed.sort(key=lambda p: (p[1].file, p[1].line, p[0]))
+    return [d for _, d in indexed]
