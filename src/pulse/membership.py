@@ -53,6 +53,8 @@ class NodeRecord:
     status: NodeStatus = NodeStatus.INIT
     last_status: float | None = None  # engine time of the last accepted status
     advertised_dt_ms: int | None = None
+    # Any packet received, or declared dead (Heartbeat's ``anypacketsyet``).
+    heard: bool = False
     links: dict[str, LinkRecord] = field(default_factory=dict)
 
 
@@ -171,8 +173,12 @@ class Membership:
         return best
 
     def all_heard_or_dead(self) -> bool:
-        """True when no peer is still ``init`` (the condition to start the node exchange)."""
-        return all(rec.status is not NodeStatus.INIT for rec in self._nodes.values())
+        """True when every peer sent a packet or was declared dead.
+
+        This is the condition to start the node-list exchange (Heartbeat's
+        ``anypacketsyet`` for every node).
+        """
+        return all(rec.heard for rec in self._nodes.values())
 
     # ----------------------------------------------------------------- updates
 
@@ -187,6 +193,7 @@ class Membership:
     def heard_packet(self, name: str, link: str, now: float) -> LinkStatusChanged | None:
         """A packet from *name* was accepted via *link*; returns the link-up event if any."""
         rec = self._nodes[name]
+        rec.heard = True
         lrec = rec.links.get(link)
         if lrec is None:
             lrec = rec.links[link] = LinkRecord()
@@ -228,6 +235,7 @@ class Membership:
             rec.advertised_dt_ms = dt_ms
         rec.last_status = now
         rec.status = status
+        rec.heard = True
         if status is not old:
             if old is NodeStatus.DEAD:
                 reason = f"node {name} returned: status {status}"
@@ -247,6 +255,7 @@ class Membership:
             return None
         old = rec.status
         rec.status = NodeStatus.DEAD
+        rec.heard = True
         return NodeStatusChanged(
             node=name,
             old=old,

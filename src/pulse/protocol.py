@@ -1,0 +1,847 @@
+"""Heartbeat 3.0.6's node-level protocol as a pure, deterministic engine.
+
+:class:`Engine` implements what a Heartbeat node needs from a peer to accept it
+(spec §4.3-§4.8, §5.1, §5.2, §5.10): status messages every keepalive, the message
+envelope, sequence numbers with a 500-message history, retransmission requests and
+answers, acknowledgements, liveness with exact deadlines, and the
+``reqnodes``/``repnodes`` exchange that gates "communications up".
+
+It never touches sockets, clocks, randomness or files. The driving task:
+
+* passes every decoded, authenticated message to :meth:`Engine.receive`;
+* calls :meth:`Engine.tick` at :meth:`Engine.next_deadline` (``trio.current_time()``);
+* transmits each :class:`~pulse.events.Transmit` on every link, logs each
+  :class:`~pulse.events.Log` and forwards the other outputs.
+
+Resource management is not done here: ``starting``, ``resource``, ``ip-request``
+and every other message type are handed upward as :class:`~pulse.events.Delivered`.
+Messages the caller sends with :meth:`Engine.send` are not delivered back to it;
+Heartbeat processes its own messages at send time and so must the caller.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from pulse.config.model import Config
+from pulse.events import (
+    CommsUp,
+    Delivered,
+    LinkStatus,
+    LinkStatusChanged,
+    Log,
+    NodeLate,
+    NodeRestarted,
+    NodeStatus,
+    NodeStatusChanged,
+    Output,
+    PartitionHealed,
+    Transmit,
+)
+from pulse.membership import Membership
+from pulse.wire.message import FieldType, Message
+
+#: Sent sequenced messages kept for retransmission (MAXMSGHIST).
+HISTORY_SIZE = 500
+#: More missing packets than this from one node: forget the gaps and resynchronise.
+MAX_MISSING = 250
+#: Packets re-sent at most per NS_rexmit request.
+MAX_REXMIT_BATCH = 50
+#: ACK every message whose seq % ACK_DIVISOR equals the per-peer trigger.
+ACK_DIVISOR = 10
+#: Extra dead time advertised during the first seconds after start.
+STARTUP_DT_BOOST_MS = 2000
+STARTUP_DT_BOOST_SECONDS = 5.0
+#: Period of reqnodes re-sends until a repnodes arrives.
+REQNODES_RETRY_SECONDS = 1.0
+
+NOSEQ_PREFIX = "NS_"
+PROTOCOL_VERSION = "1"
+
+_STATUS_VALUES = {
+    "init": NodeStatus.INIT,
+    "up": NodeStatus.UP,
+    "active": NodeStatus.ACTIVE,
+    "ping": NodeStatus.PING,
+    "dead": NodeStatus.DEAD,
+}
+
+#: Types the engine consumes; every other type is delivered upward.
+PROTOCOL_TYPES = frozenset(
+    {"status", "NS_st", "NS_rexmit", "NS_nak_rexmit", "NS_ackmsg", "reqnodes", "repnodes"}
+)
+
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeView:
+    """One node as ``cl_status`` would show it. The local node is listed too."""
+
+    name: str
+    status: NodeStatus
+    links: Mapping[str, LinkStatus]
+    last_heard: float | None  # engine time of its last status (ours: last sent)
+    generation: int | None
+    deadtime_ms: int  # the dead time currently applied to it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterView:
+    """An immutable snapshot of the engine, for the status API and tests."""
+
+    local: str
+    local_status: NodeStatus
+    comms_up: bool
+    generation: int
+    nodes: tuple[NodeView, ...]
+    counters: Mapping[str, int]
+
+
+# --------------------------------------------------------------------------- internals
+
+
+@dataclass(slots=True)
+class _Sent:
+    message: Message
+    last_rexmit: float | None = None
+
+
+@dataclass(slots=True)
+class _Peer:
+    """Per-peer protocol state (sequence tracking, identity, acknowledgements)."""
+
+    name: str
+    ping: bool
+    ack_trigger: int
+    generation: int | None = None
+    uuid: bytes | None = None
+    last_seq: int | None = None
+    # After the peer was declared dead its next packet is taken as in-order.
+    resync: bool = False
+    # Its last seq when it was declared dead: a newer status with the same
+    # generation is a healed partition, an older packet is stale.
+    seq_at_death: int | None = None
+    missing: set[int] = field(default_factory=set)
+    rexmit_due: dict[int, float] = field(default_factory=dict)
+    last_status_seq: int | None = None
+    protocol: bool | None = None  # None until its first status
+    acked: int | None = None  # highest of our seqs it acknowledged
+    replay_logged: set[int] = field(default_factory=set)
+
+    def reset_tracking(self) -> None:
+        self.last_seq = None
+        self.resync = False
+        self.missing.clear()
+        self.rexmit_due.clear()
+        self.last_status_seq = None
+        self.acked = None
+        self.seq_at_death = None
+
+
+def _hex(value: int) -> str:
+    return format(value, "x")
+
+
+def _parse_hex(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text, 16)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _parse_dec(text: str | None) -> int | None:
+    if text is None or not text.strip().isdigit():
+        return None
+    return int(text)
+
+
+class Engine:
+    """One node's Heartbeat protocol state machine. See the module docstring.
+
+    :param config: the cluster configuration (nodes, media, timing).
+    :param local: our node name (must be one of ``config.nodes``).
+    :param generation: our heartbeat generation (:func:`pulse.state.next_generation`).
+    :param uuid: our 16-byte UUID (:func:`pulse.state.load_uuid`).
+    :param now: engine time at construction.
+    :param wallclock: Unix time, for the ``ts`` field.
+    :param loadavg: the ``ld`` field (first line of ``/proc/loadavg`` or ``n/a``).
+    :param rng: the source of every random choice (ACK triggers, rexmit delays).
+    """
+
+    counters: collections.Counter[str]
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        local: str,
+        generation: int,
+        uuid: bytes,
+        now: float,
+        wallclock: Callable[[], float],
+        loadavg: Callable[[], str],
+        rng: random.Random,
+    ) -> None:
+        if local not in config.nodes:
+            raise ValueError(f"local node {local!r} is not among the configured nodes")
+        if len(uuid) != 16:
+            raise ValueError("a node UUID is 16 bytes")
+        self._config = config
+        self._timing = config.timing
+        self._local = local
+        self._generation = generation
+        self._uuid = uuid
+        self._wallclock = wallclock
+        self._loadavg = loadavg
+        self._rng = rng
+        self.counters = collections.Counter()
+
+        peers = [n for n in config.nodes if n != local]
+        ping_nodes = [n for n in config.ping_nodes if n not in config.nodes]
+        self._normal_peers = tuple(peers)
+        self._membership = Membership(
+            peers=peers,
+            ping_nodes=ping_nodes,
+            links=[m.name for m in config.links],
+            timing=config.timing,
+            start=now,
+        )
+        self._peers: dict[str, _Peer] = {}
+        for name in peers:
+            self._peers[name] = _Peer(name=name, ping=False, ack_trigger=rng.randrange(10))
+        for name in ping_nodes:
+            self._peers[name] = _Peer(name=name, ping=True, ack_trigger=0)
+        self._ttl = str(config.hopfudge + len(config.nodes) + len(ping_nodes))
+
+        self._status = NodeStatus.INIT
+        self._started = False
+        self._start_time = now
+        self._last_status_sent: float | None = None
+        self._seq = 0
+        self._history: dict[int, _Sent] = {}
+        self._keepalive_due = math.inf
+        self._boost_due: float | None = None
+        self._comms_up = False
+        self._reqnodes_target: str | None = None
+        self._reqnodes_due: float | None = None
+        self._bad_nodes_logged: set[str] = set()
+
+    # ----------------------------------------------------------------- public API
+
+    @property
+    def local(self) -> str:
+        return self._local
+
+    @property
+    def status(self) -> NodeStatus:
+        return self._status
+
+    @property
+    def comms_up(self) -> bool:
+        return self._comms_up
+
+    def start(self, now: float) -> list[Output]:
+        """Go from ``init`` to ``up``: send status init then up, arm every timer."""
+        if self._started:
+            return []
+        self._started = True
+        self._start_time = now
+        self._membership.restart_clock(now)
+        self._boost_due = now + STARTUP_DT_BOOST_SECONDS
+        self._keepalive_due = now + self._timing.keepalive / 1000
+        out: list[Output] = []
+        out += self._send_status(now)
+        self._status = NodeStatus.UP
+        out.append(Log(level="info", text="Local status now set to: 'up'"))
+        out += self._send_status(now)
+        out += self._check_comms(now)
+        return out
+
+    def receive(self, message: Message, link: str, now: float) -> list[Output]:
+        """Process one decoded, authenticated message that arrived via *link*."""
+        out: list[Output] = []
+        mtype = message.type
+        src = message.get("src")
+        ts = _parse_hex(message.get("ts"))
+        if not mtype or not src or message.get("ts") is None:
+            self.counters["missing-field"] += 1
+            return out
+        if ts is None or ts == 0:
+            self.counters["bad-field"] += 1
+            return out
+        if src == self._local or src.lower() == self._local:
+            self.counters["own"] += 1
+            return out
+        name = self._lookup(src)
+        if name is None:
+            self.counters["unknown-node"] += 1
+            if src not in self._bad_nodes_logged and len(self._bad_nodes_logged) < 100:
+                self._bad_nodes_logged.add(src)
+                out.append(Log(level="ERROR", text=f"bad node [{src}] in message"))
+            return out
+        peer = self._peers[name]
+        srcuuid = message.field("srcuuid")
+        if srcuuid is not None and len(srcuuid.value) == 16 and not peer.ping:
+            peer.uuid = srcuuid.value
+
+        if mtype.startswith(NOSEQ_PREFIX):
+            if not self._for_us(message):
+                self.counters["not-for-us"] += 1
+                return out
+            link_up = self._membership.heard_packet(name, link, now)
+            if link_up is not None:
+                out += self._link_changed(link_up)
+            out += self._dispatch_noseq(peer, mtype, message, link, now)
+            out += self._check_comms(now)
+            return out
+
+        if peer.ping:
+            self.counters["unexpected"] += 1
+            return out
+        seq = _parse_hex(message.get("seq"))
+        if seq is None:
+            self.counters["missing-field" if "seq" not in message else "bad-field"] += 1
+            return out
+        hg_text = message.get("hg")
+        hg = 0 if hg_text is None else _parse_hex(hg_text)
+        if hg is None:
+            self.counters["bad-field"] += 1
+            return out
+        known = peer.generation or 0
+        if hg < known:
+            self.counters["replay"] += 1
+            if hg not in peer.replay_logged and len(peer.replay_logged) < 16:
+                peer.replay_logged.add(hg)
+                out.append(
+                    Log(
+                        level="WARN",
+                        text=(
+                            f"should_drop_message: attempted replay attack [{name}]? "
+                            f"[gen = {hg}, curgen = {known}]"
+                        ),
+                    )
+                )
+            return out
+
+        is_status = mtype == "status"
+        node_dead = self._membership.node(name).status is NodeStatus.DEAD
+        if is_status and hg > known:
+            if peer.generation is not None:
+                out.append(Log(level="info", text=f"Heartbeat restart on node {name}"))
+                out.append(NodeRestarted(node=name, generation=hg, at=now))
+            peer.generation = hg
+            peer.reset_tracking()
+            peer.replay_logged.clear()
+        elif node_dead and hg == known and peer.seq_at_death is not None:
+            if seq <= peer.seq_at_death:
+                self.counters["stale"] += 1
+                return out
+            if is_status and known > 0:
+                out.append(
+                    Log(level="WARN", text=f"Cluster node {name} returning after partition.")
+                )
+                out.append(PartitionHealed(node=name, at=now))
+
+        verdict, track_out = self._track(peer, seq, now)
+        out += track_out
+        if verdict == "stale":
+            self.counters["stale"] += 1
+            return out
+        link_up = self._membership.heard_packet(name, link, now)
+        if link_up is not None:
+            out += self._link_changed(link_up)
+        if verdict == "duplicate":
+            self.counters["duplicate"] += 1
+            return out
+        if verdict == "in-order":
+            out += self._maybe_ack(peer, seq, now)
+        if not self._for_us(message):
+            self.counters["not-for-us"] += 1
+            return out
+
+        if is_status:
+            if peer.last_status_seq is not None and seq < peer.last_status_seq:
+                self.counters["stale-status"] += 1
+            else:
+                peer.last_status_seq = seq
+                out += self._on_status(peer, message, now)
+        elif mtype == "reqnodes":
+            out += self._on_reqnodes(peer, now)
+        elif mtype == "repnodes":
+            out += self._on_repnodes(peer, message, now)
+        else:
+            out.append(Delivered(message=message, link=link, at=now))
+        out += self._check_comms(now)
+        return out
+
+    def tick(self, now: float) -> list[Output]:
+        """Run every timer due at or before *now*, in a fixed order.
+
+        Keepalive (and the end of the start-up dead-time boost), node and link
+        deaths, retransmission requests, reqnodes re-sends, then the comms-up check.
+        """
+        out: list[Output] = []
+        if not self._started:
+            return out
+        if now >= self._keepalive_due:
+            out += self._send_status(now)
+            period = self._timing.keepalive / 1000
+            while self._keepalive_due <= now:
+                self._keepalive_due += period
+        if self._boost_due is not None and now >= self._boost_due:
+            self._boost_due = None
+            out += self._send_status(now)
+
+        for event in self._membership.expire(now):
+            if isinstance(event, NodeStatusChanged):
+                out += self._node_died(event)
+            else:
+                out += self._link_changed(event)
+
+        for peer in self._peers.values():
+            out += self._rexmit_requests(peer, now)
+
+        if self._reqnodes_due is not None and now >= self._reqnodes_due:
+            target = self._reqnodes_target
+            if target is not None and self._membership.node(target).status is not NodeStatus.DEAD:
+                self._reqnodes_due = now + REQNODES_RETRY_SECONDS
+                out += self._send_reqnodes(target, now)
+            else:
+                self._reqnodes_target = None
+                self._reqnodes_due = None
+        out += self._check_comms(now)
+        return out
+
+    def next_deadline(self) -> float:
+        """The exact engine time of the next timer (``inf`` before :meth:`start`)."""
+        if not self._started:
+            return math.inf
+        best = self._keepalive_due
+        if self._boost_due is not None:
+            best = min(best, self._boost_due)
+        member = self._membership.next_deadline()
+        if member is not None:
+            best = min(best, member)
+        for peer in self._peers.values():
+            if peer.rexmit_due:
+                best = min(best, min(peer.rexmit_due.values()))
+        if self._reqnodes_due is not None:
+            best = min(best, self._reqnodes_due)
+        return best
+
+    def send(self, message: Message, now: float, *, dest: str | None = None) -> list[Output]:
+        """Send an application message: add the envelope and return its Transmit.
+
+        Sequenced types (not ``NS_``) get a sequence number and are kept in the
+        retransmission history. *dest* addresses one node (also taken from an
+        existing ``dest`` field).
+        """
+        if not message.type:
+            raise ValueError("a message needs a 't' field")
+        if dest is not None:
+            message = message.with_field("dest", dest)
+        return [self._emit(message)]
+
+    def view(self) -> ClusterView:
+        """A snapshot of every node (the local one first), status and counters."""
+        nodes: list[NodeView] = []
+        running = LinkStatus.UP if self._started else LinkStatus.DEAD
+        for name in self._config.nodes:
+            if name == self._local:
+                nodes.append(
+                    NodeView(
+                        name=name,
+                        status=self._status,
+                        links={m.name: running for m in self._config.links},
+                        last_heard=self._last_status_sent,
+                        generation=self._generation,
+                        deadtime_ms=self._timing.deadtime,
+                    )
+                )
+                continue
+            nodes.append(self._peer_view(name))
+        nodes.extend(self._peer_view(name) for name, p in self._peers.items() if p.ping)
+        return ClusterView(
+            local=self._local,
+            local_status=self._status,
+            comms_up=self._comms_up,
+            generation=self._generation,
+            nodes=tuple(nodes),
+            counters=dict(self.counters),
+        )
+
+    def lowest_ack(self) -> int | None:
+        """The lowest of our sequence numbers acknowledged by every live normal peer.
+
+        None when a live peer has acknowledged nothing yet or none is alive.
+        """
+        acks: list[int] = []
+        for name in self._normal_peers:
+            if not self._membership.is_alive(name):
+                continue
+            peer = self._peers[name]
+            if peer.protocol is False:
+                continue
+            if peer.acked is None:
+                return None
+            acks.append(peer.acked)
+        return min(acks) if acks else None
+
+    # ----------------------------------------------------------------- sending
+
+    def _advertised_dt(self) -> int:
+        boost = STARTUP_DT_BOOST_MS if self._boost_due is not None else 0
+        return self._timing.deadtime + boost
+
+    def _send_status(self, now: float) -> list[Output]:
+        self._last_status_sent = now
+        msg = Message.of(
+            ("t", "status"),
+            ("st", str(self._status)),
+            ("dt", _hex(self._advertised_dt())),
+            ("protocol", PROTOCOL_VERSION),
+        )
+        return [self._emit(msg)]
+
+    def _emit(self, message: Message) -> Transmit:
+        """Add the envelope (spec §4.3), record sequenced messages, return a Transmit."""
+        mtype = message.type or ""
+        sequenced = not mtype.startswith(NOSEQ_PREFIX)
+        msg = message.without("auth")
+        dest = msg.get("dest")
+        if dest is not None:
+            peer = self._peers.get(dest)
+            if peer is not None and peer.uuid is not None:
+                msg = msg.with_field("destuuid", peer.uuid, FieldType.BINARY)
+            elif dest == self._local:
+                msg = msg.with_field("destuuid", self._uuid, FieldType.BINARY)
+        if sequenced or "src" not in msg:
+            msg = msg.with_field("src", self._local)
+        msg = msg.with_field("srcuuid", self._uuid, FieldType.BINARY)
+        seq = 0
+        if sequenced:
+            self._seq += 1
+            seq = self._seq
+            msg = msg.with_field("seq", _hex(seq))
+        msg = msg.with_field("hg", _hex(self._generation))
+        msg = msg.with_field("ts", _hex(int(self._wallclock())))
+        if sequenced:
+            msg = msg.with_field("ld", self._loadavg())
+        msg = msg.with_field("ttl", self._ttl)
+        if sequenced:
+            self._history[seq] = _Sent(message=msg)
+            self._history.pop(seq - HISTORY_SIZE, None)
+        return Transmit(message=msg, dest=dest)
+
+    def _send_reqnodes(self, target: str, now: float) -> list[Output]:
+        return [self._emit(Message.of(("t", "reqnodes"), ("dest", target)))]
+
+    # ----------------------------------------------------------------- receiving
+
+    def _lookup(self, src: str) -> str | None:
+        if src in self._peers:
+            return src
+        lowered = src.lower()
+        if lowered in self._peers and not self._peers[lowered].ping:
+            return lowered
+        return None
+
+    def _for_us(self, message: Message) -> bool:
+        destuuid = message.field("destuuid")
+        if destuuid is not None:
+            return destuuid.value == self._uuid
+        dest = message.get("dest")
+        return dest is None or dest.lower() == self._local
+
+    def _track(self, peer: _Peer, seq: int, now: float) -> tuple[str, list[Output]]:
+        """Sequence rules of spec §4.5 step 5: in-order, duplicate, gap, gap-fill, stale."""
+        out: list[Output] = []
+        if peer.last_seq is None or peer.resync:
+            peer.last_seq = seq
+            peer.resync = False
+            peer.missing.clear()
+            peer.rexmit_due.clear()
+            return "in-order", out
+        last = peer.last_seq
+        if seq == last + 1:
+            peer.last_seq = seq
+            return "in-order", out
+        if seq == last:
+            return "duplicate", out
+        if seq > last:
+            lost = seq - last - 1
+            peer.last_seq = seq
+            if lost + len(peer.missing) > MAX_MISSING:
+                peer.missing.clear()
+                peer.rexmit_due.clear()
+                out.append(Log(level="ERROR", text=f"lost a lot of packets from {peer.name}!"))
+                self.counters["resync"] += 1
+                return "gap", out
+            out.append(
+                Log(
+                    level="WARN",
+                    text=f"{lost} lost packet(s) for [{peer.name}] [{last}:{seq}]",
+                )
+            )
+            for missing in range(last + 1, seq):
+                peer.missing.add(missing)
+                peer.rexmit_due[missing] = now + self._rexmit_delay()
+            return "gap", out
+        if seq in peer.missing:
+            peer.missing.discard(seq)
+            peer.rexmit_due.pop(seq, None)
+            if not peer.missing:
+                out.append(Log(level="info", text=f"No pkts missing from {peer.name}!"))
+            return "filled", out
+        return "stale", out
+
+    def _rexmit_delay(self) -> float:
+        top = self._config.max_rexmit_delay
+        low = 50 if top >= 100 else 0
+        return self._rng.randint(low, max(low, top)) / 1000
+
+    def _maybe_ack(self, peer: _Peer, seq: int, now: float) -> list[Output]:
+        if peer.protocol is False or peer.missing or seq % ACK_DIVISOR != peer.ack_trigger:
+            return []
+        self.counters["acks-sent"] += 1
+        msg = Message.of(("t", "NS_ackmsg"), ("dest", peer.name), ("ackseq", _hex(seq)))
+        return [self._emit(msg)]
+
+    def _on_status(self, peer: _Peer, message: Message, now: float) -> list[Output]:
+        out: list[Output] = []
+        name = peer.name
+        if peer.protocol is None:
+            peer.protocol = "protocol" in message
+            if not peer.protocol:
+                out.append(
+                    Log(
+                        level="info",
+                        text="flow control disabled due to different version heartbeat",
+                    )
+                )
+        st = message.get("st")
+        status = _STATUS_VALUES.get(st or "")
+        if status is NodeStatus.PING:
+            status = None
+        dt = _parse_hex(message.get("dt"))
+        report = self._membership.heard_status(name, now, status, dt)
+        if report.late and report.interval_ms is not None:
+            level = "CRIT" if report.overdue else "WARN"
+            text = f"Late heartbeat: Node {name}: interval {report.interval_ms} ms"
+            out.append(Log(level=level, text=text))
+            out.append(NodeLate(node=name, interval_ms=report.interval_ms, at=now))
+        for change in report.changes:
+            if change.new is NodeStatus.DEAD:
+                out.append(Log(level="WARN", text=f"node {name}: is dead"))
+            else:
+                out.append(
+                    Log(level="info", text=f"Status update for node {name}: status {change.new}")
+                )
+            out.append(change)
+        return out
+
+    def _dispatch_noseq(
+        self, peer: _Peer, mtype: str, message: Message, link: str, now: float
+    ) -> list[Output]:
+        if peer.ping:
+            if mtype != "NS_st":
+                self.counters["unexpected"] += 1
+                return []
+            return self._on_ping(peer, now)
+        if mtype == "NS_rexmit":
+            return self._on_rexmit(peer, message, now)
+        if mtype == "NS_nak_rexmit":
+            return self._on_nak(peer, message)
+        if mtype == "NS_ackmsg":
+            ackseq = _parse_hex(message.get("ackseq"))
+            if ackseq is None or ackseq > self._seq:
+                self.counters["bad-field"] += 1
+            elif peer.acked is None or ackseq > peer.acked:
+                peer.acked = ackseq
+            return []
+        if mtype == "NS_st":
+            self.counters["unexpected"] += 1
+            return []
+        return [Delivered(message=message, link=link, at=now)]
+
+    def _on_ping(self, peer: _Peer, now: float) -> list[Output]:
+        out: list[Output] = []
+        report = self._membership.heard_status(peer.name, now, NodeStatus.PING)
+        for change in report.changes:
+            if change.new is NodeStatus.DEAD:
+                out.append(Log(level="WARN", text=f"node {peer.name}: is dead"))
+            else:
+                out.append(
+                    Log(level="info", text=f"Status update for node {peer.name}: status ping")
+                )
+            out.append(change)
+        return out
+
+    def _on_rexmit(self, peer: _Peer, message: Message, now: float) -> list[Output]:
+        first = _parse_dec(message.get("firstseq"))
+        last = _parse_dec(message.get("lastseq"))
+        if first is None or last is None or last < first:
+            self.counters["bad-field"] += 1
+            return []
+        out: list[Output] = []
+        lowest = max(1, self._seq - HISTORY_SIZE + 1)
+        min_gap = max(0, self._config.max_rexmit_delay - 10) / 1000
+        for seq in range(first, min(last, first + MAX_REXMIT_BATCH - 1) + 1):
+            if seq > self._seq:
+                break
+            if peer.acked is not None and seq <= peer.acked:
+                continue
+            sent = self._history.get(seq)
+            if sent is None:
+                reason = "seqno too low" if seq < lowest else "seqno not found"
+                nak = Message.of(
+                    ("t", "NS_nak_rexmit"),
+                    ("firstseq", _hex(seq)),
+                    ("dest", peer.name),
+                    ("info", reason),
+                )
+                self.counters["naks-sent"] += 1
+                out.append(self._emit(nak))
+                continue
+            if sent.last_rexmit is not None and now - sent.last_rexmit < min_gap:
+                continue
+            sent.last_rexmit = now
+            self.counters["retransmitted"] += 1
+            out.append(Transmit(message=sent.message, dest=None, retransmit=True))
+        return out
+
+    def _on_nak(self, peer: _Peer, message: Message) -> list[Output]:
+        seq = _parse_hex(message.get("firstseq"))
+        if seq is None:
+            self.counters["bad-field"] += 1
+            return []
+        if seq not in peer.missing:
+            return []
+        peer.missing.discard(seq)
+        peer.rexmit_due.pop(seq, None)
+        return [Log(level="ERROR", text=f"Irretrievably lost packet: node {peer.name} seq {seq}")]
+
+    def _rexmit_requests(self, peer: _Peer, now: float) -> list[Output]:
+        due = sorted(seq for seq, when in peer.rexmit_due.items() if when <= now)
+        if not due:
+            return []
+        out: list[Output] = []
+        # A zero max_rexmit_delay must not make the timer due again at once.
+        period = max(self._config.max_rexmit_delay, 10) / 1000
+        asking = self._membership.node(peer.name).status in (NodeStatus.UP, NodeStatus.ACTIVE)
+        for seq in due:
+            peer.rexmit_due[seq] = now + period
+            if not asking:
+                continue
+            request = Message.of(
+                ("t", "NS_rexmit"),
+                ("dest", peer.name),
+                ("firstseq", str(seq)),
+                ("lastseq", str(seq)),
+            )
+            self.counters["rexmit-requests"] += 1
+            out.append(self._emit(request))
+        return out
+
+    def _on_reqnodes(self, peer: _Peer, now: float) -> list[Output]:
+        nodelist = "".join(f"{n} " for n in self._config.nodes)
+        reply = Message.of(
+            ("dest", peer.name),
+            ("t", "repnodes"),
+            ("nodelist", nodelist),
+            ("delnodelist", " "),
+        )
+        return [self._emit(reply)]
+
+    def _on_repnodes(self, peer: _Peer, message: Message, now: float) -> list[Output]:
+        out: list[Output] = []
+        listed = (message.get("nodelist") or "").split()
+        configured = set(self._config.nodes)
+        unknown = [n for n in listed if n.lower() not in configured]
+        absent = [n for n in self._config.nodes if n not in {x.lower() for x in listed}]
+        if unknown or absent:
+            detail = []
+            if unknown:
+                detail.append(f"unknown node(s) {' '.join(unknown)}")
+            if absent:
+                detail.append(f"missing node(s) {' '.join(absent)}")
+            out.append(
+                Log(
+                    level="WARN",
+                    text=(
+                        f"node list from {peer.name} differs from ours ({'; '.join(detail)});"
+                        " keeping the configured node list"
+                    ),
+                )
+            )
+        if not self._comms_up:
+            out += self._comm_now_up(now)
+        return out
+
+    # ----------------------------------------------------------------- liveness
+
+    def _link_changed(self, event: LinkStatusChanged) -> list[Output]:
+        return [Log(level="info", text=f"Link {event.node}:{event.link} {event.status}."), event]
+
+    def _node_died(self, event: NodeStatusChanged) -> list[Output]:
+        peer = self._peers[event.node]
+        peer.missing.clear()
+        peer.rexmit_due.clear()
+        peer.resync = True
+        peer.seq_at_death = peer.last_seq
+        if self._reqnodes_target == event.node:
+            self._reqnodes_target = None
+            self._reqnodes_due = None
+        return [Log(level="WARN", text=f"node {event.node}: is dead"), event]
+
+    def _check_comms(self, now: float) -> list[Output]:
+        """Start the node-list exchange, or declare comms up, once everyone is known."""
+        if self._comms_up or not self._started:
+            return []
+        if not self._membership.all_heard_or_dead():
+            return []
+        if self._reqnodes_target is not None:
+            return []
+        for name in self._normal_peers:
+            if self._membership.node(name).status in (NodeStatus.DEAD, NodeStatus.INIT):
+                continue
+            if self._peers[name].protocol is False:
+                continue
+            self._reqnodes_target = name
+            self._reqnodes_due = now + REQNODES_RETRY_SECONDS
+            return self._send_reqnodes(name, now)
+        return self._comm_now_up(now)
+
+    def _comm_now_up(self, now: float) -> list[Output]:
+        self._comms_up = True
+        self._reqnodes_target = None
+        self._reqnodes_due = None
+        self._membership.declare_comms_up()
+        out: list[Output] = [
+            Log(level="info", text="Comm_now_up(): updating status to active"),
+        ]
+        self._status = NodeStatus.ACTIVE
+        out.append(Log(level="info", text="Local status now set to: 'active'"))
+        out += self._send_status(now)
+        out.append(CommsUp(at=now))
+        return out
+
+    def _peer_view(self, name: str) -> NodeView:
+        rec = self._membership.node(name)
+        return NodeView(
+            name=name,
+            status=rec.status,
+            links={link: lrec.status for link, lrec in rec.links.items()},
+            last_heard=rec.last_status,
+            generation=self._peers[name].generation,
+            deadtime_ms=self._membership.dead_time_ms(name),
+        )
