@@ -50,9 +50,7 @@ def test_crc_matches_the_bitwise_definition(data: bytes) -> None:
 def test_crc_digest_is_printed_without_zero_padding() -> None:
     signer = make_signer(1, (1, AuthMethod.CRC, None))
     # Find an input whose CRC has a leading zero nibble, as %lx prints it.
-    data = next(
-        d for d in (b"x%d" % i for i in range(10_000)) if crc32_posix(d) < 0x10000000
-    )
+    data = next(d for d in (b"x%d" % i for i in range(10_000)) if crc32_posix(d) < 0x10000000)
     digest = signer.digest(1, data)
     assert digest == format(crc32_posix(data), "x")
     assert len(digest) < 8

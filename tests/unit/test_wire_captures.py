@@ -143,9 +143,7 @@ def test_captured_uuids_are_sixteen_raw_bytes(method: str) -> None:
 def test_captured_repnodes_carries_the_node_list_with_trailing_spaces() -> None:
     signer = signer_for("sha1")
     repnodes = [
-        m
-        for m in (decode(p, signer).message for p in packets("sha1"))
-        if m.type == "repnodes"
+        m for m in (decode(p, signer).message for p in packets("sha1")) if m.type == "repnodes"
     ]
     assert repnodes
     for m in repnodes:
