@@ -1,0 +1,573 @@
+"""Which node runs which resource group: pure decision logic, no I/O, no clock.
+
+Every node runs the same rules over the same facts, so they agree without a vote:
+
+* the nodes that are alive (from membership) and which of them have finished
+  starting up ("stable", announced with ``isstable=1``);
+* what each node holds, announced in Heartbeat's ``resource`` message with pulse's
+  own fields next to Heartbeat's (``pulse_hold`` lists the exact group keys, so three
+  or more nodes work; Heartbeat ignores fields it does not know);
+* what each node refuses (standby, or a start that failed there);
+* takeover requests (``hb_takeover``), and the ``auto_failback`` policy.
+
+From these, :meth:`Scheduler.owner` names the node that should run a group:
+
+1. nodes that are dead, leaving, or refuse the group are out;
+2. a node that asked to take the group over (``pulsectl takeover``) gets it;
+3. with ``auto_failback off`` the node holding it keeps it;
+4. otherwise the first candidate in ha.cf's node order starting at the group's
+   preferred node: prime → calc → (third) and back, as Heartbeat users expect.
+
+A node acquires a group when it is the owner and nobody else claims it; it releases
+a group when it holds one that is no longer its own. A group being started, running
+or stopped stays claimed until its release finished, so a group never runs twice;
+a group whose stop failed stays claimed as FAILED and is reported, never taken
+over silently.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from pulse.config.model import AutoFailback, Config, ResourceGroup
+from pulse.wire.message import Message
+
+RQSTDELAY = 10.0  # Heartbeat's dead-lock breaker: become stable without all replies
+
+
+class GroupState(enum.StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+CLAIMED = (GroupState.STARTING, GroupState.RUNNING, GroupState.STOPPING, GroupState.FAILED)
+CLASSES = ("all", "foreign", "local", "failback")
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class Acquire:
+    group: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    group: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A change in what this node decided, in words (logged, shown in status)."""
+
+    text: str
+    group: str | None = None
+
+
+Action = Acquire | Release | Send | Decision
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+@dataclass(slots=True)
+class Peer:
+    alive: bool = False
+    stable: bool = False
+    leaving: bool = False
+    hold: frozenset[str] = frozenset()
+    refuses: frozenset[str] = frozenset()
+    pulse: bool = False  # speaks pulse's fields (else: a Heartbeat peer, classes only)
+    dead_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupView:
+    key: str
+    preferred: str
+    holder: str | None
+    state: str
+    since: float | None
+    owner: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerView:
+    stable: bool
+    leaving: bool
+    standby: tuple[str, ...]
+    decision: str
+    groups: tuple[GroupView, ...]
+
+
+@dataclass(slots=True)
+class _Mine:
+    state: GroupState = GroupState.STOPPED
+    since: float | None = None
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class _Clock:
+    stable_deadline: float | None = None
+
+
+class StandbyRefused(Exception):
+    """``pulsectl standby`` cannot be honoured (nobody could take the groups)."""
+
+
+class Scheduler:
+    """The failover policy of one node. Feed it facts, act on the returned actions."""
+
+    def __init__(self, *, config: Config, local: str, now: float) -> None:
+        self.config = config
+        self.local = local
+        self.nodes = config.nodes
+        self.groups: dict[str, ResourceGroup] = {g.key: g for g in config.groups}
+        self.policy = config.auto_failback
+        self.peers: dict[str, Peer] = {n: Peer() for n in self.nodes if n != local}
+        self.mine: dict[str, _Mine] = {k: _Mine() for k in self.groups}
+        self.standby: set[str] = set()  # groups this node refuses (pulsectl standby)
+        self.failed_here: set[str] = set()  # groups whose start failed here
+        self.takeover_pref: dict[str, str] = {}  # group -> node that asked to take it
+        self.comms: bool = False
+        self.stable = False
+        self.leaving = False
+        self.awaiting: set[str] = set()
+        self.decision = "waiting for communications"
+        self._clock = _Clock()
+        self._last_reason: dict[str, str] = {}
+        self._last_announce: tuple[frozenset[str], frozenset[str], bool, bool] | None = None
+
+    # ------------------------------------------------------------------ facts
+
+    def comms_up(self, now: float) -> list[Action]:
+        """Our communications are up: ask the live peers what they hold."""
+        self.comms = True
+        out: list[Action] = []
+        self.awaiting = {n for n, p in self.peers.items() if p.alive}
+        if not self.awaiting:
+            return out + self._become_stable(now, "no other node is alive")
+        self._clock.stable_deadline = now + RQSTDELAY
+        out.append(Send(Message.of(("t", "starting"))))
+        out.append(self._decide("waiting for the other nodes to report what they hold"))
+        return out
+
+    def node_status(
+        self, node: str, alive: bool, now: float, *, when: str | None = None
+    ) -> list[Action]:
+        """A peer came alive or died. *when* is the wall-clock time for reasons."""
+        peer = self.peers.get(node)
+        if peer is None:
+            return []
+        if alive == peer.alive:
+            return []
+        peer.alive = alive
+        if alive:
+            peer.dead_since = None
+            return []
+        # Dead: it holds nothing any more (fencing, when configured, happens before
+        # the daemon reports the death to us), and it is no longer starting up.
+        peer.dead_since = now
+        peer.stable = False
+        peer.leaving = False
+        peer.hold = frozenset()
+        peer.refuses = frozenset()
+        self.awaiting.discard(node)
+        for key, who in list(self.takeover_pref.items()):
+            if who == node:
+                del self.takeover_pref[key]
+        out: list[Action] = []
+        if self.comms and not self.stable and not self.awaiting:
+            out += self._become_stable(now, f"{node} died while we were starting")
+        out += self._plan(now, cause=f"{node} dead at {when or _hms(now)}")
+        return out
+
+    def message(self, msg: Message, now: float) -> list[Action]:
+        src = msg.get("src")
+        kind = msg.type
+        if src is None or src == self.local or src not in self.peers:
+            return []
+        peer = self.peers[src]
+        out: list[Action] = []
+        if kind == "starting":
+            # A peer (re)starting: it holds nothing yet and is not stable.
+            peer.stable = False
+            peer.hold = frozenset()
+            if self.comms:
+                out.append(Send(self._resource_message()))
+            out += self._plan(now, cause=f"{src} is starting")
+        elif kind == "resource":
+            self._learn(src, peer, msg)
+            if src in self.awaiting:
+                self.awaiting.discard(src)
+                if self.comms and not self.stable and not self.awaiting:
+                    out += self._become_stable(now, "every live node reported its resources")
+            out += self._plan(now, cause=f"{src} reported its resources")
+        elif kind == "shutdone":
+            peer.leaving = True
+            peer.stable = False
+            peer.hold = frozenset()
+            out.append(Decision(f"Received shutdown notice from '{src}'."))
+            out += self._plan(now, cause=f"{src} shut down at {_hms(now)}")
+        elif kind == "hb_takeover":
+            what = msg.get("rsc_hold") or "all"
+            keys = self._class_keys(what, node=src)  # the class is relative to the asker
+            for key in keys:
+                self.takeover_pref[key] = src
+            out.append(Decision(f"{src} asked to take over {what} resources"))
+            out += self._plan(now, cause=f"{src} asked for them (takeover)")
+        return out
+
+    def done(
+        self, group: str, now: float, *, ok: bool, clean: bool = True, detail: str = ""
+    ) -> list[Action]:
+        """The executor finished the last Acquire/Release of *group*.
+
+        ``clean`` is False when a failure may have left something running here (a
+        failed start whose release also failed, or a failed stop).
+        """
+        mine = self.mine[group]
+        out: list[Action] = []
+        if mine.state is GroupState.STARTING:
+            if ok:
+                mine.state, mine.since = GroupState.RUNNING, now
+                out.append(Decision(f"holding {group}: {mine.reason}", group))
+            else:
+                if not clean:
+                    mine.state, mine.since = GroupState.FAILED, now
+                    out.append(
+                        Decision(
+                            f"{group} FAILED here: start failed ({detail}) "
+                            "and its release failed; it needs an administrator",
+                            group,
+                        )
+                    )
+                else:
+                    mine.state, mine.since = GroupState.STOPPED, now
+                    self.failed_here.add(group)
+                    out.append(
+                        Decision(
+                            f"start of {group} failed ({detail}); offering it to the other nodes",
+                            group,
+                        )
+                    )
+        elif mine.state is GroupState.STOPPING:
+            if ok:
+                mine.state, mine.since = GroupState.STOPPED, now
+                out.append(Decision(f"released {group}: {mine.reason}", group))
+            else:
+                mine.state, mine.since = GroupState.FAILED, now
+                out.append(
+                    Decision(
+                        f"{group} FAILED here: stop failed ({detail}); "
+                        "it stays claimed until an administrator clears it",
+                        group,
+                    )
+                )
+        out += self._plan(now, cause="")
+        return out
+
+    def set_standby(self, what: str, now: float) -> list[Action]:
+        """``pulsectl standby [all|foreign|local|failback]`` (hb_standby)."""
+        if what not in CLASSES:
+            raise ValueError(f"unknown resource class {what!r}; use one of {', '.join(CLASSES)}")
+        cls = "foreign" if what == "failback" else what
+        keys = self._class_keys(cls, node=self.local)
+        takers = [n for n, p in self.peers.items() if p.alive and p.stable and not p.leaving]
+        if keys and not takers:
+            raise StandbyRefused("no other active node could take the resources over")
+        self.standby |= set(keys)
+        for key in keys:
+            if self.takeover_pref.get(key) == self.local:
+                del self.takeover_pref[key]
+        out: list[Action] = [Decision(f"standby: giving up {what} resources")]
+        out += self._plan(now, cause=f"standby {what} requested")
+        return out
+
+    def takeover(self, what: str, now: float) -> list[Action]:
+        """``pulsectl takeover [all|foreign|local|failback]`` (hb_takeover)."""
+        if what not in CLASSES:
+            raise ValueError(f"unknown resource class {what!r}; use one of {', '.join(CLASSES)}")
+        cls = "local" if what == "failback" else what
+        keys = self._class_keys(cls, node=self.local)
+        self.standby -= set(keys)
+        self.failed_here -= set(keys)
+        for key in keys:
+            self.takeover_pref[key] = self.local
+        out: list[Action] = [
+            Send(Message.of(("t", "hb_takeover"), ("rsc_hold", cls))),
+            Decision(f"takeover: asking for {what} resources"),
+        ]
+        out += self._plan(now, cause=f"takeover {what} requested")
+        return out
+
+    def shutdown(self, now: float) -> list[Action]:
+        """Graceful stop: release everything (haresources order); ``is_done`` tells when."""
+        self.leaving = True
+        out: list[Action] = [Decision("Giving up all HA resources.")]
+        out += self._plan(now, cause="shutting down")
+        return out
+
+    def is_released(self) -> bool:
+        return all(m.state in (GroupState.STOPPED, GroupState.FAILED) for m in self.mine.values())
+
+    def tick(self, now: float) -> list[Action]:
+        deadline = self._clock.stable_deadline
+        if deadline is not None and now >= deadline and not self.stable:
+            missing = ", ".join(sorted(self.awaiting)) or "nobody"
+            return self._become_stable(now, f"no resource report from {missing} in {RQSTDELAY:g}s")
+        return []
+
+    def next_deadline(self) -> float:
+        d = self._clock.stable_deadline
+        return d if d is not None and not self.stable else float("inf")
+
+    # ------------------------------------------------------------------ policy
+
+    def owner(self, key: str) -> str | None:
+        """The node that should run group *key* now (None: nobody can)."""
+        group = self.groups[key]
+        order = _rotation(self.nodes, group.node)
+        eligible = [n for n in order if self._eligible(n, key)]
+        if not eligible:
+            return None
+        pref = self.takeover_pref.get(key)
+        if pref in eligible:
+            return pref
+        if self.policy is AutoFailback.OFF:
+            holder = self.holder(key)
+            if holder in eligible:
+                return holder
+        return eligible[0]
+
+    def holder(self, key: str) -> str | None:
+        """The node claiming group *key* (starting, running, stopping or failed there)."""
+        if self.mine[key].state in CLAIMED:
+            return self.local
+        for name in self.nodes:
+            peer = self.peers.get(name)
+            if peer is not None and peer.alive and key in peer.hold:
+                return name
+        return None
+
+    def _eligible(self, node: str, key: str) -> bool:
+        if node == self.local:
+            return (
+                not self.leaving
+                and key not in self.standby
+                and key not in self.failed_here
+                and self.mine[key].state is not GroupState.FAILED
+            )
+        peer = self.peers[node]
+        # A live peer that is still starting keeps its place: its own groups wait for it
+        # (as Heartbeat's nodes only take their local groups at start-up).
+        return peer.alive and not peer.leaving and key not in peer.refuses
+
+    def _plan(self, now: float, *, cause: str) -> list[Action]:
+        if not self.stable:
+            return []
+        out: list[Action] = []
+        for key in self.groups:  # haresources order
+            mine = self.mine[key]
+            owner = self.owner(key)
+            if mine.state is GroupState.RUNNING and owner != self.local:
+                reason = self._release_reason(key, owner, cause)
+                mine.state, mine.since, mine.reason = GroupState.STOPPING, now, reason
+                out.append(Release(key, reason))
+            elif mine.state is GroupState.STOPPED and owner == self.local:
+                others = [n for n, p in self.peers.items() if p.alive and key in p.hold]
+                if others:
+                    self._note(out, key, f"waiting for {others[0]} to release {key}")
+                    continue
+                if self.groups[key].node == self.local:
+                    reason = f"acquiring {key}: this is its preferred node"
+                else:
+                    reason = f"took over {key}: {cause}" if cause else f"took over {key}"
+                mine.state, mine.since, mine.reason = GroupState.STARTING, now, reason
+                out.append(Acquire(key, reason))
+            elif mine.state is GroupState.STOPPED and owner is None:
+                self._note(out, key, f"{key} cannot run anywhere: no eligible node")
+            elif (
+                mine.state is GroupState.RUNNING
+                and owner == self.local
+                and self.policy is AutoFailback.OFF
+                and self.groups[key].node != self.local
+            ):
+                pref = self.groups[key].node
+                if pref in self.peers and self.peers[pref].alive:
+                    self._note(out, key, f"not failing back {key} to {pref}: auto_failback off")
+        announce = self._maybe_announce()
+        if announce is not None:
+            out.append(announce)
+        return out
+
+    def _release_reason(self, key: str, owner: str | None, cause: str) -> str:
+        if self.leaving:
+            return f"releasing {key}: shutting down"
+        if key in self.standby:
+            return f"releasing {key}: standby"
+        if owner is not None and self.takeover_pref.get(key) == owner:
+            return f"releasing {key}: {owner} took it over"
+        if owner is not None and owner == self.groups[key].node:
+            return f"failing {key} back to {owner}: auto_failback {self.policy}"
+        return f"releasing {key} to {owner}" + (f": {cause}" if cause else "")
+
+    def _note(self, out: list[Action], key: str, text: str) -> None:
+        if self._last_reason.get(key) != text:
+            self._last_reason[key] = text
+            out.append(Decision(text, key))
+
+    def _decide(self, text: str) -> Decision:
+        self.decision = text
+        return Decision(text)
+
+    def _become_stable(self, now: float, why: str) -> list[Action]:
+        self.stable = True
+        self._clock.stable_deadline = None
+        self.awaiting.clear()
+        out: list[Action] = [self._decide(f"local resource transition completed ({why})")]
+        self._last_announce = None  # _plan always announces once we are stable
+        out += self._plan(now, cause="")
+        return out
+
+    # ------------------------------------------------------------------ messages
+
+    def _learn(self, src: str, peer: Peer, msg: Message) -> None:
+        hold = msg.get("pulse_hold")
+        if hold is not None:
+            peer.pulse = True
+            peer.hold = frozenset(k for k in hold.split() if k in self.groups)
+            peer.refuses = frozenset(
+                k for k in (msg.get("pulse_refuse") or "").split() if k in self.groups
+            )
+            peer.leaving = msg.get("pulse_leaving") == "1"
+        else:  # a Heartbeat peer: classes relative to it (2-node assumption)
+            cls = msg.get("rsc_hold") or "none"
+            keys = set(self._class_keys(cls, node=src)) if cls != "none" else set()
+            if msg.get("rtype") == "full" or cls == "none":
+                peer.hold = frozenset(keys)
+            else:
+                peer.hold = peer.hold | keys
+            peer.leaving = msg.get("info") == "shutdown"
+        if msg.get("isstable") == "1" or (hold is None and msg.get("info") == "mach_down"):
+            peer.stable = True
+
+    def _claimed(self) -> frozenset[str]:
+        return frozenset(k for k, m in self.mine.items() if m.state in CLAIMED)
+
+    def _announce_key(self) -> tuple[frozenset[str], frozenset[str], bool, bool]:
+        refuses = frozenset(self.standby | self.failed_here)
+        return (self._claimed(), refuses, self.stable, self.leaving)
+
+    def _maybe_announce(self) -> Send | None:
+        key = self._announce_key()
+        if key == self._last_announce:
+            return None
+        self._last_announce = key
+        return Send(self._resource_message())
+
+    def _resource_message(self) -> Message:
+        claimed = self._claimed()
+        local = {k for k in claimed if self.groups[k].node == self.local}
+        foreign = claimed - local
+        rsc = "all" if local and foreign else "local" if local else "foreign" if foreign else "none"
+        fields: list[tuple[str, str]] = [
+            ("t", "resource"),
+            ("rsc_hold", rsc),
+            ("rtype", "full"),
+            ("isstable", "1" if self.stable and not self.leaving else "0"),
+        ]
+        if self.leaving:
+            fields.append(("info", "shutdown"))
+        fields += [
+            ("pulse_hold", " ".join(sorted(claimed)) or " "),
+            ("pulse_refuse", " ".join(sorted(self.standby | self.failed_here)) or " "),
+            ("pulse_leaving", "1" if self.leaving else "0"),
+        ]
+        return Message.of(*fields)
+
+    def shutdone_message(self) -> Message:
+        return Message.of(("t", "shutdone"), ("st", "dead"))
+
+    # ------------------------------------------------------------------ classes
+
+    def _class_keys(self, cls: str, *, node: str) -> list[str]:
+        """Group keys of a Heartbeat class relative to *node*."""
+        if cls == "all":
+            return list(self.groups)
+        if cls == "local":
+            return [k for k, g in self.groups.items() if g.node == node]
+        if cls == "foreign":
+            return [k for k, g in self.groups.items() if g.node != node]
+        return []
+
+    # ------------------------------------------------------------------ status
+
+    def view(self) -> SchedulerView:
+        groups = []
+        for key, g in self.groups.items():
+            mine = self.mine[key]
+            holder = self.holder(key)
+            if holder == self.local:
+                state, since = str(mine.state), mine.since
+            elif holder is not None:
+                state, since = "running", None
+            else:
+                state, since = "stopped", mine.since
+            groups.append(
+                GroupView(
+                    key=key,
+                    preferred=g.node,
+                    holder=holder,
+                    state=state,
+                    since=since,
+                    owner=self.owner(key),
+                    reason=mine.reason or self._last_reason.get(key, ""),
+                )
+            )
+        return SchedulerView(
+            stable=self.stable,
+            leaving=self.leaving,
+            standby=tuple(sorted(self.standby)),
+            decision=self.decision,
+            groups=tuple(groups),
+        )
+
+
+def _rotation(nodes: tuple[str, ...], start: str) -> list[str]:
+    if start not in nodes:
+        return list(nodes)
+    i = nodes.index(start)
+    return list(nodes[i:] + nodes[:i])
+
+
+def _hms(now: float) -> str:
+    return f"t={now:.3f}"
+
+
+__all__ = [
+    "Acquire",
+    "Action",
+    "Decision",
+    "GroupState",
+    "GroupView",
+    "Release",
+    "Scheduler",
+    "SchedulerView",
+    "Send",
+    "StandbyRefused",
+]

@@ -1,0 +1,317 @@
+"""Failover policy as pure logic: several Scheduler instances talking through a fake bus.
+
+The bus delivers every Send to every other live node at once; the executor completes
+every Acquire/Release at once (or fails it when a test says so). Times are exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pytest
+
+from pulse.config.model import (
+    AuthKey,
+    AuthKeys,
+    AuthMethod,
+    AutoFailback,
+    BcastMedium,
+    Config,
+    ResourceGroup,
+    ResourceSpec,
+)
+from pulse.scheduler import (
+    RQSTDELAY,
+    Acquire,
+    Action,
+    Decision,
+    GroupState,
+    Release,
+    Scheduler,
+    Send,
+    StandbyRefused,
+)
+
+
+def make_config(
+    nodes: Iterable[str], groups: dict[str, str], policy: AutoFailback = AutoFailback.ON
+) -> Config:
+    """groups: key -> preferred node."""
+    return Config(
+        nodes=tuple(nodes),
+        media=(BcastMedium(interface="eth0"),),
+        auth=AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),)),
+        groups=tuple(
+            ResourceGroup(
+                node=node, resources=(ResourceSpec(raw=key, agent="IPaddr", args=(key,)),)
+            )
+            for key, node in groups.items()
+        ),
+        auto_failback=policy,
+    )
+
+
+@dataclass
+class Cluster:
+    config: Config
+    now: float = 0.0
+    nodes: dict[str, Scheduler] = field(default_factory=dict)
+    alive: set[str] = field(default_factory=set)
+    fail_start: set[tuple[str, str]] = field(default_factory=set)  # (node, group)
+    fail_stop: set[tuple[str, str]] = field(default_factory=set)
+    journal: list[tuple[float, str, Action]] = field(default_factory=list)
+
+    def start(self, name: str) -> None:
+        """Boot a node: it becomes alive for everyone, then its communications come up."""
+        self.nodes[name] = Scheduler(config=self.config, local=name, now=self.now)
+        self.alive.add(name)
+        for other in self.alive - {name}:
+            self.nodes[name].node_status(other, True, self.now)
+            self.apply(other, self.nodes[other].node_status(name, True, self.now))
+        self.apply(name, self.nodes[name].comms_up(self.now))
+
+    def kill(self, name: str) -> None:
+        self.alive.discard(name)
+        del self.nodes[name]
+        for other in sorted(self.alive):
+            self.apply(other, self.nodes[other].node_status(name, False, self.now, when="21:33:05"))
+
+    def stop(self, name: str) -> None:
+        """Graceful stop: release everything, send shutdone, then leave."""
+        self.apply(name, self.nodes[name].shutdown(self.now))
+        assert self.nodes[name].is_released()
+        self.broadcast(name, self.nodes[name].shutdone_message())
+        self.kill(name)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for name in sorted(self.alive):
+            self.apply(name, self.nodes[name].tick(self.now))
+
+    def broadcast(self, sender: str, message: object) -> None:
+        from pulse.wire.message import Message
+
+        assert isinstance(message, Message)
+        msg = message.with_field("src", sender)
+        for other in sorted(self.alive - {sender}):
+            if other in self.nodes:
+                self.apply(other, self.nodes[other].message(msg, self.now))
+
+    def apply(self, name: str, actions: list[Action]) -> None:
+        for action in actions:
+            self.journal.append((self.now, name, action))
+            self.assert_never_twice()
+            if name not in self.nodes:
+                continue
+            sched = self.nodes[name]
+            if isinstance(action, Send):
+                self.broadcast(name, action.message)
+            elif isinstance(action, Acquire):
+                ok = (name, action.group) not in self.fail_start
+                self.apply(name, sched.done(action.group, self.now, ok=ok, detail="exit 1"))
+            elif isinstance(action, Release):
+                ok = (name, action.group) not in self.fail_stop
+                self.apply(name, sched.done(action.group, self.now, ok=ok, clean=ok))
+
+    def assert_never_twice(self) -> None:
+        """The safety property: a group is never started or running on two nodes at once."""
+        active = (GroupState.STARTING, GroupState.RUNNING)
+        for key in (g.key for g in self.config.groups):
+            on = [n for n, s in self.nodes.items() if s.mine[key].state in active]
+            assert len(on) <= 1, f"{key} active on {on} at t={self.now}"
+
+    def holders(self) -> dict[str, str | None]:
+        """group -> the node running it, asserting that no group runs twice."""
+        result: dict[str, str | None] = {}
+        for key in (g.key for g in self.config.groups):
+            running = [
+                n
+                for n, s in self.nodes.items()
+                if s.mine[key].state in (GroupState.RUNNING, GroupState.FAILED)
+            ]
+            assert len(running) <= 1, f"{key} runs on {running}"
+            result[key] = running[0] if running else None
+        return result
+
+    def decisions(self, name: str) -> list[str]:
+        return [a.text for _, n, a in self.journal if n == name and isinstance(a, Decision)]
+
+    def acquisitions(self) -> list[tuple[float, str, str]]:
+        return [(t, n, a.group) for t, n, a in self.journal if isinstance(a, Acquire)]
+
+
+def two_nodes(policy: AutoFailback = AutoFailback.ON) -> Cluster:
+    cluster = Cluster(make_config(["prime", "calc"], {"web": "prime", "db": "calc"}, policy))
+    cluster.start("prime")
+    cluster.start("calc")
+    return cluster
+
+
+def test_each_node_takes_its_own_group_when_both_start() -> None:
+    cluster = two_nodes()
+    assert cluster.holders() == {"web": "prime", "db": "calc"}
+
+
+def test_lone_node_takes_every_group_after_comms_up() -> None:
+    cluster = Cluster(make_config(["prime", "calc"], {"web": "prime", "db": "calc"}))
+    cluster.start("prime")
+    assert cluster.holders() == {"web": "prime", "db": "prime"}
+
+
+def test_survivor_takes_over_dead_nodes_group_with_reason() -> None:
+    cluster = two_nodes()
+    cluster.now = 30.0
+    cluster.kill("prime")
+    assert cluster.holders() == {"web": "calc", "db": "calc"}
+    assert "holding web: took over web: prime dead at 21:33:05" in cluster.decisions("calc")
+
+
+def test_auto_failback_on_returns_group_to_preferred_node() -> None:
+    cluster = two_nodes(AutoFailback.ON)
+    cluster.kill("prime")
+    cluster.now = 40.0
+    cluster.start("prime")
+    assert cluster.holders() == {"web": "prime", "db": "calc"}
+    assert "released web: failing web back to prime: auto_failback on" in cluster.decisions("calc")
+
+
+def test_auto_failback_legacy_also_fails_back() -> None:
+    cluster = two_nodes(AutoFailback.LEGACY)
+    cluster.kill("prime")
+    cluster.start("prime")
+    assert cluster.holders() == {"web": "prime", "db": "calc"}
+
+
+def test_auto_failback_off_keeps_group_on_survivor() -> None:
+    cluster = two_nodes(AutoFailback.OFF)
+    cluster.kill("prime")
+    cluster.start("prime")
+    assert cluster.holders() == {"web": "calc", "db": "calc"}
+    assert "not failing back web to prime: auto_failback off" in cluster.decisions("calc")
+
+
+def test_three_nodes_chain_in_node_order_and_back() -> None:
+    # seed 004: server1 -> server2 -> server3, and back to server1 when it returns.
+    cluster = Cluster(make_config(["server1", "server2", "server3"], {"vip": "server1"}))
+    for name in ("server1", "server2", "server3"):
+        cluster.start(name)
+    assert cluster.holders() == {"vip": "server1"}
+    cluster.kill("server1")
+    assert cluster.holders() == {"vip": "server2"}
+    cluster.kill("server2")
+    assert cluster.holders() == {"vip": "server3"}
+    cluster.start("server2")
+    assert cluster.holders() == {"vip": "server2"}  # auto_failback on: earlier in the order
+    cluster.start("server1")
+    assert cluster.holders() == {"vip": "server1"}
+
+
+def test_group_of_a_starting_peer_is_left_for_it() -> None:
+    cluster = Cluster(make_config(["prime", "calc"], {"web": "prime", "db": "calc"}))
+    cluster.start("prime")
+    # prime alone took db; calc starts: db goes back to calc (auto_failback on), web stays.
+    cluster.start("calc")
+    assert cluster.holders() == {"web": "prime", "db": "calc"}
+
+
+def test_failed_start_offers_group_to_the_peer() -> None:
+    cluster = Cluster(make_config(["prime", "calc"], {"web": "prime"}))
+    cluster.fail_start.add(("prime", "web"))
+    cluster.start("prime")
+    cluster.start("calc")
+    assert cluster.holders() == {"web": "calc"}
+    assert any("start of web failed" in d for d in cluster.decisions("prime"))
+
+
+def test_failed_stop_leaves_group_claimed_and_failed() -> None:
+    cluster = two_nodes()
+    cluster.fail_stop.add(("prime", "web"))
+    cluster.apply("prime", cluster.nodes["prime"].set_standby("local", cluster.now))
+    assert cluster.nodes["prime"].mine["web"].state is GroupState.FAILED
+    assert cluster.holders()["web"] == "prime"  # nobody else starts it
+    assert any("FAILED here: stop failed" in d for d in cluster.decisions("prime"))
+
+
+def test_graceful_stop_hands_over_before_the_node_is_gone() -> None:
+    cluster = two_nodes()
+    cluster.now = 5.0
+    cluster.stop("prime")
+    assert cluster.holders() == {"web": "calc", "db": "calc"}
+    assert (5.0, "calc", "web") in cluster.acquisitions()
+
+
+def test_standby_local_moves_own_groups_and_takeover_brings_them_back() -> None:
+    cluster = two_nodes()
+    cluster.apply("prime", cluster.nodes["prime"].set_standby("local", cluster.now))
+    assert cluster.holders() == {"web": "calc", "db": "calc"}
+    cluster.apply("prime", cluster.nodes["prime"].takeover("local", cluster.now))
+    assert cluster.holders() == {"web": "prime", "db": "calc"}
+
+
+def test_standby_all_then_takeover_all() -> None:
+    cluster = two_nodes()
+    cluster.apply("calc", cluster.nodes["calc"].set_standby("all", cluster.now))
+    assert cluster.holders() == {"web": "prime", "db": "prime"}
+    cluster.apply("calc", cluster.nodes["calc"].takeover("all", cluster.now))
+    assert cluster.holders() == {"web": "calc", "db": "calc"}
+
+
+def test_takeover_on_survivor_keeps_groups_after_failback_would_apply() -> None:
+    cluster = two_nodes(AutoFailback.ON)
+    cluster.apply("calc", cluster.nodes["calc"].takeover("foreign", cluster.now))
+    assert cluster.holders() == {"web": "calc", "db": "calc"}
+
+
+def test_standby_with_no_peer_is_refused() -> None:
+    cluster = Cluster(make_config(["prime", "calc"], {"web": "prime"}))
+    cluster.start("prime")
+    with pytest.raises(StandbyRefused):
+        cluster.nodes["prime"].set_standby("all", cluster.now)
+    assert cluster.holders() == {"web": "prime"}
+
+
+def test_silent_peer_lets_us_become_stable_after_rqstdelay() -> None:
+    config = make_config(["prime", "calc"], {"web": "prime"})
+    sched = Scheduler(config=config, local="prime", now=0.0)
+    sched.node_status("calc", True, 0.0)  # alive but never reports its resources
+    actions = sched.comms_up(0.0)
+    assert not any(isinstance(a, Acquire) for a in actions)
+    assert sched.next_deadline() == RQSTDELAY
+    assert sched.tick(RQSTDELAY - 0.001) == []
+    actions = sched.tick(RQSTDELAY)
+    assert [a for a in actions if isinstance(a, Acquire)] == [
+        Acquire("web", "acquiring web: this is its preferred node")
+    ]
+
+
+def test_resource_announcement_lists_exact_groups_for_pulse_peers() -> None:
+    cluster = two_nodes()
+    sends = [
+        a.message
+        for _, n, a in cluster.journal
+        if n == "prime" and isinstance(a, Send) and a.message.type == "resource"
+    ]
+    last = sends[-1]
+    assert last.get("pulse_hold") == "web"
+    assert last.get("rsc_hold") == "local"
+    assert last.get("isstable") == "1"
+
+
+def test_heartbeat_peer_classes_are_understood() -> None:
+    from pulse.wire.message import Message
+
+    config = make_config(["prime", "calc"], {"web": "prime", "db": "calc"})
+    sched = Scheduler(config=config, local="prime", now=0.0)
+    sched.node_status("calc", True, 0.0)
+    sched.comms_up(0.0)
+    msg = Message.of(
+        ("t", "resource"),
+        ("rsc_hold", "all"),
+        ("rtype", "full"),
+        ("isstable", "1"),
+        ("src", "calc"),
+    )
+    actions = sched.message(msg, 0.0)
+    assert sched.holder("web") == "calc"
+    assert not any(isinstance(a, Acquire) for a in actions)  # web is held by the peer
