@@ -41,8 +41,8 @@ def run(ns: argparse.Namespace) -> int:
         trio.run(serve, loaded, options)
     except* (PulseError, OSError) as group:
         # Failures to open a link or the control socket: one clear line each, no traceback.
-        for exc in _leaves(group):
-            print(f"pulse: {exc}", file=sys.stderr)
+        for leaf in _leaves(group):
+            print(f"pulse: {leaf}", file=sys.stderr)
         status = 1
     finally:
         logsetup.shutdown()
