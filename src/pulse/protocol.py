@@ -812,7 +812,8 @@ class Engine:
         if self._reqnodes_target is not None:
             return []
         for name in self._normal_peers:
-            if self._membership.node(name).status in (NodeStatus.DEAD, NodeStatus.INIT):
+            rec = self._membership.node(name)
+            if not rec.heard or rec.status is NodeStatus.DEAD:
                 continue
             if self._peers[name].protocol is False:
                 continue

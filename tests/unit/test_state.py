@@ -1,0 +1,77 @@
+"""hb_generation and hb_uuid are read and written as Heartbeat 3.0.6 does (spec §4.5, §8.4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pulse.state import format_generation, load_uuid, next_generation
+
+
+def test_missing_generation_file_starts_from_wall_clock_plus_one(tmp_path: Path) -> None:
+    assert next_generation(tmp_path, now=1_700_000_000.7) == 1_700_000_001
+    assert (tmp_path / "hb_generation").read_bytes() == b"     1700000001\n"
+
+
+def test_generation_file_is_sixteen_bytes_right_aligned() -> None:
+    assert format_generation(42) == b"             42\n"
+    assert len(format_generation(1_700_000_000)) == 16
+
+
+def test_each_start_increments_the_stored_generation(tmp_path: Path) -> None:
+    (tmp_path / "hb_generation").write_bytes(format_generation(1234))
+    assert next_generation(tmp_path, now=5.0) == 1235
+    assert next_generation(tmp_path, now=5.0) == 1236
+    assert (tmp_path / "hb_generation").read_bytes() == format_generation(1236)
+
+
+def test_generation_written_by_heartbeat_without_padding_is_read(tmp_path: Path) -> None:
+    (tmp_path / "hb_generation").write_bytes(b"77\n")
+    assert next_generation(tmp_path, now=5.0) == 78
+
+
+def test_unreadable_generation_restarts_from_time(tmp_path: Path) -> None:
+    (tmp_path / "hb_generation").write_bytes(b"garbage\n")
+    assert next_generation(tmp_path, now=99.0) == 100
+
+
+def test_time_method_uses_the_clock_and_stores_nothing(tmp_path: Path) -> None:
+    assert next_generation(tmp_path, "time", now=1_700_000_000.9) == 1_700_000_000
+    assert not (tmp_path / "hb_generation").exists()
+
+
+def test_unknown_generation_method_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="hbgenmethod"):
+        next_generation(tmp_path, "random", now=1.0)
+
+
+def test_generation_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    next_generation(tmp_path, now=1.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hb_generation"]
+
+
+def test_uuid_is_created_once_and_then_stable(tmp_path: Path) -> None:
+    first = load_uuid(tmp_path)
+    assert len(first) == 16
+    assert (tmp_path / "hb_uuid").read_bytes() == first
+    assert load_uuid(tmp_path) == first
+
+
+def test_existing_heartbeat_uuid_is_reused(tmp_path: Path) -> None:
+    raw = bytes(range(16))
+    (tmp_path / "hb_uuid").write_bytes(raw)
+    assert load_uuid(tmp_path) == raw
+
+
+def test_truncated_uuid_file_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "hb_uuid").write_bytes(b"short")
+    fresh = load_uuid(tmp_path)
+    assert len(fresh) == 16
+    assert (tmp_path / "hb_uuid").read_bytes() == fresh
+
+
+def test_state_directory_is_created_when_missing(tmp_path: Path) -> None:
+    state = tmp_path / "var" / "lib" / "heartbeat"
+    assert next_generation(state, now=10.0) == 11
+    assert len(load_uuid(state)) == 16
