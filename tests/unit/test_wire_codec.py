@@ -145,6 +145,14 @@ def test_existing_auth_field_is_replaced_in_place() -> None:
     assert re.search(rb",\d+:\(0\)auth=1 [0-9a-f]{40},\d+:\(0\)src=a,%%%", ns)
 
 
+def test_stale_auth_field_is_neither_checked_nor_signed_nor_kept() -> None:
+    message = Message.of(("t", "x"), ("auth", "garbage\r\0"), ("src", "a"))
+    assert decode(encode(message, TEST_SIGNER), TEST_SIGNER).message == message.without("auth")
+    bare = encode(message, TEST_SIGNER, Encoding.NETSTRING, inner_auth=False)
+    assert b"auth" not in bare
+    assert decode(bare, TEST_SIGNER).message == message.without("auth")
+
+
 def test_encoding_is_deterministic() -> None:
     for encoding in Encoding:
         assert encode(status(), TEST_SIGNER, encoding) == encode(status(), TEST_SIGNER, encoding)

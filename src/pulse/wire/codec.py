@@ -64,8 +64,6 @@ _LF_ESCAPE = b"\x13"  # Heartbeat's SPECIAL_SYMBOL: a newline inside a classic s
 _MAX_LENGTH_DIGITS = 9  # no netstring in a <= 256 KiB packet needs more
 _MAX_INDEX_DIGITS = 9
 _TYPE_PREFIX = {t: b"(%d)" % t for t in FieldType}
-_AUTH_NAME = AUTH_FIELD.encode()
-_COMPRESSED_NAME = COMPRESSED_PAYLOAD
 _FORBIDDEN_IN_NAME = (b"=", b"\n", b"\r", b"\0")
 _FORBIDDEN_IN_CLASSIC_STRING = (b"\r", b"\0", _LF_ESCAPE)
 
@@ -166,7 +164,8 @@ def encode(
 
     NETSTRING: ``###\\n``, the fields as netstrings, the classic ``auth`` field when
     *inner_auth* (as Heartbeat 3.0.6 with glue >= 1.0.10 sends), ``%%%\\n`` and the
-    trailer ``<len>:<idx> <hex>,`` over all of that. *nul* does not apply.
+    trailer ``<len>:<idx> <hex>,`` over all of that. *nul* does not apply. Without
+    *inner_auth* an ``auth`` field the message carries is left out.
 
     Raises ``ValueError`` for a message the chosen form cannot carry: an empty field
     name, or one with ``=``, CR, LF or NUL in it or starting with ``(``; in the classic
@@ -175,8 +174,9 @@ def encode(
     fields = msg.fields
     names = [f.name for f in fields]
     if encoding is Encoding.CLASSIC:
-        lines = [_classic_line(f, check=True) for f in fields]
-        signed = b"".join(line for line, n in zip(lines, names, strict=True) if n != AUTH_FIELD)
+        # An ``auth`` field already present is replaced, so it is neither checked nor signed.
+        lines = [b"" if f.name == AUTH_FIELD else _classic_line(f, check=True) for f in fields]
+        signed = b"".join(lines)
         index, digest = signer.sign(signed)
         auth = b"auth=%s\n" % _auth_value(index, digest)
         parts = [_CLASSIC_START, *_with_auth(lines, auth, names), _CLASSIC_END]
@@ -187,6 +187,9 @@ def encode(
         raise ValueError(f"unknown encoding {encoding!r}")
     items: list[bytes] = []
     for f in fields:
+        if f.name == AUTH_FIELD:
+            items.append(b"")  # replaced by the fresh inner signature, or dropped
+            continue
         name = _name_bytes(f.name)
         _check_name(name)
         content = b"%s%s=%s" % (_TYPE_PREFIX[f.type], name, f.value)
