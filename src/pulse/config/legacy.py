@@ -19,7 +19,7 @@ import ipaddress
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,7 +266,7 @@ def _apply_token(cf: HaCf, name: str, value: str, src: Source) -> None:
         cf.nodes.append(value.lower())
         cf.sources.setdefault("nodes", src)
         return
-    handler = _OPTION_HANDLERS.get(name)
+    handler = OPTION_HANDLERS.get(name)
     if handler is None or handler(cf, value, src):
         cf.parameters[name] = value  # as written; the last one wins
         cf.sources[name] = src
@@ -339,7 +339,7 @@ def _apply_line(cf: HaCf, name: str, rest: str, src: Source) -> None:
             return
         cf.media.append(PingGroupMedium(group=words[0], hosts=tuple(words[1:]), source=src))
     elif name == "apiauth":
-        _apiauth(cf, words, src)
+        apply_apiauth(cf, words, src)
     elif name in ("respawn", "failfast"):
         if len(words) < 2:
             cf.error(line, f"{name}: needs USER /absolute/path [ARGS...]")
@@ -371,7 +371,7 @@ def _apply_line(cf: HaCf, name: str, rest: str, src: Source) -> None:
         )
 
 
-def _apiauth(cf: HaCf, words: list[str], src: Source) -> None:
+def apply_apiauth(cf: HaCf, words: list[str], src: Source) -> None:
     if len(words) < 2:
         cf.error(src.line, "apiauth: needs CLIENT uid=LIST and/or gid=LIST")
         return
@@ -664,7 +664,7 @@ def _h_any(cf: HaCf, value: str, src: Source) -> bool:
     return True
 
 
-_OPTION_HANDLERS: dict[str, Callable[[HaCf, str, Source], bool]] = {
+OPTION_HANDLERS: dict[str, Callable[[HaCf, str, Source], bool]] = {
     "keepalive": _h_time("keepalive"),
     "deadtime": _h_time("deadtime"),
     "warntime": _h_time("warntime"),
@@ -700,8 +700,8 @@ _OPTION_HANDLERS: dict[str, Callable[[HaCf, str, Source], bool]] = {
     "pacemaker": _h_pacemaker("pacemaker"),
     "crm": _h_pacemaker("crm"),
 }
-for _name in BOOLEAN_DIRECTIVES - set(_OPTION_HANDLERS):
-    _OPTION_HANDLERS[_name] = _h_bool(_name)
+for _name in BOOLEAN_DIRECTIVES - set(OPTION_HANDLERS):
+    OPTION_HANDLERS[_name] = _h_bool(_name)
 
 
 # --------------------------------------------------------------------------- authkeys
@@ -805,7 +805,7 @@ def parse_authkeys(data: bytes, file: str) -> tuple[AuthKeys | None, list[Diagno
     if any(d.severity == "error" for d in diags):
         return None, diags
     ordered = tuple(sorted(keys.values(), key=lambda k: k.index))
-    return AuthKeys(outbound=outbound, keys=ordered, path=file), diags
+    return AuthKeys(outbound=outbound, keys=ordered, path=os.path.abspath(file)), diags
 
 
 def read_authkeys(path: str) -> tuple[AuthKeys | None, list[Diagnostic]]:
@@ -942,6 +942,32 @@ def load_legacy(hacf: Path, node: str | None) -> tuple[Config | None, str, list[
         diags.extend(hr_diags)
 
     loc = Locator(file=str(hacf), sources=dict(cf.sources))
+    config, build_diags = build_config(
+        cf,
+        auth=auth,
+        groups=groups,
+        loc=loc,
+        local=local,
+        origin=str(confdir),
+        resource_dir=os.path.abspath(confdir / "resource.d"),
+    )
+    diags.extend(build_diags)
+    return config, local, diags
+
+
+def build_config(
+    cf: HaCf,
+    *,
+    auth: AuthKeys | None,
+    groups: list[ResourceGroup],
+    loc: Locator,
+    local: str,
+    origin: str,
+    resource_dir: str | None,
+    plugins: Mapping[str, Mapping[str, object]] | None = None,
+) -> tuple[Config | None, list[Diagnostic]]:
+    """Derived defaults, global validation and the final :class:`Config` (both formats)."""
+    diags: list[Diagnostic] = []
     raw = RawTiming(
         keepalive=cf.raw_timing.get("keepalive"),
         deadtime=cf.raw_timing.get("deadtime"),
@@ -952,6 +978,7 @@ def load_legacy(hacf: Path, node: str | None) -> tuple[Config | None, str, list[
     timing, tdiags = resolve_timing(raw, loc)
     diags.extend(tdiags)
 
+    # Heartbeat writes derived values back as parameters (spec §1.5).
     params = dict(cf.parameters)
     for name in ("warntime", "initdead", "deadping"):
         if name not in params:
@@ -961,19 +988,22 @@ def load_legacy(hacf: Path, node: str | None) -> tuple[Config | None, str, list[
     auto_failback = cf.auto_failback
     if auto_failback is None:
         auto_failback = AutoFailback.LEGACY
-        diags.append(
-            diagnostic(
-                Source(str(hacf), 0),
-                "Deprecated 'legacy' auto_failback option selected: no auto_failback directive; "
-                "add `auto_failback on` or `auto_failback off`",
-                warning=True,
+        if loc.toml:
+            msg = (
+                "cluster.auto_failback not set: Heartbeat's deprecated 'legacy' mode selected; "
+                'set auto_failback = "on" or "off"'
             )
-        )
+        else:
+            msg = (
+                "Deprecated 'legacy' auto_failback option selected: no auto_failback "
+                "directive; add `auto_failback on` or `auto_failback off`"
+            )
+        diags.append(diagnostic(Source(loc.file, 0), msg, warning=True))
     logging, ldiags = resolve_logging(cf, loc)
     diags.extend(ldiags)
 
     if auth is None:
-        return None, local, diags
+        return None, diags
     config = Config(
         nodes=tuple(cf.nodes),
         media=tuple(cf.media),
@@ -993,11 +1023,12 @@ def load_legacy(hacf: Path, node: str | None) -> tuple[Config | None, str, list[
         stonith=tuple(cf.stonith),
         respawn=tuple(cf.respawn),
         parameters=params,
-        origin=str(confdir),
-        resource_dir=str(confdir / "resource.d"),
+        plugins=dict(plugins or {}),
+        origin=origin,
+        resource_dir=resource_dir,
     )
     diags.extend(validate_cluster(config, local, loc))
-    return config, local, diags
+    return config, diags
 
 
 def resolve_logging(cf: HaCf, loc: Locator) -> tuple[Logging, list[Diagnostic]]:
