@@ -127,7 +127,12 @@ class Daemon:
             encoding = Encoding.CLASSIC if link.classic_only else self._encoding
             data = cache.get(encoding)
             if data is None:
-                data = encode(message, self.signer, encoding)
+                try:
+                    data = encode(message, self.signer, encoding)
+                except ValueError as exc:  # a field the wire cannot carry: drop, say why
+                    self.wire_counters["unencodable"] += 1
+                    log.error("cannot send %s message: %s", message.type, exc)
+                    return
                 cache[encoding] = data
             tx = self._outbound.get(link.name)
             if tx is None:
@@ -178,7 +183,9 @@ class Daemon:
         suppressed = self._badpack.suppressed.pop(reason, 0)
         template = _WIRE_LOG.get(reason, "Dropped {reason} packet from {peer} on {link}: {detail}")
         src = _peek_src(dgram.data)
-        text = template.format(reason=reason, peer=dgram.peer, link=dgram.link, detail=detail, src=src)
+        text = template.format(
+            reason=reason, peer=dgram.peer, link=dgram.link, detail=detail, src=src
+        )
         if suppressed:
             text += f" ({suppressed} more since last report)"
         log.warning("%s", text)
@@ -233,9 +240,7 @@ class Daemon:
             "uptime": round(trio.current_time() - self.started_at, 3),
             "cluster": view_to_json(view),
             "wire": dict(self.wire_counters),
-            "links": {
-                link.name: _stats_to_json(link.statistics()) for link in self.links
-            },
+            "links": {link.name: _stats_to_json(link.statistics()) for link in self.links},
         }
 
     async def handle_request(self, request: Request) -> Reply:

@@ -59,10 +59,11 @@ def format_status(st: dict[str, Any]) -> str:
         else:
             links = ", ".join(f"{k} {v}" for k, v in n["links"].items()) or "-"
         lines.append(f"{n['name']:<20} {n['status']:<8} {links}")
-    dropped = {k: v for k, v in st.get("wire", {}).items() if k != "accepted" and v}
-    dropped.update({k: v for k, v in cl.get("counters", {}).items() if v})
-    if dropped:
-        lines += ["", "dropped packets: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))]
+    counters = {k: v for k, v in st.get("wire", {}).items() if v}
+    # "own": our own broadcasts coming back, which every bcast link sees; not news.
+    counters.update({k: v for k, v in cl.get("counters", {}).items() if v and k != "own"})
+    if counters:
+        lines += ["", "packets: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items()))]
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ DEFAULT_CONFIG = "/etc/ha.d"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pulse", description=__doc__.splitlines()[0] if __doc__ else None)
+    p = argparse.ArgumentParser(prog="pulse", description="pulse: Heartbeat-compatible HA daemon")
     p.add_argument("--version", action="version", version=f"pulse {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 

@@ -14,7 +14,8 @@ from pulse.control.protocol import DEFAULT_SOCKET
 from pulse.daemon import DaemonOptions, serve
 from pulse.errors import ConfigError, PulseError
 
-DEFAULT_STATE_DIR = "/var/lib/heartbeat"  # shared with Heartbeat: hb_uuid and hb_generation carry over
+# Shared with Heartbeat, so a migrated node keeps its hb_uuid and continues hb_generation.
+DEFAULT_STATE_DIR = "/var/lib/heartbeat"
 
 
 def run(ns: argparse.Namespace) -> int:

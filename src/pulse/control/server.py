@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -23,10 +24,8 @@ CLIENT_TIMEOUT = 10.0
 def _clear(path: Path) -> None:
     if not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
 
 
 async def _listen(path: Path) -> trio.socket.SocketType:
@@ -71,18 +70,17 @@ async def serve_control(
                 except Exception as exc:  # a handler bug must not kill the daemon
                     log.exception("control request failed")
                     reply = Reply(False, error=f"internal error: {exc}")
-                try:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await stream.send_all(reply.encode())
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass
 
     try:
         listener = trio.SocketListener(sock)
         task_status.started()
         await trio.serve_listeners(handle, [listener])
     finally:
-        try:
-            path.unlink()
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                log.warning("could not remove control socket %s: %s", path, exc)
+        with trio.CancelScope(shield=True):
+            try:
+                await trio.Path(path).unlink()
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    log.warning("could not remove control socket %s: %s", path, exc)
