@@ -1,0 +1,47 @@
+"""Resource agents: how pulse starts, stops and checks what haresources lists.
+
+The scheduler decides *when* a group moves; this package does the *how*, with
+Heartbeat 3.0.6's semantics (spec §3 and §6):
+
+* :func:`make_agent` turns one haresources word into a :class:`ResourceAgent`;
+* :func:`acquire_group` / :func:`release_group` run a group left to right /
+  right to left, with ResourceManager's skip-if-running, give-up-on-failure and
+  stop-retry rules (but no reboot: a stop that cannot be completed marks the
+  group failed, see docs/resources.md).
+"""
+
+from __future__ import annotations
+
+from pulse.resources.agents import AgentFactory as AgentFactory
+from pulse.resources.agents import UnusableAgent as UnusableAgent
+from pulse.resources.agents import make_agent as make_agent
+from pulse.resources.arp import ArpPolicy as ArpPolicy
+from pulse.resources.base import AgentTimeouts as AgentTimeouts
+from pulse.resources.base import ResourceAgent as ResourceAgent
+from pulse.resources.base import ResourceError as ResourceError
+from pulse.resources.group import GroupResult as GroupResult
+from pulse.resources.group import acquire_group as acquire_group
+from pulse.resources.group import release_group as release_group
+from pulse.resources.ipaddr import FloatingIP as FloatingIP
+from pulse.resources.scripts import LsbAgent as LsbAgent
+from pulse.resources.scripts import OcfAgent as OcfAgent
+from pulse.resources.scripts import ScriptAgent as ScriptAgent
+from pulse.resources.scripts import SystemdAgent as SystemdAgent
+
+__all__ = [
+    "AgentFactory",
+    "AgentTimeouts",
+    "ArpPolicy",
+    "FloatingIP",
+    "GroupResult",
+    "LsbAgent",
+    "OcfAgent",
+    "ResourceAgent",
+    "ResourceError",
+    "ScriptAgent",
+    "SystemdAgent",
+    "UnusableAgent",
+    "acquire_group",
+    "make_agent",
+    "release_group",
+]
