@@ -392,6 +392,16 @@ class Engine:
         out: list[Output] = []
         if not self._started:
             return out
+        # Coming up switches dead times from initdead to each node's own, which can
+        # put a deadline behind *now*: run the timers again until nothing is due.
+        for _ in range(4):
+            out += self._tick_once(now)
+            if self.next_deadline() > now:
+                break
+        return out
+
+    def _tick_once(self, now: float) -> list[Output]:
+        out: list[Output] = []
         if now >= self._keepalive_due:
             out += self._send_status(now)
             period = self._timing.keepalive / 1000
