@@ -126,9 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.INFO,
         format="%(levelname)s: %(message)s",
     )
+    if args.verbose:
+        logging.getLogger("pulse").setLevel(logging.DEBUG)
     return trio.run(_main, args)
 
 
