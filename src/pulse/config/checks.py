@@ -69,6 +69,8 @@ class Locator:
     file: str
     sources: Mapping[str, Source] = field(default_factory=dict)
     toml: bool = False
+    # Settings already reported as invalid: checks that depend on them are skipped.
+    failed: frozenset[str] = frozenset()
 
     def where(self, *keys: str) -> Source:
         """The source of the first of ``keys`` that was written, else the file itself."""
@@ -180,7 +182,10 @@ def validate_cluster(cfg: Config, node: str, loc: Locator) -> list[Diagnostic]:
     """Cluster-wide rules shared by legacy and TOML (spec §1.5, §1.6, §3.1, §3.6)."""
     out: list[Diagnostic] = []
     nodes_src = loc.where("nodes")
-    if not cfg.nodes:
+    nodes_ok = "nodes" not in loc.failed
+    if not cfg.nodes and not nodes_ok:
+        pass
+    elif not cfg.nodes:
         out.append(
             diagnostic(
                 nodes_src,
@@ -218,7 +223,9 @@ def validate_cluster(cfg: Config, node: str, loc: Locator) -> list[Diagnostic]:
                 )
             )
         seen_nodes.add(name)
-    if not cfg.media:
+    if not cfg.media and "media" in loc.failed:
+        pass
+    elif not cfg.media:
         out.append(
             diagnostic(
                 loc.where("media"),
@@ -240,7 +247,7 @@ def validate_cluster(cfg: Config, node: str, loc: Locator) -> list[Diagnostic]:
     keys: dict[str, Source | None] = {}
     for i, group in enumerate(cfg.groups):
         src = group.source
-        if group.node not in cfg.nodes:
+        if group.node not in cfg.nodes and nodes_ok:
             declared = ", ".join(cfg.nodes) or "none"
             if loc.toml:
                 msg = f"groups[{i}].node: bad node name [{group.node}] (declared nodes: {declared})"

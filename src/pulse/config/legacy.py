@@ -208,6 +208,7 @@ class HaCf:
     stonith: list[StonithDirective] = field(default_factory=list)
     respawn: list[RespawnDirective] = field(default_factory=list)
     apiauth_clients: dict[str, Source] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
     # Port/baud cached by the first line of each plugin (ordering quirk).
     plugin_port: dict[str, tuple[int, Source]] = field(default_factory=dict)
     serial_baud: tuple[int, Source] | None = None
@@ -215,6 +216,10 @@ class HaCf:
 
     def error(self, line: int, msg: str) -> None:
         self.diagnostics.append(diagnostic(Source(self.file, line), msg))
+
+    def medium_error(self, line: int, msg: str) -> None:
+        self.failed.add("media")
+        self.error(line, msg)
 
     def warn(self, line: int, msg: str) -> None:
         self.diagnostics.append(diagnostic(Source(self.file, line), msg, warning=True))
@@ -279,7 +284,9 @@ def _token_medium(cf: HaCf, name: str, value: str, src: Source) -> None:
         cf.media.append(BcastMedium(interface=value, port=port, source=src))
     elif name == "serial":
         if not value.startswith("/"):
-            cf.error(src.line, f"serial: device [{value}] must be an absolute path (/dev/ttyS0)")
+            cf.medium_error(
+                src.line, f"serial: device [{value}] must be an absolute path (/dev/ttyS0)"
+            )
             return
         if cf.serial_baud is None:
             cf.serial_baud = (cf.baud, src)
@@ -291,7 +298,7 @@ def _token_medium(cf: HaCf, name: str, value: str, src: Source) -> None:
                 if ipaddress.ip_address(value).version != 6:
                     raise ValueError(value)
             except ValueError:
-                cf.error(src.line, f"ping6: [{value}] is not an IPv6 address")
+                cf.medium_error(src.line, f"ping6: [{value}] is not an IPv6 address")
                 return
         cf.media.append(PingMedium(host=value, ipv6=ipv6, source=src))
 
@@ -312,7 +319,7 @@ def _apply_line(cf: HaCf, name: str, rest: str, src: Source) -> None:
         cf.sources.setdefault("media", src)
         values, err = check_mcast_fields(words, ipv6=name == "mcast6")
         if err is not None or values is None:
-            cf.error(line, err or f"{name}: invalid")
+            cf.medium_error(line, err or f"{name}: invalid")
             return
         iface, group, port, ttl, loop = values
         cf.media.append(
@@ -321,11 +328,11 @@ def _apply_line(cf: HaCf, name: str, rest: str, src: Source) -> None:
     elif name in ("ucast", "ucast6"):
         cf.sources.setdefault("media", src)
         if len(words) < 2:
-            cf.error(line, f"{name}: needs IF PEER")
+            cf.medium_error(line, f"{name}: needs IF PEER")
             return
         perr = check_peer(words[1], ipv6=name == "ucast6")
         if perr is not None:
-            cf.error(line, perr)
+            cf.medium_error(line, perr)
             return
         if len(words) > 2:
             cf.warn(line, f"{name}: only one peer per line; [{' '.join(words[2:])}] ignored "
@@ -335,7 +342,7 @@ def _apply_line(cf: HaCf, name: str, rest: str, src: Source) -> None:
     elif name == "ping_group":
         cf.sources.setdefault("media", src)
         if len(words) < 2:
-            cf.error(line, "ping_group: needs NAME HOST [HOST...]")
+            cf.medium_error(line, "ping_group: needs NAME HOST [HOST...]")
             return
         cf.media.append(PingGroupMedium(group=words[0], hosts=tuple(words[1:]), source=src))
     elif name == "apiauth":
@@ -408,7 +415,10 @@ def read_stonith_params(path: str) -> str | None:
 def _time(cf: HaCf, name: str, value: str, src: Source, *, allow_zero: bool = False) -> int | None:
     ms = parse_hb_time(value)
     if ms is None:
-        cf.error(src.line, f"{name}: bad time [{value}] (examples: 2, 1.5, 500ms)")
+        hint = "examples: 2, 1.5, 500ms"
+        if value.lower() in ("ms", "msec", "us", "usec", "s", "sec"):
+            hint = "a unit must follow the number without a space: 500ms"
+        cf.error(src.line, f"{name}: bad time [{value}] ({hint})")
         return None
     if ms < 0 or (ms == 0 and not allow_zero):
         cf.error(src.line, f"{name}: must be more than 0 (got {value})")
@@ -739,6 +749,8 @@ def parse_authkeys(data: bytes, file: str) -> tuple[AuthKeys | None, list[Diagno
                 err(lineno, f"bad auth line [{text}] (expected: auth N)")
                 continue
             auth_index, auth_line = int(m.group(1)), lineno
+            if not 0 <= auth_index <= MAX_AUTH_INDEX:
+                err(lineno, f"auth index [{auth_index}] out of range (0-{MAX_AUTH_INDEX})")
             continue
         words = text.split()
         idx = parse_int(words[0])
@@ -790,19 +802,16 @@ def parse_authkeys(data: bytes, file: str) -> tuple[AuthKeys | None, list[Diagno
         keys[idx] = AuthKey(index=idx, method=method, key=key, source=Source(file, lineno))
         if auth_index == idx:
             outbound = idx
+    if any(d.severity is Severity.ERROR for d in diags):
+        return None, diags
     if auth_index is None:
-        if not any(d.severity == "error" for d in diags):
-            err(0, "no `auth N` line: name the key index used to sign outgoing packets")
+        err(0, "no `auth N` line: name the key index used to sign outgoing packets")
         return None, diags
     if outbound is None or outbound != auth_index:
         hint = ""
         if auth_index in keys:
             hint = " (the `auth N` line must come before the key line N)"
-        elif not 0 <= auth_index <= MAX_AUTH_INDEX:
-            hint = f" (index must be 0-{MAX_AUTH_INDEX})"
         err(auth_line, f"Auth Key [{auth_index}] not found in keyfile{hint}")
-        return None, diags
-    if any(d.severity == "error" for d in diags):
         return None, diags
     ordered = tuple(sorted(keys.values(), key=lambda k: k.index))
     return AuthKeys(outbound=outbound, keys=ordered, path=os.path.abspath(file)), diags
@@ -941,7 +950,7 @@ def load_legacy(hacf: Path, node: str | None) -> tuple[Config | None, str, list[
         groups, hr_diags = parse_haresources(hr_data, str(hr_path))
         diags.extend(hr_diags)
 
-    loc = Locator(file=str(hacf), sources=dict(cf.sources))
+    loc = Locator(file=str(hacf), sources=dict(cf.sources), failed=frozenset(cf.failed))
     config, build_diags = build_config(
         cf,
         auth=auth,

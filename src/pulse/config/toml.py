@@ -329,6 +329,8 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
         if name:
             _feed(cf, r, "cluster", name, ("cluster", "name"))
     nodes = r.strings(cluster.get("nodes", []), ("cluster", "nodes"))
+    if nodes is None:
+        cf.failed.add("nodes")
     cf.nodes = [n.lower() for n in nodes or []]
     if "nodes" in cluster:
         cf.sources["nodes"] = r.src(("cluster", "nodes"))
@@ -359,7 +361,10 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
             _timing(cf, r, key, timing[key])
 
     for i, link in enumerate(r.array_of_tables(top.get("links", []), ("links",))):
+        before = len(r.diags)
         _link(cf, r, i, link)
+        if len(r.diags) > before:
+            cf.failed.add("media")
     if top.get("links"):
         cf.sources["media"] = r.src(("links", 0))
     else:
@@ -406,7 +411,7 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
                 continue
             plugins[pname] = ptable
 
-    loc = Locator(file=r.file, sources=dict(cf.sources), toml=True)
+    loc = Locator(file=r.file, sources=dict(cf.sources), toml=True, failed=frozenset(cf.failed))
     config, diags = build_config(
         cf,
         auth=auth,
