@@ -1,0 +1,128 @@
+"""open_links: how ha.cf media become links (no sockets are opened here)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pulse.config.model import (
+    AuthKey,
+    AuthKeys,
+    AuthMethod,
+    BcastMedium,
+    Config,
+    McastMedium,
+    Medium,
+    PingGroupMedium,
+    PingMedium,
+    SerialMedium,
+    Timing,
+    UcastMedium,
+)
+from pulse.transport import (
+    BcastLink,
+    Link,
+    McastLink,
+    SerialLink,
+    UcastLink,
+    open_links,
+)
+from pulse.transport.udp import interface_broadcast
+
+AUTH = AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),))
+
+
+def _config(*media: Medium, keepalive: int = 1000) -> Config:
+    return Config(nodes=("a", "b"), media=media, auth=AUTH, timing=Timing(keepalive=keepalive))
+
+
+def test_ucast_lines_on_the_same_interface_and_port_share_one_link() -> None:
+    links = open_links(
+        _config(
+            UcastMedium(interface="eth0", peer="198.51.100.2"),
+            UcastMedium(interface="eth0", peer="198.51.100.3"),
+            UcastMedium(interface="eth0", peer="198.51.100.2"),
+            UcastMedium(interface="eth1", peer="203.0.113.2"),
+        )
+    )
+    assert [type(link) for link in links] == [UcastLink, UcastLink]
+    first, second = links
+    assert isinstance(first, UcastLink) and isinstance(second, UcastLink)
+    assert first.peers == ("198.51.100.2", "198.51.100.3")
+    assert (second.name, second.peers) == ("eth1", ("203.0.113.2",))
+
+
+def test_media_of_different_kinds_on_one_interface_are_separate_links_in_config_order() -> None:
+    links = open_links(
+        _config(
+            BcastMedium(interface="eth0"),
+            SerialMedium(device="/dev/ttyS0", baud=38400),
+            UcastMedium(interface="eth0", peer="198.51.100.2"),
+            McastMedium(interface="eth0", group="239.0.0.1", port=694, ttl=2, loop=True),
+            BcastMedium(interface="eth0"),
+        )
+    )
+    assert [type(link) for link in links] == [BcastLink, SerialLink, UcastLink, McastLink]
+    assert [link.name for link in links] == ["eth0", "/dev/ttyS0", "eth0", "eth0"]
+    serial, mcast = links[1], links[3]
+    assert isinstance(serial, SerialLink) and isinstance(mcast, McastLink)
+    assert (serial.baud, serial.rtscts) == (38400, False)
+    assert (mcast.group, mcast.ttl, mcast.loop) == ("239.0.0.1", 2, True)
+
+
+def test_bcast_on_two_ports_of_one_interface_are_two_links() -> None:
+    links = open_links(
+        _config(BcastMedium(interface="eth0", port=694), BcastMedium(interface="eth0", port=695))
+    )
+    assert [link.port for link in links if isinstance(link, BcastLink)] == [694, 695]
+
+
+def test_ping_media_are_not_links() -> None:
+    links = open_links(
+        _config(
+            PingMedium(host="198.51.100.254"),
+            PingGroupMedium(group="routers", hosts=("198.51.100.253",)),
+        )
+    )
+    assert links == []
+
+
+def test_only_serial_links_demand_the_classic_encoding() -> None:
+    links: list[Link] = open_links(
+        _config(BcastMedium(interface="eth0"), SerialMedium(device="/dev/ttyS1"))
+    )
+    assert [link.classic_only for link in links] == [False, True]
+
+
+def test_serial_write_timeout_follows_keepalive_unless_given() -> None:
+    media = SerialMedium(device="/dev/ttyS0")
+    (by_keepalive,) = open_links(_config(media, keepalive=2000))
+    (explicit,) = open_links(_config(media), serial_write_timeout=0.25, rtscts=True)
+    assert isinstance(by_keepalive, SerialLink) and isinstance(explicit, SerialLink)
+    assert by_keepalive.write_timeout == 2.0
+    assert (explicit.write_timeout, explicit.rtscts) == (0.25, True)
+
+
+def test_a_multicast_link_refuses_a_unicast_group() -> None:
+    with pytest.raises(ValueError, match="not an IPv4 multicast group"):
+        McastLink(interface="eth0", group="198.51.100.1", port=694)
+
+
+async def test_sending_before_the_link_runs_is_counted_not_raised() -> None:
+    link = BcastLink(interface="eth0", port=694)
+    await link.send(b">>>\n<<<\n")
+    stats = link.statistics()
+    assert (stats.packets_sent, stats.send_errors, stats.last_error) == (0, 1, "not open")
+
+
+async def test_serial_send_before_open_drops_the_frame_and_counts_it() -> None:
+    link = SerialLink(device="/dev/ttyS9")
+    await link.send(b">>>\nt=status\n<<<\n\0")
+    assert link.statistics().send_errors == 1
+
+
+def test_loopback_broadcast_address_is_derived_when_unset() -> None:
+    # lo has 127.0.0.1/8 and no broadcast address: it is derived from the netmask.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        assert interface_broadcast(sock.fileno(), "lo") == "127.255.255.255"
