@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from pulse.config.model import ResourceSpec
@@ -41,14 +42,14 @@ class FakeAgent:
 
     async def start(self) -> None:
         self._note("start")
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         if self.start_fails:
             raise ResourceError(self.spec.raw, "Return code 1 from /etc/init.d/" + self.spec.raw)
         self.running = True
 
     async def stop(self) -> None:
         self._note("stop")
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         if self.stop_failures:
             self.stop_failures -= 1
             if self.stop_really_stops:
@@ -58,7 +59,7 @@ class FakeAgent:
 
     async def status(self) -> bool:
         self._note("status")
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         if self.status_fails:
             raise ResourceError(self.spec.raw, "monitor failed: OCF_ERR_GENERIC")
         return self.running
