@@ -53,7 +53,7 @@ ALLOWED_NETWORKS = (
 COMMAND_TIMEOUT = 20.0
 TERMINATE_GRACE = 3.0
 BRIDGE = "br0"
-_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,15}$")
 _PREFIX_RE = re.compile(r"^[a-z]{1,6}$")
 
 
@@ -325,7 +325,10 @@ class Topology:
 
     def connect(self, node: Node, lan: Lan, ifname: str, address: str) -> Iface:
         """Plug ``node`` into ``lan`` as ``ifname`` with ``address`` (prefix from the LAN)."""
-        ip = ipaddress.IPv4Address(address.split("/")[0])
+        given = ipaddress.IPv4Interface(address)
+        ip = given.ip
+        if "/" in address and given.network.prefixlen != lan.subnet.prefixlen:
+            raise ValueError(f"{address}: {lan.name} is {lan.subnet}, prefix must match")
         if ip not in lan.subnet or ip in (lan.subnet.network_address, lan.subnet.broadcast_address):
             raise ValueError(f"{ip} is not a host address of {lan.name} ({lan.subnet})")
         if len(ifname) > 15 or not ifname.isprintable() or "/" in ifname:
@@ -374,12 +377,12 @@ class Topology:
     def nft(self, node: Node, ruleset: str) -> None:
         """Load an nftables ruleset inside the node's namespace, e.g. 30 % loss::
 
-            table inet loss {
-                chain in {
-                    type filter hook input priority 0;
-                    udp dport 694 numgen random mod 100 < 30 drop
-                }
+        table inet loss {
+            chain in {
+                type filter hook input priority 0;
+                udp dport 694 numgen random mod 100 < 30 drop
             }
+        }
         """
         self.run(node, ["nft", "-f", "-"], input=ruleset)
 

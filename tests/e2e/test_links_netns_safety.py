@@ -177,3 +177,18 @@ def test_a_signalled_test_process_still_deletes_its_namespaces(signum: int) -> N
             proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.mark.netns
+def test_connect_refuses_an_address_outside_the_lan_or_with_another_prefix(
+    topology: Topology,
+) -> None:
+    lan = topology.add_lan("lan0", "198.51.100.0/24")
+    node = topology.add_node("a")
+    with pytest.raises(ValueError, match="not a host address"):
+        topology.connect(node, lan, "eth0", "203.0.113.5")
+    with pytest.raises(ValueError, match="not a host address"):
+        topology.connect(node, lan, "eth0", "198.51.100.255")
+    with pytest.raises(ValueError, match="prefix must match"):
+        topology.connect(node, lan, "eth0", "198.51.100.5/25")
+    assert topology.connect(node, lan, "eth0", "198.51.100.5/24").ip == "198.51.100.5"

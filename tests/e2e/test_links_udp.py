@@ -162,3 +162,28 @@ async def test_bcast_on_an_interface_without_address_counts_send_errors(
             await agent.send(0, FRAME)
             stats = (await agent.stats())[0]
             assert stats["packets_sent"] == 1
+
+
+async def test_an_nft_partition_stops_delivery_until_it_is_lifted(topology: Topology) -> None:
+    a, b, _ = _two_nodes(topology, [("lan0", "198.51.100.0/24", "eth0")])
+    media = [{"kind": "bcast", "interface": "eth0", "port": PORT}]
+    with trio.fail_after(20):
+        async with (
+            Agent.start(topology.exec_argv(a, []), media) as agent_a,
+            Agent.start(topology.exec_argv(b, []), media) as agent_b,
+        ):
+            await _deliver(agent_a, 0, agent_b, _payload("before"), on="eth0")
+            topology.nft(
+                b,
+                f"table inet partition {{\n chain in {{\n"
+                f"  type filter hook input priority 0;\n  udp dport {PORT} drop\n }}\n}}\n",
+            )
+            for _ in range(5):
+                await agent_a.send(0, _payload("during"))
+            with trio.move_on_after(0.5):
+                await agent_b.expect(lambda d: d["data"] == _payload("during").hex())
+                pytest.fail("a packet crossed the partition")
+            received = (await agent_b.stats())[0]["packets_received"]
+            topology.run(b, ["nft", "delete", "table", "inet", "partition"])
+            await _deliver(agent_a, 0, agent_b, _payload("after"), on="eth0")
+            assert (await agent_b.stats())[0]["packets_received"] > received
