@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
+import trio
 
 from pulse.config.model import (
     AuthKey,
@@ -28,6 +30,7 @@ from pulse.transport import (
     UcastLink,
     open_links,
 )
+from pulse.transport._link import Counters
 from pulse.transport.udp import interface_broadcast
 
 AUTH = AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),))
@@ -126,3 +129,23 @@ def test_loopback_broadcast_address_is_derived_when_unset() -> None:
     # lo has 127.0.0.1/8 and no broadcast address: it is derived from the netmask.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         assert interface_broadcast(sock.fileno(), "lo") == "127.255.255.255"
+
+
+async def test_repeated_link_errors_are_logged_once_a_minute_with_a_suppressed_count(
+    autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="pulse.transport")
+    counters = Counters("eth1")
+    for _ in range(30):  # one failed heartbeat per second for 30 s: one log line
+        counters.send_error("send to 198.51.100.2:694 failed: ENETUNREACH")
+        counters.note("something else")  # another text does not reset the limit
+        await trio.sleep(1)
+    assert trio.current_time() == 30
+    await trio.sleep(30)
+    counters.send_error("send to 198.51.100.2:694 failed: ENETUNREACH")
+    lines = [r.getMessage() for r in caplog.records if "ENETUNREACH" in r.getMessage()]
+    assert lines == [
+        "link eth1: send to 198.51.100.2:694 failed: ENETUNREACH",
+        "link eth1: send to 198.51.100.2:694 failed: ENETUNREACH (29 similar suppressed)",
+    ]
+    assert counters.snapshot().send_errors == 31

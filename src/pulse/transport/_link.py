@@ -13,6 +13,8 @@ import trio
 
 log = logging.getLogger("pulse.transport")
 
+_MAX_TRACKED_TEXTS = 32
+
 
 @dataclass(frozen=True, slots=True)
 class Datagram:
@@ -80,16 +82,14 @@ class Counters:
     """The mutable side of :class:`LinkStatistics`, with rate-limited error logging.
 
     A link that is cut fails every send, once per keepalive, for as long as it stays
-    cut: the first failure of a kind is logged, repeats of the same text are logged
+    cut: the first failure with a given text is logged, repeats of that text are logged
     at most once per ``log_interval`` seconds with a count of what was suppressed.
     """
 
     __slots__ = (
-        "_last_logged_at",
-        "_last_logged_text",
         "_link",
         "_log_interval",
-        "_suppressed",
+        "_logged",
         "bytes_received",
         "bytes_sent",
         "last_error",
@@ -103,9 +103,8 @@ class Counters:
     def __init__(self, link: str, *, log_interval: float = 60.0) -> None:
         self._link = link
         self._log_interval = log_interval
-        self._last_logged_text: str | None = None
-        self._last_logged_at = 0.0
-        self._suppressed = 0
+        # error text -> (when it was last logged, how many repeats were not logged)
+        self._logged: dict[str, tuple[float, int]] = {}
         self.packets_sent = 0
         self.bytes_sent = 0
         self.packets_received = 0
@@ -150,18 +149,16 @@ class Counters:
     def _error(self, text: str, level: int) -> None:
         self.last_error = text
         now = trio.current_time()
-        if (
-            text == self._last_logged_text
-            and now - self._last_logged_at < self._log_interval
-            and self._last_logged_text is not None
-        ):
-            self._suppressed += 1
+        seen = self._logged.get(text)
+        if seen is not None and now - seen[0] < self._log_interval:
+            self._logged[text] = (seen[0], seen[1] + 1)
             return
-        suffix = f" ({self._suppressed} similar suppressed)" if self._suppressed else ""
+        suppressed = seen[1] if seen is not None else 0
+        suffix = f" ({suppressed} similar suppressed)" if suppressed else ""
         log.log(level, "link %s: %s%s", self._link, text, suffix)
-        self._last_logged_text = text
-        self._last_logged_at = now
-        self._suppressed = 0
+        if seen is None and len(self._logged) >= _MAX_TRACKED_TEXTS:
+            self._logged.pop(next(iter(self._logged)))  # forget the oldest text
+        self._logged[text] = (now, 0)
 
 
 def describe_os_error(exc: OSError) -> str:
