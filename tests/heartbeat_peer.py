@@ -287,7 +287,6 @@ class HeartbeatNode:
         self.layout = PeerLayout(workdir=Path(workdir).resolve())
         self._process: _Process | None = None
         self._mount_ns: str | None = None
-        self._started_at: float | None = None
         logfile = ha_cf_value(ha_cf, "logfile")
         if logfile is None:
             raise ValueError("ha_cf needs a 'logfile' directive so the harness can read the log")
@@ -329,8 +328,11 @@ class HeartbeatNode:
         self._prepare_tree()
         self.layout.pidfile.unlink(missing_ok=True)
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", self._launcher()]
-        self._started_at = time.monotonic()
-        process = self.topology.popen(self.node, argv)
+        # Launcher, mount and heartbeat output all land in one file the diagnostics show.
+        with self.layout.launcher_output.open("ab") as output:
+            process = self.topology.popen(
+                self.node, argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output
+            )
         self._process = process
         self._mount_ns = None
 
@@ -413,6 +415,9 @@ class HeartbeatNode:
 
         if not _poll_until(gone, _KILL_TIMEOUT):
             raise HeartbeatPeerError(f"processes of heartbeat {self.name} survived SIGKILL")
+        # The namespace is gone; forget it so a later sweep can never hit a namespace that
+        # the kernel has since given the same inode number.
+        self._mount_ns = None
 
     # ---- files -------------------------------------------------------------------------
 
@@ -470,9 +475,7 @@ class HeartbeatNode:
         for local, target in _MOUNTS:
             steps.append(f"mount --bind {q(str(self.layout.workdir / local))} {target}")
         steps.append(f"test -e /etc/ha.d/{q(self._marker_name)}")
-        steps.append(
-            f"exec {q(str(HEARTBEAT_BIN))} -f >>{q(str(self.layout.launcher_output))} 2>&1"
-        )
+        steps.append(f"exec {q(str(HEARTBEAT_BIN))} -f")
         return "\n".join(steps)
 
     def log(self) -> str:

@@ -21,6 +21,7 @@ import pytest
 
 from heartbeat_peer import (
     HeartbeatNode,
+    HeartbeatPeerError,
     HeartbeatPeers,
     PeerLayout,
     ha_cf_value,
@@ -195,3 +196,21 @@ def test_a_gracefully_stopped_heartbeat_announces_its_shutdown_to_the_peer(
     assert hb1.wait_log(r"Received shutdown notice from 'hb2'\.", 2.0, since=mark)
     # The notice does not mark hb2 dead by itself: that still takes the dead time.
     hb1.wait_nodestatus("hb2", "dead", DEADTIME + 2 * MARGIN)
+
+
+@pytest.mark.netns
+@pytest.mark.heartbeat
+def test_a_refused_configuration_fails_start_with_heartbeats_own_reason(
+    topology: Topology, peers: HeartbeatPeers, tmp_path: Path
+) -> None:
+    node = topology.add_node("hb1")
+    ha_cf = render_ha_cf(
+        nodes=["hb1", "hb2"], media=["bcast lo"], logdir=tmp_path / "peers" / "hb1" / "log"
+    )
+    # Group/other-readable keys are refused by heartbeat (spec §2.2).
+    peer = peers.add(node, name="hb1", ha_cf=ha_cf, authkeys=AUTHKEYS, authkeys_mode=0o644)
+
+    with pytest.raises(HeartbeatPeerError, match=r"Bad permissions on keyfile"):
+        peer.start()
+
+    assert not peer.running
