@@ -23,7 +23,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,11 @@ from pulse.config import Loaded
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
 from pulse.events import Log, Output, Transmit
+from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
 from pulse.protocol import ClusterView, Engine
+from pulse.resources import make_agent
+from pulse.scheduler import SchedulerView
 from pulse.state import load_uuid, next_generation
 from pulse.transport import Datagram, Link, open_links
 from pulse.wire.auth import Signer
@@ -64,6 +67,9 @@ class DaemonOptions:
     generation: int | None = None
     uuid: bytes | None = None
     loadavg: Callable[[], str] | None = None
+    script_env: Mapping[str, str] | None = None  # extra environment for resource scripts
+    stop_retries: int = 10  # Heartbeat's HA_STOPRETRYMAX
+    retry_delay: float = 1.0
 
 
 _WIRE_LOG = {
@@ -92,13 +98,14 @@ class Daemon:
         self.wire_counters: collections.Counter[str] = collections.Counter()
         self.started_at = trio.current_time()
         self._outbound: dict[str, trio.MemorySendChannel[bytes]] = {}
-        self._subscribers: list[trio.MemorySendChannel[Output]] = []
+        self._subscribers: list[trio.MemorySendChannel[Any]] = []
         self._badpack = _BadPackLog()
         self._encoding = (
             Encoding.NETSTRING if self.config.msgfmt == "netstring" else Encoding.CLASSIC
         )
         self._stopping = trio.Event()
         self._pumps: list[tuple[Link, trio.MemoryReceiveChannel[bytes]]] = []
+        self.resources: ResourceManager | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -107,6 +114,14 @@ class Daemon:
         tx, rx = trio.open_memory_channel[Output](size)
         self._subscribers.append(tx)
         return rx
+
+    def add_subscriber(self, tx: trio.MemorySendChannel[Any]) -> None:
+        """Publish every engine event into an existing channel too (never waits)."""
+        self._subscribers.append(tx)
+
+    def send(self, message: Message) -> None:
+        """Send an application message (resource protocol) to every peer, now."""
+        self.dispatch(self.engine.send(message, trio.current_time()))
 
     # ------------------------------------------------------------------ outputs
 
@@ -234,11 +249,13 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         view = self.engine.view()
+        resources = self.resources.view() if self.resources is not None else None
         return {
             "version": __version__,
             "node": self.loaded.node,
             "uptime": round(trio.current_time() - self.started_at, 3),
             "cluster": view_to_json(view),
+            "resources": resources_to_json(resources, self.resources) if resources else None,
             "wire": dict(self.wire_counters),
             "links": {link.name: _stats_to_json(link.statistics()) for link in self.links},
         }
@@ -248,6 +265,14 @@ class Daemon:
             return Reply(True, "pong")
         if request.command == "status":
             return Reply(True, self.status())
+        if request.command in ("standby", "takeover"):
+            if self.resources is None:
+                return Reply(False, error="this node manages no resources")
+            what = str(request.args.get("what", "all"))
+            refused = await self.resources.command(request.command, what)
+            if refused is not None:
+                return Reply(False, error=f"{request.command} {what} refused: {refused}")
+            return Reply(True, f"{request.command} {what} accepted")
         return Reply(False, error=f"unknown command {request.command!r}")
 
 
@@ -291,6 +316,27 @@ def view_to_json(view: ClusterView) -> dict[str, Any]:
     }
 
 
+def resources_to_json(view: SchedulerView, manager: ResourceManager | None) -> dict[str, Any]:
+    return {
+        "stable": view.stable,
+        "leaving": view.leaving,
+        "standby": list(view.standby),
+        "decision": manager.last_decision if manager is not None else view.decision,
+        "groups": [
+            {
+                "key": g.key,
+                "preferred": g.preferred,
+                "holder": g.holder,
+                "state": g.state,
+                "since": g.since,
+                "owner": g.owner,
+                "reason": g.reason,
+            }
+            for g in view.groups
+        ],
+    }
+
+
 def _stats_to_json(stats: object) -> dict[str, Any]:
     slots = getattr(type(stats), "__dataclass_fields__", None)
     if slots is None:
@@ -314,6 +360,9 @@ async def _watch_signals(daemon: Daemon, cancel: trio.CancelScope, grace: float)
             if signum == signal.SIGHUP:
                 log.info("Configuration unchanged. (reload needs a restart in this version)")
                 continue
+            if daemon.resources is not None:
+                await daemon.resources.shutdown()
+                log.info("All HA resources relinquished.")
             await daemon.stop()
             await trio.sleep(grace)
             log.info("%s Heartbeat shutdown complete.", daemon.loaded.node)
@@ -354,6 +403,21 @@ async def serve(
     )
     the_links = list(links) if links is not None else open_links(config)
     daemon = Daemon(loaded, engine, the_links, signer)
+    env = {"HA_CURHOST": loaded.node, **(dict(options.script_env) if options.script_env else {})}
+    agents = {
+        group.key: [make_agent(spec, config, env=env) for spec in group.resources]
+        for group in config.groups
+    }
+    manager = ResourceManager(
+        config=config,
+        local=loaded.node,
+        agents=agents,
+        send=daemon.send,
+        stop_retries=options.stop_retries,
+        retry_delay=options.retry_delay,
+    )
+    daemon.resources = manager
+    daemon.add_subscriber(manager.inbox.clone())
     log.info(
         "pulse %s starting: node %s, generation %d, %d link(s)",
         __version__,
@@ -368,6 +432,7 @@ async def serve(
         async with inbound_tx:
             for link in the_links:
                 await nursery.start(link.run, inbound_tx.clone())
+        await nursery.start(manager.run)
         await nursery.start(daemon.run_engine, inbound_rx)
         nursery.start_soon(daemon.run_pumps)
         if options.control_socket is not None:

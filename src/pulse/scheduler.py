@@ -88,7 +88,8 @@ class Peer:
     stable: bool = False
     leaving: bool = False
     hold: frozenset[str] = frozenset()
-    refuses: frozenset[str] = frozenset()
+    standby: frozenset[str] = frozenset()  # refused unless nobody else can run them
+    failed: frozenset[str] = frozenset()  # a start failed there: refused outright
     pulse: bool = False  # speaks pulse's fields (else: a Heartbeat peer, classes only)
     dead_since: float | None = None
 
@@ -150,7 +151,9 @@ class Scheduler:
         self.decision = "waiting for communications"
         self._clock = _Clock()
         self._last_reason: dict[str, str] = {}
-        self._last_announce: tuple[frozenset[str], frozenset[str], bool, bool] | None = None
+        self._last_announce: (
+            tuple[frozenset[str], frozenset[str], frozenset[str], bool, bool] | None
+        ) = None
 
     # ------------------------------------------------------------------ facts
 
@@ -177,7 +180,12 @@ class Scheduler:
             return []
         peer.alive = alive
         if alive:
+            # Back from the dead (a healed partition, or a restart): tell it what we
+            # hold, so that a group held on both sides is resolved at once.
             peer.dead_since = None
+            if self.comms:
+                self._last_announce = self._announce_key()
+                return [Send(self._resource_message())]
             return []
         # Dead: it holds nothing any more (fencing, when configured, happens before
         # the daemon reports the death to us), and it is no longer starting up.
@@ -185,7 +193,8 @@ class Scheduler:
         peer.stable = False
         peer.leaving = False
         peer.hold = frozenset()
-        peer.refuses = frozenset()
+        peer.standby = frozenset()
+        peer.failed = frozenset()
         self.awaiting.discard(node)
         for key, who in list(self.takeover_pref.items()):
             if who == node:
@@ -342,7 +351,11 @@ class Scheduler:
         """The node that should run group *key* now (None: nobody can)."""
         group = self.groups[key]
         order = _rotation(self.nodes, group.node)
-        eligible = [n for n in order if self._eligible(n, key)]
+        eligible = [n for n in order if self._eligible(n, key, strict=True)]
+        if not eligible:
+            # Standby gives groups away; it does not take them down when nobody else
+            # can run them (as hb_standby: the other node leaving brings them back).
+            eligible = [n for n in order if self._eligible(n, key, strict=False)]
         if not eligible:
             return None
         pref = self.takeover_pref.get(key)
@@ -355,27 +368,40 @@ class Scheduler:
         return eligible[0]
 
     def holder(self, key: str) -> str | None:
-        """The node claiming group *key* (starting, running, stopping or failed there)."""
-        if self.mine[key].state in CLAIMED:
-            return self.local
-        for name in self.nodes:
-            peer = self.peers.get(name)
-            if peer is not None and peer.alive and key in peer.hold:
-                return name
-        return None
+        """The node claiming group *key* (starting, running, stopping or failed there).
 
-    def _eligible(self, node: str, key: str) -> bool:
+        After a healed partition two nodes may claim the same group; every node then
+        names the same one (the first claimant in the group's node order), so the other
+        releases it.
+        """
+        claimants = self.claimants(key)
+        if not claimants:
+            return None
+        order = _rotation(self.nodes, self.groups[key].node)
+        return min(claimants, key=order.index)
+
+    def claimants(self, key: str) -> list[str]:
+        out = [self.local] if self.mine[key].state in CLAIMED else []
+        out += [n for n, p in self.peers.items() if p.alive and key in p.hold]
+        return out
+
+    def _eligible(self, node: str, key: str, *, strict: bool) -> bool:
         if node == self.local:
             return (
                 not self.leaving
-                and key not in self.standby
+                and not (strict and key in self.standby)
                 and key not in self.failed_here
                 and self.mine[key].state is not GroupState.FAILED
             )
         peer = self.peers[node]
         # A live peer that is still starting keeps its place: its own groups wait for it
         # (as Heartbeat's nodes only take their local groups at start-up).
-        return peer.alive and not peer.leaving and key not in peer.refuses
+        return (
+            peer.alive
+            and not peer.leaving
+            and not (strict and key in peer.standby)
+            and key not in peer.failed
+        )
 
     def _plan(self, now: float, *, cause: str) -> list[Action]:
         if not self.stable:
@@ -451,9 +477,8 @@ class Scheduler:
         if hold is not None:
             peer.pulse = True
             peer.hold = frozenset(k for k in hold.split() if k in self.groups)
-            peer.refuses = frozenset(
-                k for k in (msg.get("pulse_refuse") or "").split() if k in self.groups
-            )
+            peer.standby = self._keys(msg.get("pulse_standby"))
+            peer.failed = self._keys(msg.get("pulse_failed"))
             peer.leaving = msg.get("pulse_leaving") == "1"
         else:  # a Heartbeat peer: classes relative to it (2-node assumption)
             cls = msg.get("rsc_hold") or "none"
@@ -466,12 +491,20 @@ class Scheduler:
         if msg.get("isstable") == "1" or (hold is None and msg.get("info") == "mach_down"):
             peer.stable = True
 
+    def _keys(self, text: str | None) -> frozenset[str]:
+        return frozenset(k for k in (text or "").split() if k in self.groups)
+
     def _claimed(self) -> frozenset[str]:
         return frozenset(k for k, m in self.mine.items() if m.state in CLAIMED)
 
-    def _announce_key(self) -> tuple[frozenset[str], frozenset[str], bool, bool]:
-        refuses = frozenset(self.standby | self.failed_here)
-        return (self._claimed(), refuses, self.stable, self.leaving)
+    def _announce_key(self) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool, bool]:
+        return (
+            self._claimed(),
+            frozenset(self.standby),
+            frozenset(self.failed_here),
+            self.stable,
+            self.leaving,
+        )
 
     def _maybe_announce(self) -> Send | None:
         key = self._announce_key()
@@ -495,7 +528,8 @@ class Scheduler:
             fields.append(("info", "shutdown"))
         fields += [
             ("pulse_hold", " ".join(sorted(claimed)) or " "),
-            ("pulse_refuse", " ".join(sorted(self.standby | self.failed_here)) or " "),
+            ("pulse_standby", " ".join(sorted(self.standby)) or " "),
+            ("pulse_failed", " ".join(sorted(self.failed_here)) or " "),
             ("pulse_leaving", "1" if self.leaving else "0"),
         ]
         return Message.of(*fields)

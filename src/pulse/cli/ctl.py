@@ -59,6 +59,16 @@ def format_status(st: dict[str, Any]) -> str:
         else:
             links = ", ".join(f"{k} {v}" for k, v in n["links"].items()) or "-"
         lines.append(f"{n['name']:<20} {n['status']:<8} {links}")
+    res = st.get("resources")
+    if res and res["groups"]:
+        lines += ["", f"{'GROUP':<24} {'HOLDER':<12} {'STATE':<9} REASON"]
+        for g in res["groups"]:
+            holder = g["holder"] or "-"
+            lines.append(f"{g['key']:<24} {holder:<12} {g['state']:<9} {g['reason']}")
+    if res:
+        lines += ["", f"decision: {res['decision']}"]
+        if res["standby"]:
+            lines.append("standby: " + " ".join(res["standby"]))
     counters = {k: v for k, v in st.get("wire", {}).items() if v}
     # "own": our own broadcasts coming back, which every bcast link sees; not news.
     counters.update({k: v for k, v in cl.get("counters", {}).items() if v and k != "own"})
@@ -76,12 +86,25 @@ def main(argv: list[str] | None = None) -> int:
         help=f"control socket (default {DEFAULT_SOCKET}, or $PULSE_CONTROL_SOCKET)",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    sp = sub.add_parser("status", help="show nodes, links and this node's state")
+    sp = sub.add_parser("status", help="show nodes, links, resource groups and decisions")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    for verb, text in (
+        ("standby", "give resources away to the other node(s) (hb_standby)"),
+        ("takeover", "take resources over from the other node(s) (hb_takeover)"),
+    ):
+        sp = sub.add_parser(verb, help=text)
+        sp.add_argument(
+            "what",
+            nargs="?",
+            default="all",
+            choices=("all", "foreign", "local", "failback"),
+            help="which groups, relative to this node (default: all)",
+        )
     ns = p.parse_args(argv)
+    args = {"what": ns.what} if ns.command in ("standby", "takeover") else {}
 
     try:
-        reply = call(ns.socket, Request(ns.command, {}))
+        reply = call(ns.socket, Request(ns.command, args))
     except NotRunning:
         print(f"pulse is not running (no daemon at {ns.socket})", file=sys.stderr)
         return EXIT_NOT_RUNNING
@@ -96,4 +119,6 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(reply.result, indent=2, sort_keys=True))
         else:
             print(format_status(reply.result))
+    else:
+        print(reply.result)
     return EXIT_RUNNING

@@ -1,0 +1,207 @@
+"""The resource manager: the trio shell around :class:`pulse.scheduler.Scheduler`.
+
+It turns membership events into scheduler facts, runs the scheduler's Acquire and
+Release actions through the resource agents (one task per group operation, so a slow
+group never holds up another), sends the scheduler's messages through the daemon,
+and logs every decision once, in words.
+
+The scheduler is only ever touched from :meth:`ResourceManager.run`'s task: group
+operations report back through a channel, control commands through another.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from pulse.config.model import Config
+from pulse.events import (
+    CommsUp,
+    Delivered,
+    NodeStatus,
+    NodeStatusChanged,
+    Output,
+)
+from pulse.resources import ResourceAgent, acquire_group, release_group
+from pulse.scheduler import (
+    Acquire,
+    Action,
+    Decision,
+    Release,
+    Scheduler,
+    SchedulerView,
+    Send,
+    StandbyRefused,
+)
+from pulse.wire.message import Message
+
+log = logging.getLogger("pulse")
+
+ALIVE = (NodeStatus.UP, NodeStatus.ACTIVE)
+SHUTDOWN_TIMEOUT = 600.0  # seconds to release everything before giving up on a stop
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    group: str
+    ok: bool
+    clean: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Command:
+    verb: str  # "standby" | "takeover" | "shutdown"
+    what: str
+    reply: Callable[[str | None], None]  # None = accepted, text = refused
+
+
+class ResourceManager:
+    """Runs this node's share of the haresources groups."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        local: str,
+        agents: Mapping[str, Sequence[ResourceAgent]],
+        send: Callable[[Message], None],
+        stop_retries: int = 10,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.local = local
+        self.agents = agents
+        self._send = send
+        self.scheduler = Scheduler(config=config, local=local, now=trio.current_time())
+        self.stop_retries = stop_retries
+        self.retry_delay = retry_delay
+        self.last_decision = self.scheduler.decision
+        # One inbox for everything the scheduler reacts to, so it is only ever
+        # touched from run(): membership events (the daemon publishes into it),
+        # finished group operations and control commands.
+        self.inbox, self._inbox_rx = trio.open_memory_channel[Output | _Done | _Command](1024)
+        self._released = trio.Event()
+        self._nursery: trio.Nursery | None = None
+
+    # ------------------------------------------------------------------ API
+
+    async def command(self, verb: str, what: str = "all") -> str | None:
+        """standby/takeover from pulsectl; returns None when accepted, else why not."""
+        result: list[str | None] = []
+        answered = trio.Event()
+
+        def reply(text: str | None) -> None:
+            result.append(text)
+            answered.set()
+
+        await self.inbox.send(_Command(verb, what, reply))
+        await answered.wait()
+        return result[0]
+
+    async def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
+        """Release every group (graceful stop); True when all were released."""
+        await self.command("shutdown")
+        with trio.move_on_after(timeout):
+            await self._released.wait()
+            return True
+        log.error("Resources still held after %.0fs; stopping anyway", timeout)
+        return False
+
+    def view(self) -> SchedulerView:
+        return self.scheduler.view()
+
+    # ------------------------------------------------------------------ task
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            while True:
+                with trio.move_on_at(self.scheduler.next_deadline()):
+                    self._handle(await self._inbox_rx.receive())
+                    continue
+                self._apply(self.scheduler.tick(trio.current_time()))
+
+    def _handle(self, item: Output | _Done | _Command) -> None:
+        now = trio.current_time()
+        sched = self.scheduler
+        if isinstance(item, _Done):
+            self._apply(
+                sched.done(item.group, now, ok=item.ok, clean=item.clean, detail=item.detail)
+            )
+        elif isinstance(item, _Command):
+            self._command(item, now)
+        elif isinstance(item, NodeStatusChanged):
+            alive = item.new in ALIVE
+            if (item.old in ALIVE) != alive:
+                when = time.strftime("%H:%M:%S")
+                self._apply(sched.node_status(item.node, alive, now, when=when))
+        elif isinstance(item, CommsUp):
+            self._apply(sched.comms_up(now))
+        elif isinstance(item, Delivered):
+            self._apply(sched.message(item.message, now))
+        if sched.leaving and sched.is_released():
+            self._released.set()
+
+    def _command(self, cmd: _Command, now: float) -> None:
+        sched = self.scheduler
+        try:
+            if cmd.verb == "standby":
+                actions = sched.set_standby(cmd.what, now)
+            elif cmd.verb == "takeover":
+                actions = sched.takeover(cmd.what, now)
+            elif cmd.verb == "shutdown":
+                actions = sched.shutdown(now)
+            else:
+                cmd.reply(f"unknown command {cmd.verb}")
+                return
+        except (StandbyRefused, ValueError) as exc:
+            cmd.reply(str(exc))
+            return
+        cmd.reply(None)
+        self._apply(actions)
+
+    def _apply(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self._send(action.message)
+            elif isinstance(action, Decision):
+                self.last_decision = action.text
+                log.info("%s", action.text)
+            elif isinstance(action, Acquire | Release):
+                assert self._nursery is not None
+                self._nursery.start_soon(self._operate, action)
+
+    async def _operate(self, action: Acquire | Release) -> None:
+        key = action.group
+        agents = self.agents[key]
+        preferred = self.scheduler.groups[key].node
+        try:
+            if isinstance(action, Acquire):
+                result = await acquire_group(
+                    agents,
+                    log=log,
+                    node=preferred,
+                    stop_retries=self.stop_retries,
+                    retry_delay=self.retry_delay,
+                )
+                clean = result.ok or not result.stuck
+            else:
+                result = await release_group(
+                    agents,
+                    log=log,
+                    node=preferred,
+                    stop_retries=self.stop_retries,
+                    retry_delay=self.retry_delay,
+                )
+                clean = result.ok
+            done = _Done(key, result.ok, clean, result.reason)
+        except Exception as exc:  # an agent bug: the group's state is unknown, say so
+            log.exception("internal error while operating on %s", key)
+            done = _Done(key, False, False, f"internal error: {exc}")
+        await self.inbox.send(done)
