@@ -1,0 +1,126 @@
+"""A pulse node and a stock Heartbeat 3.0.6 node as one two-node cluster.
+
+Heartbeat only goes ``active`` with a peer after the node-list exchange (reqnodes /
+repnodes) and needs its messages acknowledged; this proves pulse speaks enough of the
+protocol for ``cl_status nodestatus`` to say ``active``, and that each side declares
+the other dead after deadtime when it is killed, for every authkeys method Heartbeat
+knows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from heartbeat_peer import HeartbeatNode, HeartbeatPeers, missing_prerequisites, render_ha_cf
+from netns import Lan, Topology
+from pulse_node import PulseNode, ha_cf
+
+pytestmark = [pytest.mark.netns, pytest.mark.heartbeat, pytest.mark.slow]
+
+DEADTIME = 3.0
+STARTUP_GRACE = 5.0  # both advertise deadtime + 2 s during their first 5 s
+MARGIN = 1.5
+
+AUTHKEYS = {
+    "sha1": "auth 1\n1 sha1 pulse-interop-secret\n",
+    "md5": "auth 2\n2 md5 pulse-interop-secret\n",
+    "crc": "auth 3\n3 crc\n",
+}
+
+
+@pytest.fixture
+def peers(topology: Topology, tmp_path: Path) -> Iterator[HeartbeatPeers]:
+    missing = missing_prerequisites()
+    if missing:
+        pytest.skip("heartbeat interop needs: " + ", ".join(missing))
+    with HeartbeatPeers(topology, tmp_path / "hb") as p:
+        yield p
+
+
+def mixed_cluster(
+    topology: Topology, peers: HeartbeatPeers, tmp_path: Path, authkeys: str
+) -> tuple[HeartbeatNode, PulseNode, Lan]:
+    lan = topology.add_lan("lan0", "198.51.100.0/24")
+    hb_ns = topology.add_node("hb1")
+    topology.connect(hb_ns, lan, "eth0", "198.51.100.11")
+    pulse_ns = topology.add_node("pulse1")
+    topology.connect(pulse_ns, lan, "eth0", "198.51.100.12")
+    names = ["hb1", "pulse1"]
+    hb = peers.add(
+        hb_ns,
+        name="hb1",
+        ha_cf=render_ha_cf(
+            nodes=names, media=["bcast eth0"], logdir=tmp_path / "hb" / "hb1" / "log"
+        ),
+        authkeys=authkeys,
+        haresources="",
+    )
+    pulse = PulseNode(
+        topology,
+        pulse_ns,
+        tmp_path,
+        name="pulse1",
+        ha_cf=ha_cf(names, ["bcast eth0"], keepalive="1", deadtime="3", warntime="2", initdead="6"),
+        authkeys=authkeys,
+    )
+    return hb, pulse, lan
+
+
+@pytest.mark.parametrize("method", ["sha1", "md5", "crc"])
+def test_heartbeat_and_pulse_see_each_other_active(
+    topology: Topology, peers: HeartbeatPeers, tmp_path: Path, method: str
+) -> None:
+    hb, pulse, _ = mixed_cluster(topology, peers, tmp_path, AUTHKEYS[method])
+    hb.start()
+    pulse.start()
+    hb.wait_nodestatus("pulse1", "active", 20)
+    pulse.wait_node("hb1", "active", 20)
+    assert hb.cl_status("nodestatus", "hb1") == "active"
+    assert pulse.status()["cluster"]["local_status"] == "active"
+    assert pulse.link_status("hb1", "eth0") == "up"
+    assert hb.cl_status("hblinkstatus", "pulse1", "eth0") == "up"
+    # Nothing pulse sent was refused by Heartbeat, and nothing Heartbeat sent by pulse.
+    assert "failed authentication" not in hb.log()
+    wire = pulse.status()["wire"]
+    assert {k: v for k, v in wire.items() if k != "accepted"} == {}
+
+
+def test_heartbeat_declares_a_killed_pulse_node_dead_after_deadtime(
+    topology: Topology, peers: HeartbeatPeers, tmp_path: Path
+) -> None:
+    hb, pulse, _ = mixed_cluster(topology, peers, tmp_path, AUTHKEYS["sha1"])
+    hb.start()
+    pulse.start()
+    hb.wait_nodestatus("pulse1", "active", 20)
+    time.sleep(STARTUP_GRACE)  # past the start-up dt boost
+    mark = hb.mark()
+    killed = time.monotonic()
+    pulse.kill()
+    hb.wait_log(r"node pulse1: is dead", DEADTIME + MARGIN + 1, since=mark)
+    took = time.monotonic() - killed
+    assert took <= DEADTIME + MARGIN, f"declared dead after {took:.2f}s"
+    assert hb.cl_status("nodestatus", "pulse1") == "dead"
+
+    # pulse comes back with a new generation: Heartbeat takes it as a restart.
+    pulse.start()
+    hb.wait_nodestatus("pulse1", "active", 20)
+
+
+def test_pulse_declares_a_killed_heartbeat_node_dead_after_deadtime(
+    topology: Topology, peers: HeartbeatPeers, tmp_path: Path
+) -> None:
+    hb, pulse, _ = mixed_cluster(topology, peers, tmp_path, AUTHKEYS["sha1"])
+    hb.start()
+    pulse.start()
+    pulse.wait_node("hb1", "active", 20)
+    time.sleep(STARTUP_GRACE)
+    killed = time.monotonic()
+    hb.kill()
+    pulse.wait_node("hb1", "dead", DEADTIME + MARGIN + 1)
+    took = time.monotonic() - killed
+    assert took <= DEADTIME + MARGIN, f"declared dead after {took:.2f}s"
+    assert "WARN: node hb1: is dead" in pulse.log()
