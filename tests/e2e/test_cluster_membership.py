@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from netns import Lan, Topology
-from pulse_node import PulseNode, ha_cf, wait_for
+from pulse.lab.cluster import PulseNode, ha_cf, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ import pytest
 
 from heartbeat_peer import HeartbeatNode, HeartbeatPeers, missing_prerequisites, render_ha_cf
 from netns import Lan, Topology
-from pulse_node import PulseNode, ha_cf
+from pulse.lab.cluster import PulseNode, ha_cf
 
 pytestmark = [pytest.mark.netns, pytest.mark.heartbeat, pytest.mark.slow]
 
