@@ -196,51 +196,50 @@ async def run_script(
     group has been terminated (SIGTERM, then SIGKILL after ``kill_grace``) and
     reaped before this returns. A cancelled caller gets the same clean-up.
     """
+    cancelled_pgid: int | None = None
+
+    async def terminate_group(proc: trio.Process) -> None:
+        # run_process calls this, shielded, once our deadline (or our caller) cancels it.
+        nonlocal cancelled_pgid
+        cancelled_pgid = proc.pid  # start_new_session: the group id is the leader's pid
+        _kill_group(proc.pid, signal.SIGTERM)
+        await trio.sleep(kill_grace)
+        log.warning("%s did not exit on SIGTERM; sending SIGKILL", argv[0])
+        _kill_group(proc.pid, signal.SIGKILL)
+
     out: IO[bytes] = await trio.to_thread.run_sync(tempfile.TemporaryFile)
     err: IO[bytes] = await trio.to_thread.run_sync(tempfile.TemporaryFile)
     try:
-        try:
-            proc = await trio.lowlevel.open_process(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=dict(env),
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ResourceError(resource, f"cannot run {argv[0]}: {exc.strerror}") from exc
-        timed_out = False
-        try:
-            with trio.move_on_after(time_limit) as scope:
-                await proc.wait()
-            timed_out = scope.cancelled_caught
-        finally:
-            if proc.returncode is None:
-                # Timed out, or our caller was cancelled: take the whole group down.
-                with trio.CancelScope(shield=True):
-                    _kill_group(proc.pid, signal.SIGTERM)
-                    with trio.move_on_after(kill_grace):
-                        await proc.wait()
-                    _kill_group(proc.pid, signal.SIGKILL)
-                    await proc.wait()
-            if timed_out:
-                # Children that outlived the leader on SIGTERM.
-                _kill_group(proc.pid, signal.SIGKILL)
-        if timed_out:
+        with trio.move_on_after(time_limit) as scope:
+            try:
+                done = await trio.run_process(
+                    list(argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    env=dict(env),
+                    start_new_session=True,
+                    check=False,
+                    deliver_cancel=terminate_group,
+                )
+            except OSError as exc:
+                raise ResourceError(resource, f"cannot run {argv[0]}: {exc.strerror}") from exc
+        if scope.cancelled_caught:
             raise ResourceError(
                 resource, f"{' '.join(argv)} timed out after {_seconds(time_limit)} s"
             )
         stdout = await trio.to_thread.run_sync(_read_back, out)
         stderr = await trio.to_thread.run_sync(_read_back, err)
     finally:
+        if cancelled_pgid is not None:
+            # Children that outlived their leader's SIGTERM.
+            _kill_group(cancelled_pgid, signal.SIGKILL)
         out.close()
         err.close()
     for name, text in (("stdout", stdout), ("stderr", stderr)):
         for line in text.splitlines():
             log.debug("%s %s: %s", os.path.basename(argv[0]), name, line)
-    assert proc.returncode is not None
-    return ScriptResult(returncode=proc.returncode, stdout=stdout, stderr=stderr)
+    return ScriptResult(returncode=done.returncode, stdout=stdout, stderr=stderr)
 
 
 def _seconds(value: float) -> str:
