@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulse.config.checks import host_facts, sorted_diagnostics
+from pulse.config.checks import host_facts, path_exists, sorted_diagnostics
 from pulse.config.model import Config
 from pulse.errors import ConfigError, Diagnostic, Severity
 
@@ -48,7 +48,7 @@ def load_config(
 
         if p.is_dir():
             hacf = p / "ha.cf"
-        elif p.exists() or p.name == "ha.cf":
+        elif path_exists(p) or p.name == "ha.cf":
             hacf = p
         else:
             raise ConfigError([Diagnostic(str(p), 0, "no such file or directory")])

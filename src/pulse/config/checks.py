@@ -294,7 +294,7 @@ def resolve_agent(spec: ResourceSpec, resource_dir: str | None) -> str | None:
         names = [unit] if "." in unit else [unit, unit + ".service"]
         for d in SYSTEMD_UNIT_DIRS:
             for n in names:
-                if Path(d, n).exists():
+                if path_exists(Path(d, n)):
                     return str(Path(d, n))
         return None
     if "/" in agent or agent in ("", ".", ".."):
@@ -311,15 +311,30 @@ def resolve_agent(spec: ResourceSpec, resource_dir: str | None) -> str | None:
 def _is_executable_file(path: Path) -> bool:
     try:
         st = path.stat()
-    except OSError:
+        return stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name
         return False
-    return stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK)
+
+
+def path_exists(path: Path | str) -> bool:
+    """Path.exists() that treats an impossible name (NUL byte) as absent."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _readable(path: str) -> bool:
+    try:
+        return os.access(path, os.R_OK)
+    except ValueError:
+        return False
 
 
 def _interface_exists(name: str) -> bool:
     # Heartbeat accepts alias labels like eth0:1 for the base interface.
     base = name.split(":", 1)[0]
-    return bool(base) and "/" not in base and Path("/sys/class/net", base).exists()
+    return bool(base) and "/" not in base and path_exists(Path("/sys/class/net", base))
 
 
 def host_facts(cfg: Config, *, strict: bool) -> list[Diagnostic]:
@@ -337,7 +352,7 @@ def host_facts(cfg: Config, *, strict: bool) -> list[Diagnostic]:
         elif isinstance(m, SerialMedium):
             try:
                 st = os.stat(m.device)
-            except OSError:
+            except (OSError, ValueError):
                 add(m.source, f"serial: device [{m.device}] does not exist on this machine")
             else:
                 if not stat.S_ISCHR(st.st_mode):
@@ -354,7 +369,7 @@ def host_facts(cfg: Config, *, strict: bool) -> list[Diagnostic]:
                 )
 
     for st_dir in cfg.stonith:
-        if st_dir.params_file is not None and not os.access(st_dir.params_file, os.R_OK):
+        if st_dir.params_file is not None and not _readable(st_dir.params_file):
             add(st_dir.source, f"stonith: cannot read parameter file [{st_dir.params_file}]")
 
     for r in cfg.respawn:
@@ -363,7 +378,7 @@ def host_facts(cfg: Config, *, strict: bool) -> list[Diagnostic]:
             what = "failfast" if r.failfast else "respawn"
             add(r.source, f"{what}: [{prog}] is not an executable file")
 
-    if cfg.watchdog is not None and not Path(cfg.watchdog).exists():
+    if cfg.watchdog is not None and not path_exists(cfg.watchdog):
         add(None, f"watchdog: device [{cfg.watchdog}] does not exist on this machine")
     return out
 

@@ -28,6 +28,7 @@ from pulse.config.checks import (
     Locator,
     RawTiming,
     diagnostic,
+    path_exists,
     resolve_timing,
     validate_cluster,
 )
@@ -402,7 +403,7 @@ def read_stonith_params(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
             data = f.read(1 << 20)
-    except OSError:
+    except (OSError, ValueError):
         return None
     for raw in data.split(b"\n"):
         if raw.startswith(b"#"):
@@ -753,6 +754,8 @@ def parse_authkeys(data: bytes, file: str) -> tuple[AuthKeys | None, list[Diagno
                 err(lineno, f"auth index [{auth_index}] out of range (0-{MAX_AUTH_INDEX})")
             continue
         words = text.split()
+        if not words:
+            continue
         idx = parse_int(words[0])
         if idx is None:
             err(lineno, f"bad authkeys line [{text}] (expected: N METHOD [KEY])")
@@ -825,8 +828,12 @@ def read_authkeys(path: str) -> tuple[AuthKeys | None, list[Diagnostic]]:
             data = f.read()
     except FileNotFoundError:
         return None, [Diagnostic(path, 0, "authkeys file is missing; Heartbeat needs one")]
-    except OSError as e:
-        return None, [Diagnostic(path, 0, f"cannot read authkeys: {e.strerror}")]
+    except (OSError, ValueError) as e:
+        return None, [
+            Diagnostic(
+                path, 0, f"cannot read authkeys: {e.strerror if isinstance(e, OSError) else e}"
+            )
+        ]
     perm = authkeys_permission_error(st.st_mode, path)
     if perm is not None:
         return None, [Diagnostic(path, 0, perm)]
@@ -896,7 +903,7 @@ def local_node_name(confdir: Path, override: str | None) -> str:
     try:
         with open(confdir / "nodeinfo", "rb") as f:
             first = decode(f.readline()).strip("\r\n")
-    except OSError:
+    except (OSError, ValueError):
         first = ""
     if first:
         return first.lower()
@@ -910,8 +917,10 @@ def _read(path: Path) -> tuple[bytes | None, Diagnostic | None]:
         return None, Diagnostic(str(path), 0, "no such file")
     except IsADirectoryError:
         return None, Diagnostic(str(path), 0, "is a directory, not a file")
-    except OSError as e:
-        return None, Diagnostic(str(path), 0, f"cannot read: {e.strerror}")
+    except (OSError, ValueError) as e:
+        return None, Diagnostic(
+            str(path), 0, f"cannot read: {e.strerror if isinstance(e, OSError) else e}"
+        )
 
 
 def load_legacy(hacf: Path, node: str | None) -> tuple[Config | None, str, list[Diagnostic]]:
@@ -933,7 +942,7 @@ def load_legacy(hacf: Path, node: str | None) -> tuple[Config | None, str, list[
     hr_path = confdir / "haresources"
     hr_data, hr_problem = _read(hr_path)
     if hr_data is None:
-        if hr_path.exists():
+        if path_exists(hr_path):
             assert hr_problem is not None
             diags.append(hr_problem)
         else:
@@ -1011,12 +1020,12 @@ def build_config(
     logging, ldiags = resolve_logging(cf, loc)
     diags.extend(ldiags)
 
-    if auth is None:
-        return None, diags
+    # Without usable keys there is no Config, but every other check still runs
+    # (against a placeholder key set) so that one pass reports every error.
     config = Config(
         nodes=tuple(cf.nodes),
         media=tuple(cf.media),
-        auth=auth,
+        auth=auth if auth is not None else AuthKeys(outbound=0, keys=()),
         timing=timing,
         groups=tuple(groups),
         auto_failback=auto_failback,
@@ -1037,7 +1046,7 @@ def build_config(
         resource_dir=resource_dir,
     )
     diags.extend(validate_cluster(config, local, loc))
-    return config, diags
+    return (config if auth is not None else None), diags
 
 
 def resolve_logging(cf: HaCf, loc: Locator) -> tuple[Logging, list[Diagnostic]]:

@@ -262,8 +262,12 @@ def load_toml(path: Path, node: str | None) -> tuple[Config | None, str, list[Di
             data = f.read()
     except FileNotFoundError:
         return None, local, [Diagnostic(file, 0, "no such file")]
-    except OSError as e:
-        return None, local, [Diagnostic(file, 0, f"cannot read: {e.strerror}")]
+    except (OSError, ValueError) as e:
+        return (
+            None,
+            local,
+            [Diagnostic(file, 0, f"cannot read: {e.strerror if isinstance(e, OSError) else e}")],
+        )
     text = data.decode("utf-8", errors="replace")
     try:
         doc = tomllib.loads(text)
