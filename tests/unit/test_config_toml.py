@@ -156,3 +156,13 @@ def test_key_lines_follow_tables_and_arrays_of_tables() -> None:
     assert lines[("l", 0, "t")] == 4
     assert lines[("l", 1, "t")] == 6
     assert lines[("l", 1, "sub", "k")] == 8
+
+
+def test_documented_example_loads(tmp_path: Path) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    example = re.findall(r"```toml\n(.*?)```", doc, re.S)[0]
+    loaded = load_config(write(tmp_path, example), node="calc")
+    assert loaded.config.cluster == "web"
+    assert len(loaded.config.groups) == 2
