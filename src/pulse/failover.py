@@ -31,6 +31,7 @@ from pulse.scheduler import (
     Acquire,
     Action,
     Decision,
+    Refresh,
     Release,
     Scheduler,
     SchedulerView,
@@ -176,6 +177,20 @@ class ResourceManager:
             elif isinstance(action, Acquire | Release):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._operate, action)
+            elif isinstance(action, Refresh):
+                assert self._nursery is not None
+                log.info("%s", action.reason)
+                self._nursery.start_soon(self._refresh, self.agents[action.group], ())
+
+    async def _refresh(self, agents: Sequence[ResourceAgent], skip: Sequence[str]) -> None:
+        for agent in agents:
+            refresh = getattr(agent, "refresh", None)
+            if refresh is None or agent.spec.raw in skip:
+                continue
+            try:
+                await refresh()
+            except Exception:  # best effort: the address is up either way
+                log.exception("re-announcing %s failed", agent.spec.raw)
 
     async def _operate(self, action: Acquire | Release) -> None:
         key = action.group
@@ -191,6 +206,10 @@ class ResourceManager:
                     retry_delay=self.retry_delay,
                 )
                 clean = result.ok or not result.stuck
+                if result.ok:
+                    # Resources found already running were not started (so not
+                    # announced): tell the LAN again where they are.
+                    await self._refresh(agents, result.started)
             else:
                 result = await release_group(
                     agents,

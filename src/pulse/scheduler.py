@@ -64,6 +64,14 @@ class Release:
 
 
 @dataclass(frozen=True, slots=True)
+class Refresh:
+    """Re-announce a group this node kept (its addresses may be cached elsewhere)."""
+
+    group: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Send:
     message: Message
 
@@ -76,7 +84,7 @@ class Decision:
     group: str | None = None
 
 
-Action = Acquire | Release | Send | Decision
+Action = Acquire | Release | Refresh | Send | Decision
 
 
 # ----------------------------------------------------------------------------- peers
@@ -220,7 +228,12 @@ class Scheduler:
                 out.append(Send(self._resource_message()))
             out += self._plan(now, cause=f"{src} is starting")
         elif kind == "resource":
+            before = peer.hold
             self._learn(src, peer, msg)
+            for key in sorted(before - peer.hold):
+                if self.mine[key].state is GroupState.RUNNING:
+                    # Both ran it (a healed partition); the other gave it up to us.
+                    out.append(Refresh(key, f"{src} released {key}, which runs here"))
             if src in self.awaiting:
                 self.awaiting.discard(src)
                 if self.comms and not self.stable and not self.awaiting:
@@ -599,6 +612,7 @@ __all__ = [
     "Decision",
     "GroupState",
     "GroupView",
+    "Refresh",
     "Release",
     "Scheduler",
     "SchedulerView",

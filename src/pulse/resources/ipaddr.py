@@ -386,17 +386,31 @@ def _find_address(ipr: Any, address: Address) -> list[tuple[int, int, str | None
     return found
 
 
+def _located(ipr: Any, links: dict[int, Any], address: Address) -> AddOutcome | None:
+    present = _find_address(ipr, address)
+    if not present:
+        return None
+    index, _, label = present[0]
+    link = links.get(index)
+    name = link.get_attr("IFLA_IFNAME") if link is not None else str(index)
+    mac = _arp_mac(link) if link is not None else None
+    return AddOutcome(added=False, interface=name, ifindex=index, label=label, mac=mac)
+
+
+def netlink_locate(address: Address) -> AddOutcome | None:
+    """Where ``address`` is configured on this machine, if anywhere (worker thread)."""
+    with IPRoute() as ipr:
+        return _located(ipr, _links(ipr), address)
+
+
 def netlink_add(plan: AddPlan) -> AddOutcome:
     """Add the address (runs in a worker thread). Already present anywhere -> not added."""
     with IPRoute() as ipr:
         links = _links(ipr)
         by_name = {link.get_attr("IFLA_IFNAME"): index for index, link in links.items()}
-        present = _find_address(ipr, plan.address)
-        if present:
-            index, _, label = present[0]
-            link = links.get(index)
-            name = link.get_attr("IFLA_IFNAME") if link is not None else str(index)
-            return AddOutcome(added=False, interface=name, ifindex=index, label=label, mac=None)
+        located = _located(ipr, links, plan.address)
+        if located is not None:
+            return located
         wanted = by_name.get(plan.interface)
         if wanted is None:
             raise NetlinkFailure(f"interface {plan.interface} does not exist")
@@ -546,6 +560,21 @@ class FloatingIP:
             f" broadcast {placement.broadcast}" if placement.broadcast else "",
         )
         await self._announce(outcome)
+
+    async def refresh(self) -> None:
+        """Announce the address again (gratuitous ARP / unsolicited NA) if it is here.
+
+        Used when this node keeps or re-acquires an address it already had (a healed
+        partition, a restart): the LAN's caches may point at another node by now.
+        """
+        try:
+            outcome = await trio.to_thread.run_sync(netlink_locate, self.argument.address)
+        except OSError as exc:
+            log.warning("cannot look up %s: %s", self.argument.address, exc.strerror or exc)
+            return
+        if outcome is not None:
+            log.info("Announcing %s on %s again", self.argument.address, outcome.interface)
+            await self._announce(outcome)
 
     async def _announce(self, outcome: AddOutcome) -> None:
         if outcome.mac is None:
