@@ -132,24 +132,11 @@ class Demo:
         for node in self.nodes.values():
             node.start()
         self.probe_file = self.workdir / "probe.jsonl"
-        self.topology.popen(
-            self.client,
-            [
-                sys.executable,
-                "-m",
-                "pulse.lab.probe",
-                "--url",
-                f"http://{VIP}/",
-                "--interval",
-                "0.01",
-                "--duration",
-                str(duration),
-                "--out",
-                str(self.probe_file),
-            ],  # fmt: skip
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        argv = [
+            sys.executable, "-m", "pulse.lab.probe", "--url", f"http://{VIP}/",
+            "--interval", "0.01", "--duration", str(duration), "--out", str(self.probe_file),
+        ]  # fmt: skip
+        self.topology.popen(self.client, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.t0 = time.monotonic()
 
     # ------------------------------------------------------------------ observing

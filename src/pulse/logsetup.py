@@ -101,9 +101,7 @@ def _syslog_handler(facility: str) -> logging.Handler | None:
 _listener: logging.handlers.QueueListener | None = None
 
 
-def configure(
-    cfg: Logging, *, ident: str = "pulse", stderr: bool | None = None
-) -> logging.Logger:
+def configure(cfg: Logging, *, ident: str = "pulse", stderr: bool | None = None) -> logging.Logger:
     """Install pulse's handlers from the ``Logging`` section; returns the root pulse logger.
 
     ``stderr`` forces (True) or suppresses (False) the stderr handler; by default
