@@ -13,8 +13,10 @@ command -v nft >/dev/null || need+=(nftables)
 command -v socat >/dev/null || need+=(socat)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "$want_test" = 1 ]; then
-  # Debian's Heartbeat 3.0.6, for the wire-compatibility tests.
-  [ -x /usr/lib/heartbeat/heartbeat ] || [ -x /usr/libexec/heartbeat/heartbeat ] || need+=(heartbeat)
+  # Debian's Heartbeat 3.0.6 (wire compatibility), real OCF agents, ping for the VIP tests.
+  [ -x /usr/libexec/heartbeat/heartbeat ] || [ -x /usr/lib/heartbeat/heartbeat ] || need+=(heartbeat)
+  [ -x /usr/lib/ocf/resource.d/heartbeat/Dummy ] || need+=(resource-agents)
+  command -v ping >/dev/null || need+=(iputils-ping)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
