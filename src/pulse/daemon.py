@@ -35,8 +35,10 @@ from pulse.config import Loaded
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
 from pulse.events import Log, Output, Transmit
+from pulse.extensions import EventBus
 from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
+from pulse.plugins import PluginHost
 from pulse.protocol import ClusterView, Engine
 from pulse.resources import make_agent
 from pulse.scheduler import SchedulerView
@@ -68,6 +70,7 @@ class DaemonOptions:
     uuid: bytes | None = None
     loadavg: Callable[[], str] | None = None
     script_env: Mapping[str, str] | None = None  # extra environment for resource scripts
+    plugins: PluginHost | None = None
     stop_retries: int = 10  # Heartbeat's HA_STOPRETRYMAX
     retry_delay: float = 1.0
 
@@ -106,6 +109,7 @@ class Daemon:
         self._stopping = trio.Event()
         self._pumps: list[tuple[Link, trio.MemoryReceiveChannel[bytes]]] = []
         self.resources: ResourceManager | None = None
+        self.plugins: PluginHost | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -256,8 +260,31 @@ class Daemon:
             "uptime": round(trio.current_time() - self.started_at, 3),
             "cluster": view_to_json(view),
             "resources": resources_to_json(resources, self.resources) if resources else None,
+            "plugins": self.plugin_status(),
             "wire": dict(self.wire_counters),
             "links": {link.name: _stats_to_json(link.statistics()) for link in self.links},
+        }
+
+    def plugin_status(self) -> dict[str, Any]:
+        host = self.plugins
+        loaded = [
+            {
+                "name": p.name,
+                "module": p.module,
+                "version": p.version,
+                "distribution": p.distribution,
+            }
+            for p in (host.plugins() if host is not None else [])
+        ]
+        manager = self.resources
+        return {
+            "loaded": loaded,
+            "blocked": host.blocked if host is not None else [],
+            "listeners": manager.bus.statistics() if manager and manager.bus else {},
+            "checks_and_fencing": {
+                name: st.as_json() for name, st in (manager.plugin_stats if manager else {}).items()
+            },
+            "fencing": dict(manager.fence_state) if manager else {},
         }
 
     async def handle_request(self, request: Request) -> Reply:
@@ -265,6 +292,8 @@ class Daemon:
             return Reply(True, "pong")
         if request.command == "status":
             return Reply(True, self.status())
+        if request.command == "plugins":
+            return Reply(True, self.plugin_status())
         if request.command in ("standby", "takeover"):
             if self.resources is None:
                 return Reply(False, error="this node manages no resources")
@@ -404,10 +433,15 @@ async def serve(
     the_links = list(links) if links is not None else open_links(config)
     daemon = Daemon(loaded, engine, the_links, signer)
     env = {"HA_CURHOST": loaded.node, **(dict(options.script_env) if options.script_env else {})}
+    host = options.plugins
+    registry = host.resource_agents(config, loaded.node) if host is not None else {}
     agents = {
-        group.key: [make_agent(spec, config, env=env) for spec in group.resources]
+        group.key: [
+            make_agent(spec, config, env=env, registry=registry) for spec in group.resources
+        ]
         for group in config.groups
     }
+    bus = EventBus(host.event_listeners(config, loaded.node) if host is not None else [])
     manager = ResourceManager(
         config=config,
         local=loaded.node,
@@ -415,8 +449,12 @@ async def serve(
         send=daemon.send,
         stop_retries=options.stop_retries,
         retry_delay=options.retry_delay,
+        bus=bus,
+        checks=host.takeover_checks(config, loaded.node) if host is not None else (),
+        fencing=host.fencing_devices(config, loaded.node) if host is not None else (),
     )
     daemon.resources = manager
+    daemon.plugins = host
     daemon.add_subscriber(manager.inbox.clone())
     log.info(
         "pulse %s starting: node %s, generation %d, %d link(s)",
@@ -432,6 +470,7 @@ async def serve(
         async with inbound_tx:
             for link in the_links:
                 await nursery.start(link.run, inbound_tx.clone())
+        await nursery.start(bus.run)
         await nursery.start(manager.run)
         await nursery.start(daemon.run_engine, inbound_rx)
         nursery.start_soon(daemon.run_pumps)

@@ -26,6 +26,8 @@ from pulse.events import (
     NodeStatusChanged,
     Output,
 )
+from pulse.extensions import EventBus, PluginStats, can_fence, fence, run_checks
+from pulse.plugins import ClusterEvent, FencingDevice, TakeoverCheck
 from pulse.resources import ResourceAgent, acquire_group, release_group
 from pulse.scheduler import (
     Acquire,
@@ -55,10 +57,20 @@ class _Done:
 
 
 @dataclass(frozen=True, slots=True)
+class _Fenced:
+    node: str
+    ok: bool
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Command:
     verb: str  # "standby" | "takeover" | "shutdown"
     what: str
     reply: Callable[[str | None], None]  # None = accepted, text = refused
+
+
+_Item = Output | _Done | _Command | _Fenced
 
 
 class ResourceManager:
@@ -73,6 +85,10 @@ class ResourceManager:
         send: Callable[[Message], None],
         stop_retries: int = 10,
         retry_delay: float = 1.0,
+        bus: EventBus | None = None,
+        checks: Sequence[TakeoverCheck] = (),
+        fencing: Sequence[FencingDevice] = (),
+        fence_retry: float = 5.0,
     ) -> None:
         self.config = config
         self.local = local
@@ -85,7 +101,14 @@ class ResourceManager:
         # One inbox for everything the scheduler reacts to, so it is only ever
         # touched from run(): membership events (the daemon publishes into it),
         # finished group operations and control commands.
-        self.inbox, self._inbox_rx = trio.open_memory_channel[Output | _Done | _Command](1024)
+        self.inbox, self._inbox_rx = trio.open_memory_channel[_Item](1024)
+        self.bus = bus
+        self.checks = list(checks)
+        self.fencing = list(fencing)
+        self.fence_retry = fence_retry
+        self.plugin_stats: dict[str, PluginStats] = {}
+        self.fence_state: dict[str, str] = {}  # node -> what fencing it is doing / did
+        self._fencing: dict[str, trio.CancelScope] = {}
         self._released = trio.Event()
         self._nursery: trio.Nursery | None = None
 
@@ -128,7 +151,19 @@ class ResourceManager:
                     continue
                 self._apply(self.scheduler.tick(trio.current_time()))
 
-    def _handle(self, item: Output | _Done | _Command) -> None:
+    def _publish(self, kind: str, node: str, group: str | None = None, reason: str = "") -> None:
+        if self.bus is None:
+            return
+        words: tuple[str, ...] = ()
+        if group is not None and group in self.scheduler.groups:
+            words = tuple(r.raw for r in self.scheduler.groups[group].resources)
+        self.bus.publish(
+            ClusterEvent(
+                kind=kind, node=node, local=self.local, group=group, resources=words, reason=reason
+            )
+        )
+
+    def _handle(self, item: _Item) -> None:
         now = trio.current_time()
         sched = self.scheduler
         if isinstance(item, _Done):
@@ -140,14 +175,68 @@ class ResourceManager:
         elif isinstance(item, NodeStatusChanged):
             alive = item.new in ALIVE
             if (item.old in ALIVE) != alive:
-                when = time.strftime("%H:%M:%S")
-                self._apply(sched.node_status(item.node, alive, now, when=when))
+                self._node_changed(item.node, alive, now)
+        elif isinstance(item, _Fenced):
+            self._fenced(item, now)
         elif isinstance(item, CommsUp):
             self._apply(sched.comms_up(now))
         elif isinstance(item, Delivered):
             self._apply(sched.message(item.message, now))
         if sched.leaving and sched.is_released():
             self._released.set()
+
+    def _node_changed(self, node: str, alive: bool, now: float) -> None:
+        when = time.strftime("%H:%M:%S")
+        sched = self.scheduler
+        if alive:
+            scope = self._fencing.pop(node, None)
+            if scope is not None:
+                scope.cancel()
+                self.fence_state[node] = "fencing abandoned: the node came back"
+                log.warning("%s is alive again: fencing abandoned", node)
+            self._publish("node-up", node)
+            self._apply(sched.node_status(node, True, now, when=when))
+            return
+        self._publish("node-dead", node, reason=f"{node} dead at {when}")
+        if self.fencing and sched.may_hold(node) and node not in self._fencing:
+            if can_fence(self.fencing, node):
+                assert self._nursery is not None
+                scope = trio.CancelScope()
+                self._fencing[node] = scope
+                self.fence_state[node] = "fencing"
+                log.info("%s may hold resources: fencing it before taking over", node)
+                self._nursery.start_soon(self._fence, node, scope)
+                return
+            log.warning("No STONITH device can fence %s; taking over anyway.", node)
+        self._apply(sched.node_status(node, False, now, when=when))
+
+    async def _fence(self, node: str, scope: trio.CancelScope) -> None:
+        with scope:
+            while True:
+                ok, text = await fence(self.fencing, node, self.plugin_stats)
+                await self.inbox.send(_Fenced(node, ok, text))
+                if ok:
+                    return
+                await trio.sleep(self.fence_retry)
+
+    def _fenced(self, item: _Fenced, now: float) -> None:
+        if item.node not in self._fencing:
+            return  # abandoned meanwhile
+        if not item.ok:
+            self.fence_state[item.node] = (
+                f"fencing failed, retrying every {self.fence_retry:g}s: {item.text}"
+            )
+            log.error("STONITH of %s failed: %s", item.node, item.text)
+            self._publish("fence-failed", item.node, reason=item.text)
+            self._send(Message.of(("t", "stonith"), ("node", item.node), ("result", "bad")))
+            return
+        del self._fencing[item.node]
+        self.fence_state[item.node] = item.text
+        log.info("%s", item.text)
+        self._publish("fenced", item.node, reason=item.text)
+        self._send(Message.of(("t", "stonith"), ("node", item.node), ("result", "OK")))
+        when = time.strftime("%H:%M:%S")
+        self._apply(self.scheduler.node_status(item.node, False, now, when=when))
 
     def _command(self, cmd: _Command, now: float) -> None:
         sched = self.scheduler
@@ -198,6 +287,14 @@ class ResourceManager:
         preferred = self.scheduler.groups[key].node
         try:
             if isinstance(action, Acquire):
+                refusal = await run_checks(
+                    self.checks, self.scheduler.groups[key], self.plugin_stats
+                )
+                if refusal is not None:
+                    log.warning("not acquiring %s: %s", key, refusal)
+                    self._publish("acquire-failed", self.local, key, refusal)
+                    await self.inbox.send(_Done(key, False, True, f"refused by {refusal}"))
+                    return
                 result = await acquire_group(
                     agents,
                     log=log,
@@ -220,6 +317,11 @@ class ResourceManager:
                 )
                 clean = result.ok
             done = _Done(key, result.ok, clean, result.reason)
+            if isinstance(action, Acquire):
+                kind = "acquired" if result.ok else "acquire-failed"
+            else:
+                kind = "released" if result.ok else "release-failed"
+            self._publish(kind, self.local, key, action.reason if result.ok else result.reason)
         except Exception as exc:  # an agent bug: the group's state is unknown, say so
             log.exception("internal error while operating on %s", key)
             done = _Done(key, False, False, f"internal error: {exc}")

@@ -99,6 +99,7 @@ class Peer:
     standby: frozenset[str] = frozenset()  # refused unless nobody else can run them
     failed: frozenset[str] = frozenset()  # a start failed there: refused outright
     pulse: bool = False  # speaks pulse's fields (else: a Heartbeat peer, classes only)
+    reported: bool = False  # has told us what it holds at least once
     dead_since: float | None = None
 
 
@@ -212,6 +213,14 @@ class Scheduler:
             out += self._become_stable(now, f"{node} died while we were starting")
         out += self._plan(now, cause=f"{node} dead at {when or _hms(now)}")
         return out
+
+    def may_hold(self, node: str) -> bool:
+        """Whether *node* might run resources: it claims some, or never said (fencing rule:
+        Heartbeat fences a dead node unless its last report was that it held none)."""
+        peer = self.peers.get(node)
+        if peer is None:
+            return False
+        return bool(peer.hold) or not peer.reported
 
     def message(self, msg: Message, now: float) -> list[Action]:
         src = msg.get("src")
@@ -486,6 +495,7 @@ class Scheduler:
     # ------------------------------------------------------------------ messages
 
     def _learn(self, src: str, peer: Peer, msg: Message) -> None:
+        peer.reported = True
         hold = msg.get("pulse_hold")
         if hold is not None:
             peer.pulse = True

@@ -26,6 +26,7 @@ from pulse.config.model import (
     UcastMedium,
 )
 from pulse.errors import ConfigError
+from pulse.plugins import errors_of, load_plugins
 
 
 def _load(ns: argparse.Namespace, err: TextIO) -> Loaded | None:
@@ -107,7 +108,15 @@ def run_check(ns: argparse.Namespace) -> int:
     loaded = _load(ns, sys.stderr)
     if loaded is None:
         return 1
+    host, diags = load_plugins(loaded.config, loaded.node)
+    for d in diags:
+        print(d, file=sys.stderr)
+    if errors_of(diags):
+        return 1
     print(summary(loaded.config, loaded.node))
+    if host is not None:
+        names = [f"{p.name} {p.version}" if p.version else p.name for p in host.plugins()]
+        print("plugins:       " + (", ".join(names) if names else "none"))
     return 0
 
 

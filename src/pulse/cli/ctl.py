@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             choices=("all", "foreign", "local", "failback"),
             help="which groups, relative to this node (default: all)",
         )
+    sp = sub.add_parser("plugins", help="list loaded plugins, their versions and health")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
     ns = p.parse_args(argv)
     args = {"what": ns.what} if ns.command in ("standby", "takeover") else {}
 
@@ -119,6 +121,31 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(reply.result, indent=2, sort_keys=True))
         else:
             print(format_status(reply.result))
+    elif ns.command == "plugins":
+        if ns.json:
+            print(json.dumps(reply.result, indent=2, sort_keys=True))
+        else:
+            print(format_plugins(reply.result))
     else:
         print(reply.result)
     return EXIT_RUNNING
+
+
+def format_plugins(info: dict[str, Any]) -> str:
+    lines = [f"{'PLUGIN':<20} {'VERSION':<10} MODULE"]
+    for p in info["loaded"]:
+        lines.append(f"{p['name']:<20} {p['version'] or '-':<10} {p['module']}")
+    if len(lines) == 1:
+        lines = ["no plugins loaded"]
+    if info.get("blocked"):
+        lines.append("disabled: " + ", ".join(info["blocked"]))
+    health = {**info.get("listeners", {}), **info.get("checks_and_fencing", {})}
+    for name, st in sorted(health.items()):
+        if st["failures"] or st["dropped"]:
+            lines.append(
+                f"{name}: {st['failures']} failure(s), {st['dropped']} dropped event(s); "
+                f"last error: {st['last_error']}"
+            )
+    for node, state in sorted(info.get("fencing", {}).items()):
+        lines.append(f"fencing {node}: {state}")
+    return "\n".join(lines)

@@ -13,6 +13,7 @@ from pulse.config import load_config
 from pulse.control.protocol import DEFAULT_SOCKET
 from pulse.daemon import DaemonOptions, serve
 from pulse.errors import ConfigError, PulseError
+from pulse.plugins import errors_of, load_plugins
 
 # Shared with Heartbeat, so a migrated node keeps its hb_uuid and continues hb_generation.
 DEFAULT_STATE_DIR = "/var/lib/heartbeat"
@@ -28,6 +29,12 @@ def run(ns: argparse.Namespace) -> int:
         return 1
     for w in loaded.warnings:
         print(w, file=sys.stderr)
+    plugins, diags = load_plugins(loaded.config, loaded.node)
+    for d in diags:
+        print(d, file=sys.stderr)
+    if errors_of(diags):
+        print("pulse: not started: plugin configuration error.", file=sys.stderr)
+        return 1
     try:
         logsetup.configure(loaded.config.logging)
     except OSError as exc:
@@ -36,6 +43,7 @@ def run(ns: argparse.Namespace) -> int:
     options = DaemonOptions(
         state_dir=Path(ns.state_dir or DEFAULT_STATE_DIR),
         control_socket=Path(ns.control_socket or DEFAULT_SOCKET),
+        plugins=plugins,
     )
     status = 0
     try:

@@ -222,6 +222,8 @@ def to_toml(config: Config, *, header: str | None = None) -> str:
         for k, text in extras:
             kv(k, text)
 
+    if config.disabled_plugins:
+        lines.extend(["", "[plugins]", f"disable = {value(list(config.disabled_plugins))}"])
     for name, table in config.plugins.items():
         lines.extend(["", f"[plugins.{key(name)}]"])
         for k, v in table.items():

@@ -277,6 +277,8 @@ class Config:
     parameters: Mapping[str, str] = field(default_factory=dict)
     # Plugin tables from TOML ([plugins.NAME]) passed through untouched.
     plugins: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    # Plugins not to load ([plugins] disable = ["name", ...]).
+    disabled_plugins: tuple[str, ...] = ()
     # Where the config came from: the ha.d directory or the TOML file.
     origin: str = ""
     # Where each Heartbeat-compatible resource script directory is (resource.d).

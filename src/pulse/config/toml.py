@@ -9,6 +9,7 @@ global checks. Diagnostics name the key path and its line:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -405,11 +406,18 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     auth = _auth(r, top.get("auth"), path, mode)
 
     plugins: dict[str, Mapping[str, object]] = {}
+    disabled: tuple[str, ...] = ()
     raw_plugins = top.get("plugins", {})
     if not isinstance(raw_plugins, dict):
         r.error(("plugins",), "expected a table of [plugins.NAME] tables")
     else:
         for pname, ptable in raw_plugins.items():
+            if pname == "disable":
+                if not isinstance(ptable, list) or not all(isinstance(n, str) for n in ptable):
+                    r.error(("plugins", "disable"), "expected a list of plugin names")
+                else:
+                    disabled = tuple(ptable)
+                continue
             if not isinstance(ptable, dict):
                 r.error(("plugins", pname), f"expected a table, got {_type_name(ptable)}")
                 continue
@@ -428,6 +436,8 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     )
     r.diags.extend(cf.diagnostics)
     r.diags.extend(diags)
+    if config is not None and disabled:
+        config = dataclasses.replace(config, disabled_plugins=disabled)
     return config
 
 
