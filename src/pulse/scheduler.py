@@ -192,10 +192,13 @@ class Scheduler:
             # Back from the dead (a healed partition, or a restart): tell it what we
             # hold, so that a group held on both sides is resolved at once.
             peer.dead_since = None
-            if self.comms:
-                self._last_announce = self._announce_key()
-                return [Send(self._resource_message())]
-            return []
+            if not self.comms:
+                return []
+            self._last_announce = self._announce_key()
+            back: list[Action] = [Send(self._resource_message())]
+            # Its report of what it holds may have reached us before its first
+            # heartbeat did (a healed partition): settle a doubly held group now.
+            return back + self._plan(now, cause=f"{node} is back")
         # Dead: it holds nothing any more (fencing, when configured, happens before
         # the daemon reports the death to us), and it is no longer starting up.
         peer.dead_since = now

@@ -355,3 +355,22 @@ def test_a_node_whose_start_failed_is_not_a_last_resort() -> None:
     cluster.start("calc")
     assert cluster.holders() == {"web": None}
     assert "web cannot run anywhere: no eligible node" in cluster.decisions("calc")
+
+
+def test_a_healed_partition_is_settled_when_the_peers_report_arrives_before_its_heartbeat() -> None:
+    for policy in (AutoFailback.ON, AutoFailback.OFF):
+        cluster = Cluster(make_config(["prime", "calc"], {"web": "prime"}, policy))
+        cluster.check_safety = False
+        cluster.start("prime")
+        cluster.start("calc")
+        prime, calc = cluster.nodes["prime"], cluster.nodes["calc"]
+        cluster.apply("calc", calc.node_status("prime", False, 1.0))
+        cluster.apply("prime", prime.node_status("calc", False, 1.0))
+        assert calc.mine["web"].state is GroupState.RUNNING
+        # Healed: prime hears calc first and announces what it holds; calc gets that
+        # announcement while it still believes prime dead, then prime's heartbeat.
+        cluster.apply("prime", prime.node_status("calc", True, 2.0))
+        assert calc.peers["prime"].hold == frozenset({"web"})
+        cluster.apply("calc", calc.node_status("prime", True, 2.2))
+        assert cluster.holders() == {"web": "prime"}, policy
+        assert calc.mine["web"].state is GroupState.STOPPED
