@@ -20,7 +20,7 @@ import pluggy
 
 from pulse import hookspecs
 from pulse.config.model import Config, ResourceGroup, ResourceSpec
-from pulse.errors import Diagnostic, Severity
+from pulse.errors import Diagnostic, PulseError, Severity
 
 log = logging.getLogger("pulse.plugins")
 
@@ -91,7 +91,7 @@ class PluginInfo:
     distribution: str | None
 
 
-class PluginError(Exception):
+class PluginError(PulseError):
     """A plugin broke the contract (raised, returned the wrong thing, clashed)."""
 
 

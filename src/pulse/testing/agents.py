@@ -1,0 +1,63 @@
+"""Fake resource agents for tests of pulse and of plugins: pure trio, no processes.
+
+A :class:`FakeResources` is a shared registry standing for "the machines": each agent
+records where its resource runs, so a test can assert that a group never runs on
+two nodes at once and see the order of starts and stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from pulse.config.model import Config, ResourceSpec
+from pulse.resources import ResourceError
+
+
+@dataclass
+class FakeResources:
+    """Where each fake resource runs, and the journal of operations."""
+
+    running: dict[str, set[str]] = field(default_factory=dict)  # resource -> nodes
+    journal: list[tuple[float, str, str, str]] = field(default_factory=list)  # t, node, op, res
+    fail_start: set[tuple[str, str]] = field(default_factory=set)  # (node, resource)
+    fail_stop: set[tuple[str, str]] = field(default_factory=set)
+    delay: float = 0.0  # seconds each start/stop takes
+
+    def factory(self, node: str) -> Callable[[ResourceSpec, Config], FakeAgent]:
+        """A resource-agent factory for *node* (register it under a name, e.g. "Fake")."""
+        return lambda spec, config: FakeAgent(spec, node, self)
+
+    def where(self, resource: str) -> set[str]:
+        return set(self.running.get(resource, set()))
+
+
+class FakeAgent:
+    def __init__(self, spec: ResourceSpec, node: str, world: FakeResources) -> None:
+        self.spec = spec
+        self.node = node
+        self.world = world
+
+    @property
+    def name(self) -> str:
+        return self.spec.args[0] if self.spec.args else self.spec.raw
+
+    async def start(self) -> None:
+        await trio.sleep(self.world.delay)
+        self.world.journal.append((trio.current_time(), self.node, "start", self.name))
+        if (self.node, self.name) in self.world.fail_start:
+            raise ResourceError(self.spec.raw, "fake start failure")
+        self.world.running.setdefault(self.name, set()).add(self.node)
+
+    async def stop(self) -> None:
+        await trio.sleep(self.world.delay)
+        self.world.journal.append((trio.current_time(), self.node, "stop", self.name))
+        if (self.node, self.name) in self.world.fail_stop:
+            raise ResourceError(self.spec.raw, "fake stop failure")
+        self.world.running.get(self.name, set()).discard(self.node)
+
+    async def status(self) -> bool:
+        await trio.lowlevel.checkpoint()
+        return self.node in self.world.running.get(self.name, set())

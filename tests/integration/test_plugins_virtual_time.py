@@ -1,0 +1,255 @@
+"""Plugin hooks in whole daemons, in virtual time: checks, listeners, fencing.
+
+Two daemons (prime, calc) over the in-memory FakeNetwork, with fake resource agents
+registered by a plugin. keepalive 1 s, deadtime 3 s: prime is cut off at t=6.5, its
+last heartbeat left at t=6.0, so calc declares it dead at exactly t=9.0.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.testing
+
+from pulse import ClusterEvent, hookimpl
+from pulse.config import Loaded
+from pulse.config.model import (
+    AuthKey,
+    AuthKeys,
+    AuthMethod,
+    AutoFailback,
+    BcastMedium,
+    Config,
+    ResourceGroup,
+    ResourceSpec,
+    Timing,
+)
+from pulse.daemon import Daemon, DaemonOptions, serve
+from pulse.plugins import PluginHost
+from pulse.testing import FakeNetwork
+from pulse.testing.agents import FakeResources
+
+CONFIG = Config(
+    nodes=("prime", "calc"),
+    media=(BcastMedium(interface="eth0"),),
+    auth=AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),)),
+    timing=Timing(keepalive=1000, deadtime=3000, warntime=2000, initdead=12000, deadping=3000),
+    groups=(
+        ResourceGroup(
+            node="prime", resources=(ResourceSpec(raw="Fake::web", agent="Fake", args=("web",)),)
+        ),
+    ),
+    auto_failback=AutoFailback.ON,
+)
+
+
+class Plugin:
+    """One test plugin: fake agents plus whatever checks/listeners/devices a test gives."""
+
+    def __init__(
+        self,
+        world: FakeResources,
+        *,
+        checks: Iterable[Any] = (),
+        listeners: Iterable[Any] = (),
+        fencing: Iterable[Any] = (),
+    ) -> None:
+        self.world = world
+        self.checks = list(checks)
+        self.listeners = list(listeners)
+        self.fencing = list(fencing)
+
+    @hookimpl
+    def pulse_register_resource_agents(self, node: str) -> Mapping[str, Any]:
+        return {"Fake": self.world.factory(node)}
+
+    @hookimpl
+    def pulse_register_takeover_checks(self) -> list[Any]:
+        return self.checks
+
+    @hookimpl
+    def pulse_register_event_listeners(self) -> list[Any]:
+        return self.listeners
+
+    @hookimpl
+    def pulse_register_fencing_devices(self) -> list[Any]:
+        return self.fencing
+
+
+async def start(
+    nursery: trio.Nursery, network: FakeNetwork, name: str, plugin: Plugin, tmp_path: Path
+) -> tuple[Daemon, trio.CancelScope]:
+    host = PluginHost(load_entrypoints=False, plugins={"test": plugin})
+    options = DaemonOptions(
+        state_dir=tmp_path / name,
+        handle_signals=False,
+        rng=random.Random(name),
+        generation=7,
+        uuid=name.encode().ljust(16, b"\0"),
+        loadavg=lambda: "n/a",
+        plugins=host,
+    )
+    scope = trio.CancelScope()
+
+    async def node(task_status: trio.TaskStatus[Daemon]) -> None:
+        with scope:
+            await serve(
+                Loaded(config=CONFIG, node=name, warnings=()),
+                options,
+                links=[network.link(name, "eth0")],
+                task_status=task_status,
+            )
+
+    daemon: Daemon = await nursery.start(node)
+    return daemon, scope
+
+
+def starts(world: FakeResources, node: str) -> list[float]:
+    return [t for t, n, op, _ in world.journal if n == node and op == "start"]
+
+
+class RefuseOn:
+    name = "refuse"
+    timeout = 5.0
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.local = ""
+
+    def applies_to(self, group: ResourceGroup) -> bool:
+        return True
+
+    async def check(self, group: ResourceGroup) -> str | None:
+        await trio.lowlevel.checkpoint()
+        return f"{group.key} is not safe here" if self.local == self.node else None
+
+
+async def test_hook_pulse_register_takeover_checks_refusal_offers_the_group_to_the_peer(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        refuse = RefuseOn("prime")
+        refuse.local = "prime"
+        prime, _ = await start(nursery, network, "prime", Plugin(world, checks=[refuse]), tmp_path)
+        await start(nursery, network, "calc", Plugin(world), tmp_path)
+        await trio.sleep(15)
+        assert world.where("web") == {"calc"}
+        assert starts(world, "prime") == []
+        stats = prime.plugin_status()["checks_and_fencing"]["refuse"]
+        assert stats["failures"] >= 1
+        assert "web is not safe here" in stats["last_error"]
+        nursery.cancel_scope.cancel()
+
+
+class Recorder:
+    name = "recorder"
+    timeout = 1.0
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, str, str, str | None]] = []
+
+    async def handle(self, event: ClusterEvent) -> None:
+        self.events.append((trio.current_time(), event.kind, event.node, event.group))
+
+
+class Stuck:
+    name = "stuck"
+    timeout = 100.0
+
+    async def handle(self, event: ClusterEvent) -> None:
+        await trio.sleep_forever()
+
+
+async def test_hook_pulse_register_event_listeners_a_stuck_listener_delays_nothing(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    recorder = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start(nursery, network, "prime", Plugin(world), tmp_path)
+        calc, _ = await start(
+            nursery, network, "calc", Plugin(world, listeners=[Stuck(), recorder]), tmp_path
+        )
+        await trio.sleep(6.5)
+        network.cut("prime", "eth0")
+        await trio.sleep(10)
+        assert starts(world, "calc") == [9.0]  # exactly deadtime after the last heartbeat
+        assert (9.0, "node-dead", "prime", None) in recorder.events
+        assert (9.0, "acquired", "calc", "Fake::web") in recorder.events
+        listeners = calc.plugin_status()["listeners"]
+        assert listeners["recorder"]["failures"] == 0
+        assert listeners["stuck"]["calls"] == 1  # still inside its first event
+        nursery.cancel_scope.cancel()
+
+
+class FlakyFence:
+    """Fails a number of times, then 'powers the node off' (its resources stop)."""
+
+    name = "flaky"
+    timeout = 2.0
+
+    def __init__(self, world: FakeResources, failures: int) -> None:
+        self.world = world
+        self.failures = failures
+        self.attempts: list[float] = []
+
+    def can_fence(self, node: str) -> bool:
+        return True
+
+    async def fence(self, node: str) -> None:
+        self.attempts.append(trio.current_time())
+        await trio.sleep(0.5)
+        if len(self.attempts) <= self.failures:
+            raise OSError("power switch did not answer")
+        for nodes in self.world.running.values():
+            nodes.discard(node)
+
+
+async def test_hook_pulse_register_fencing_devices_takeover_waits_for_a_successful_fence(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    fence = FlakyFence(world, failures=2)
+    async with trio.open_nursery() as nursery:
+        await start(nursery, network, "prime", Plugin(world), tmp_path)
+        calc, _ = await start(nursery, network, "calc", Plugin(world, fencing=[fence]), tmp_path)
+        await trio.sleep(6.5)
+        assert world.where("web") == {"prime"}
+        network.cut("prime", "eth0")
+        await trio.sleep(11)  # t=17.5: two failed attempts (9.0, 14.5), none succeeded yet
+        assert fence.attempts == [9.0, 14.5]
+        assert starts(world, "calc") == []
+        assert "fencing failed" in calc.plugin_status()["fencing"]["prime"]
+        await trio.sleep(10)
+        assert fence.attempts == [9.0, 14.5, 20.0]
+        assert starts(world, "calc") == [20.5]  # right after the fence succeeded
+        assert world.where("web") == {"calc"}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_node_that_reported_holding_nothing_is_not_fenced(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    fence = FlakyFence(world, failures=0)
+    async with trio.open_nursery() as nursery:
+        # prime is the holder; calc holds nothing and says so. prime fences nobody when
+        # calc dies.
+        await start(nursery, network, "prime", Plugin(world, fencing=[fence]), tmp_path)
+        await start(nursery, network, "calc", Plugin(world), tmp_path)
+        await trio.sleep(6.5)
+        network.cut("calc", "eth0")
+        await trio.sleep(10)
+        assert fence.attempts == []
+        assert starts(world, "prime") == [0.0]  # kept, not restarted (calc, cut off and
+        # without a fencing device, took it too: that is what fencing is for)
+        nursery.cancel_scope.cancel()
