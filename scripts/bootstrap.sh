@@ -41,10 +41,14 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp=".venv/.pulse-installed-$want_test"
-if [ ! -e "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -e "$stamp" ] || [ -n "$(find pyproject.toml contrib -name pyproject.toml -newer "$stamp" 2>/dev/null)" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
   if [ "$want_test" = 1 ]; then
     .venv/bin/pip install -q -e '.[test]'
+    # The contrib plugins are distributions of their own, installed as a user would.
+    for dist in contrib/*/; do
+      [ -f "$dist/pyproject.toml" ] && .venv/bin/pip install -q -e "$dist[test]"
+    done
   else
     .venv/bin/pip install -q -e .
   fi
