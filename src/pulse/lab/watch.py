@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 MAX_PACKET = 65536
-_CLASSIC_FIELD = re.compile(rb"(?:^|\n)(t|src)=([^\n]{0,64})")
-_NETSTRING_FIELD = re.compile(rb"\d+:(t|src)=([^,]{0,64}),")
+_CLASSIC_FIELD = re.compile(rb"(?:^|\n)(?:\(\d\))?(t|src)=([^\n]{0,64})")
+_NETSTRING_FIELD = re.compile(rb"\d+:(?:\(\d\))?(t|src)=([^,]{0,64}),")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
