@@ -161,6 +161,20 @@ async def fence(
     return False, "; ".join(tried)
 
 
+async def run_device(device: FencingDevice) -> None:
+    """Run a fencing device's optional ``async run()`` (background upkeep such as keeping
+    its list of fenceable hosts fresh, so ``can_fence`` never blocks) until cancelled.
+    A device whose ``run`` fails is logged and left as it is; nothing else stops."""
+    run = getattr(device, "run", None)
+    if run is None:
+        return
+    name = getattr(device, "name", type(device).__name__)
+    try:
+        await run()
+    except Exception:
+        log.exception("fencing device %s: run() failed", name)
+
+
 def can_fence(devices: Sequence[FencingDevice], node: str) -> bool:
     for device in devices:
         try:

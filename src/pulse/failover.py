@@ -26,7 +26,7 @@ from pulse.events import (
     NodeStatusChanged,
     Output,
 )
-from pulse.extensions import EventBus, PluginStats, can_fence, fence, run_checks
+from pulse.extensions import EventBus, PluginStats, can_fence, fence, run_checks, run_device
 from pulse.plugins import ClusterEvent, FencingDevice, TakeoverCheck
 from pulse.resources import ResourceAgent, acquire_group, release_group
 from pulse.scheduler import (
@@ -144,6 +144,8 @@ class ResourceManager:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            for device in self.fencing:
+                nursery.start_soon(run_device, device)
             task_status.started()
             while True:
                 with trio.move_on_at(self.scheduler.next_deadline()):

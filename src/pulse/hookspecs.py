@@ -105,7 +105,9 @@ def pulse_register_fencing_devices(config: Config, node: str) -> Iterable[Fencin
     """STONITH devices this node can use to fence (power off or cut off) a peer.
 
     :returns: objects with ``name``, ``timeout``, ``can_fence(node) -> bool`` and async
-        ``fence(node) -> None`` (raise on failure).
+        ``fence(node) -> None`` (raise on failure). A device may also have an async
+        ``run()``: the resource manager runs it in the background for as long as it
+        runs (to keep a host list fresh, so ``can_fence`` never has to block).
 
     Called from: the daemon's start-up, once. When a peer that may hold resources is
     declared dead, the resource manager fences it with the first device that can, and
