@@ -94,10 +94,19 @@ class EventBus:
                     log.warning("event listener %s failed on %s: %s", name, event.kind, exc)
 
     def statistics(self) -> dict[str, dict[str, object]]:
-        return {
-            getattr(q.listener, "name", type(q.listener).__name__): q.stats.as_json()
-            for q in self._queues
-        }
+        """Per listener, the bus's counters; a listener with a ``statistics()`` method
+        adds its own under ``details`` (e.g. mails sent and given up in the background)."""
+        out: dict[str, dict[str, object]] = {}
+        for q in self._queues:
+            entry = q.stats.as_json()
+            own = getattr(q.listener, "statistics", None)
+            if callable(own):
+                try:
+                    entry["details"] = dict(own())
+                except Exception as exc:  # plugin code: never break pulsectl status
+                    entry["details"] = {"error": f"statistics() failed: {exc}"}
+            out[getattr(q.listener, "name", type(q.listener).__name__)] = entry
+        return out
 
 
 async def run_checks(

@@ -146,6 +146,10 @@ def format_plugins(info: dict[str, Any]) -> str:
                 f"{name}: {st['failures']} failure(s), {st['dropped']} dropped event(s); "
                 f"last error: {st['last_error']}"
             )
+    for name, st in sorted(info.get("listeners", {}).items()):
+        details = st.get("details")
+        if details:
+            lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in details.items()))
     for node, state in sorted(info.get("fencing", {}).items()):
         lines.append(f"fencing {node}: {state}")
     return "\n".join(lines)
