@@ -220,11 +220,11 @@ def _error(where: str, exc: pymysql.MySQLError) -> MySQLError:
 
 
 def promote_statements(flavor: Flavor, *, replica: bool) -> list[Statement]:
-    """Stop and forget replication (when a replica), then make the server writable."""
+    """Forget the (already stopped) replication when a replica, then allow writes."""
     stmts = statements_for(flavor)
     out: list[Statement] = []
     if replica:
-        out += [(stmts.stop, ()), (stmts.reset_all, ())]
+        out.append((stmts.reset_all, ()))
     if has_super_read_only(flavor):
         out.append(("SET GLOBAL super_read_only = OFF", ()))
     out.append(("SET GLOBAL read_only = OFF", ()))
