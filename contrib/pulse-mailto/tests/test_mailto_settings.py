@@ -5,10 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
-
-from pulse.config.legacy import resource_spec
-from pulse.config.model import ResourceSpec, Source
-from pulse.errors import Severity
 from pulse_mailto.settings import (
     DEFAULT_EVENTS,
     DEFAULT_SUBJECT,
@@ -17,6 +13,10 @@ from pulse_mailto.settings import (
     parse_mailto,
     parse_settings,
 )
+
+from pulse.config.legacy import resource_spec
+from pulse.config.model import ResourceSpec, Source
+from pulse.errors import Severity
 
 
 def word(text: str, line: int = 7) -> ResourceSpec:
@@ -190,9 +190,7 @@ def test_events_without_recipients_warns_that_nothing_is_sent() -> None:
         ({"attempts": 0}, "plugins.mailto.attempts: expected a whole number from 1 to 100"),
     ],
 )
-def test_bad_values_are_errors_naming_the_key(
-    table: Mapping[str, object], expected: str
-) -> None:
+def test_bad_values_are_errors_naming_the_key(table: Mapping[str, object], expected: str) -> None:
     _, diags = settings(table)
     assert any(expected in d for d in diags), diags
 
