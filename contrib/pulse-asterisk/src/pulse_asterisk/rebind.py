@@ -128,8 +128,9 @@ def rewrite_files(settings: AsteriskSettings, vip: str) -> Outcome:
                 new = rewritten_texts(tree, rule, vip)
             except SyntaxProblem as exc:
                 raise RebindError(str(exc)) from exc
-            for path, text in new.items():
+            for path in tree.files:
                 clean_stale_temps(path)
+            for path, text in new.items():
                 backup = backup_path(path)
                 if not os.path.exists(backup):
                     try:
@@ -158,6 +159,8 @@ def restore_files(settings: AsteriskSettings, vip: str) -> Outcome:
         except (SyntaxProblem, OSError) as exc:
             warnings.append(f"cannot restore {main}: {exc}; left as it is")
             continue
+        for path in current.files:
+            clean_stale_temps(path)
         backed = [p for p in current.files if os.path.exists(backup_path(p))]
         if not backed:
             continue
@@ -185,7 +188,6 @@ def restore_files(settings: AsteriskSettings, vip: str) -> Outcome:
                         f"{path} was changed while pulse held it: only the original bind "
                         "addresses were put back, the other changes are kept"
                     )
-            clean_stale_temps(path)
             if new != now:
                 _write(path, new)
                 changed.append(path)
