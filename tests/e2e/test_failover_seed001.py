@@ -1,7 +1,8 @@
 """Seed 001: julius/caesar, a serial cable plus ethernet, ``auto_failback off``.
 
 haresources (as the seed, with documentation addresses and MailTo played by a
-resource.d script that records how it was called)::
+resource.d script that records how it was called; the pulse-mailto plugin is
+disabled for these daemons so that the script, not the plugin, gets the word)::
 
     julius IPaddr::198.51.100.254 IPaddr::203.0.113.254 MailTo::alerts@example.org::JuliusCaesar
 
@@ -73,6 +74,9 @@ class Pair:
             self.nodes[name] = FailoverNode(
                 topology, ns, workdir, name=name, ha_cf=config, haresources=HARESOURCES,
                 scripts={"MailTo": MAILTO},
+                # The pulse-mailto plugin, when installed, claims the MailTo word
+                # (and would try SMTP on localhost): use the stand-in script.
+                env={"PULSE_DISABLE_PLUGINS": "mailto"},
             )  # fmt: skip
             serve_name(topology, ns, workdir)
         self.client: Node = topology.add_node("client")
@@ -98,6 +102,7 @@ def test_group_of_two_addresses_stays_on_caesar_after_julius_returns(
     pair = Pair(topology, tmp_path)
     julius, caesar = pair.nodes["julius"], pair.nodes["caesar"]
     pair.serving("julius", 15)
+    julius.wait_holder(GROUP, "julius", 5)  # MailTo, the last resource, has run too
     assert LAN_VIP in addresses(topology, julius.node, "eth0")  # findif chose by subnet
     assert WAN_VIP in addresses(topology, julius.node, "eth1")
     assert pair.mail_calls("julius") == ["alerts@example.org JuliusCaesar start"]
