@@ -234,6 +234,19 @@ def load_plugins(
     return host, host.configure(config, node)
 
 
+def plugin_agent_names(config: Config, node: str) -> set[str]:
+    """Resource agent names the plugins for *config* provide (for the host-fact checks).
+
+    Best effort: a plugin that fails to load or register is reported by
+    :func:`load_plugins` afterwards, so here it simply provides nothing.
+    """
+    try:
+        host = PluginHost.for_config(config)
+        return set(host.resource_agents(config, node))
+    except Exception:
+        return set()
+
+
 def _module_version(module: str) -> str | None:
     top = module.split(".", 1)[0]
     try:
@@ -244,4 +257,3 @@ def _module_version(module: str) -> str | None:
 
 def errors_of(diags: Sequence[Diagnostic]) -> list[Diagnostic]:
     return [d for d in diags if d.severity is Severity.ERROR]
-

@@ -26,12 +26,12 @@ from pulse.config.model import (
     UcastMedium,
 )
 from pulse.errors import ConfigError
-from pulse.plugins import errors_of, load_plugins
+from pulse.plugins import errors_of, load_plugins, plugin_agent_names
 
 
 def _load(ns: argparse.Namespace, err: TextIO) -> Loaded | None:
     try:
-        loaded = load_config(ns.config, node=ns.node)
+        loaded = load_config(ns.config, node=ns.node, provided_agents=plugin_agent_names)
     except ConfigError as e:
         for d in e.diagnostics:
             print(str(d), file=err)

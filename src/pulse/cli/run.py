@@ -13,7 +13,7 @@ from pulse.config import load_config
 from pulse.control.protocol import DEFAULT_SOCKET
 from pulse.daemon import DaemonOptions, serve
 from pulse.errors import ConfigError, PulseError
-from pulse.plugins import errors_of, load_plugins
+from pulse.plugins import errors_of, load_plugins, plugin_agent_names
 
 # Shared with Heartbeat, so a migrated node keeps its hb_uuid and continues hb_generation.
 DEFAULT_STATE_DIR = "/var/lib/heartbeat"
@@ -21,7 +21,9 @@ DEFAULT_STATE_DIR = "/var/lib/heartbeat"
 
 def run(ns: argparse.Namespace) -> int:
     try:
-        loaded = load_config(ns.config, node=ns.node, strict_host=True)
+        loaded = load_config(
+            ns.config, node=ns.node, strict_host=True, provided_agents=plugin_agent_names
+        )
     except ConfigError as exc:
         for d in exc.diagnostics:
             print(d, file=sys.stderr)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,11 @@ class Loaded:
 
 
 def load_config(
-    path: str | os.PathLike[str], *, node: str | None = None, strict_host: bool = False
+    path: str | os.PathLike[str],
+    *,
+    node: str | None = None,
+    strict_host: bool = False,
+    provided_agents: Callable[[Config, str], Collection[str]] | None = None,
 ) -> Loaded:
     """Load a configuration and check it completely.
 
@@ -34,6 +39,8 @@ def load_config(
     (else ``<dir>/nodeinfo``'s first line, else ``os.uname().nodename``), lower-cased
     as Heartbeat does. Facts about this machine (interfaces, serial devices, resource
     scripts) are warnings unless ``strict_host`` (used by ``pulse run``).
+    ``provided_agents(config, node)`` names the resource agents plugins provide, which
+    are then not looked for as script files (``pulse.plugins.plugin_agent_names``).
 
     Raises :class:`ConfigError` listing every error found, in file/line order.
     """
@@ -54,7 +61,8 @@ def load_config(
             raise ConfigError([Diagnostic(str(p), 0, "no such file or directory")])
         config, local, diags = load_legacy(hacf, node)
     if config is not None:
-        diags.extend(host_facts(config, strict=strict_host))
+        provided = provided_agents(config, local) if provided_agents is not None else ()
+        diags.extend(host_facts(config, strict=strict_host, provided_agents=provided))
     ordered = sorted_diagnostics(diags)
     errors = [d for d in ordered if d.severity is Severity.ERROR]
     if errors or config is None:

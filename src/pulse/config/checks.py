@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -337,8 +337,13 @@ def _interface_exists(name: str) -> bool:
     return bool(base) and "/" not in base and path_exists(Path("/sys/class/net", base))
 
 
-def host_facts(cfg: Config, *, strict: bool) -> list[Diagnostic]:
-    """Facts about this machine; warnings unless ``strict`` (then errors)."""
+def host_facts(
+    cfg: Config, *, strict: bool, provided_agents: Collection[str] = ()
+) -> list[Diagnostic]:
+    """Facts about this machine; warnings unless ``strict`` (then errors).
+
+    ``provided_agents``: resource agent names that plugins provide (not script files).
+    """
     out: list[Diagnostic] = []
     warn = not strict
 
@@ -360,6 +365,8 @@ def host_facts(cfg: Config, *, strict: bool) -> list[Diagnostic]:
 
     for group in cfg.groups:
         for res in group.resources:
+            if res.agent in provided_agents:
+                continue
             if resolve_agent(res, cfg.resource_dir) is None:
                 where = cfg.resource_dir or "resource.d"
                 add(
