@@ -106,7 +106,7 @@ class AsteriskBindaddr:
         problem = await self._reload()
         if problem is not None:
             log.warning(
-                "%s: %s (the restored files are read when Asterisk starts)", self.spec.raw, problem
+                "%s: %s (Asterisk reads the restored files when it starts)", self.spec.raw, problem
             )
 
     async def status(self) -> bool:

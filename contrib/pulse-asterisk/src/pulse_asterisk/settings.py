@@ -11,11 +11,11 @@ import difflib
 import ipaddress
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pulse.config.model import Config, ResourceSpec
+from pulse.config.toml import key_lines
 from pulse.errors import Diagnostic, Severity
 
 PLUGIN = "asterisk"
@@ -76,18 +76,9 @@ def toml_lines(origin: str) -> dict[str, int]:
     except OSError:
         return {}
     found: dict[str, int] = {}
-    inside = False
-    header = re.compile(r"\s*\[\s*plugins\s*\.\s*(\"asterisk\"|'asterisk'|asterisk)\s*\]")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if re.match(r"\s*\[", line):
-            inside = header.match(line) is not None
-            if inside:
-                found[""] = number
-            continue
-        if inside:
-            m = re.match(r"\s*([A-Za-z0-9_-]+)\s*=", line)
-            if m and m.group(1) not in found:
-                found[m.group(1)] = number
+    for path, line in key_lines(text).items():
+        if path[:2] == ("plugins", PLUGIN):
+            found[".".join(str(p) for p in path[2:])] = line
     return found
 
 
