@@ -94,7 +94,6 @@ async def test_replica_with_a_sql_error_is_refused_with_the_error(
     primary, replica = mariadb_pair
     await blocking(caught_up, replica, primary)
     # A row written on the replica by hand: the same row from the primary then collides.
-    await blocking(replica.query, "SET SESSION sql_log_bin = 0")
     await blocking(replica.query, "INSERT INTO app.t VALUES (7, 'replica')")
     await blocking(primary.query, "INSERT INTO app.t VALUES (7, 'primary')")
     await blocking(replica.wait_status, "Slave_SQL_Running", "No")
@@ -241,3 +240,26 @@ async def test_demotion_makes_the_server_read_only_and_rejoins_the_new_primary(
     # Stopping it again leaves its replication alone.
     await old_agent.stop()
     assert (await blocking(primary.status) or {}).get("Slave_IO_Running") == "Yes"
+
+
+async def test_the_documented_mariadb_grants_are_enough_to_check_promote_and_demote(
+    mariadb_pair: tuple[MariaDB, MariaDB],
+) -> None:
+    primary, replica = mariadb_pair
+    await blocking(caught_up, replica, primary)
+    for sql in (
+        "CREATE USER 'pulse'@'127.0.0.1' IDENTIFIED BY 'pulse-pw'",
+        "GRANT READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR, BINLOG MONITOR, "
+        "RELOAD ON *.* TO 'pulse'@'127.0.0.1'",
+    ):
+        await blocking(replica.query, sql)
+    connection = Connection(host="127.0.0.1", port=replica.port, user="pulse", password="pulse-pw")
+    settings = MySQLSettings(connection=connection, policy=Policy(apply_timeout=2.0))
+    server = PyMySQLServer(connection)
+    check = ReplicationCheck(group="MySQLReplica", settings=settings, server=server)
+    assert await check.check(GROUP) is None
+    agent = MySQLReplicaAgent(SPEC, settings=settings, server=server)
+    await agent.start()
+    assert await agent.status() is True
+    await agent.stop()
+    assert await agent.status() is False
