@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from pulse.plugins import ClusterEvent
 from pulse_mailto.settings import MailSettings, MailToTarget
+
+# Long subjects stay on one line (RFC 5322 allows 998 characters), as `mail` sends them.
+_POLICY = policy.default.clone(max_line_length=998)
 
 
 def heartbeat_date(when: float) -> str:
@@ -46,7 +50,7 @@ class Mail:
         return f"mail {self.subject!r} to {', '.join(self.recipients)}"
 
     def message(self) -> EmailMessage:
-        msg = EmailMessage()
+        msg = EmailMessage(policy=_POLICY)
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.recipients)
         msg["Subject"] = self.subject
