@@ -85,7 +85,9 @@ async def probe(
             try:
                 who = await _request(host, port, path, timeout)
                 ok = True
-            except (OSError, trio.TooSlowError) as exc:
+            except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
+                # BrokenResourceError: trio's stream wraps a reset (ECONNRESET), e.g. from
+                # the new holder of the address answering a connection made to the old one.
                 who, ok = type(exc).__name__, False
             took = time.monotonic() - sent
             sample = Sample(sent, ok and took <= fresh, who, round(took * 1000, 2))
