@@ -182,9 +182,7 @@ def parse_mailto(spec: ResourceSpec) -> tuple[MailToTarget | None, list[Diagnost
         return None, diags
     recipients, problems = split_addresses(spec.args[0])
     for problem in problems:
-        error(
-            f"{problem}: separate addresses with commas, e.g. MailTo::a@example.com,b@example.com"
-        )
+        error(f"{problem}: separate addresses with commas: MailTo::a@example.com,b@example.com")
     if problems:
         return None, diags
     written = spec.args[1] if len(spec.args) == 2 else None
