@@ -96,6 +96,7 @@ def confdir(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_a_crash_anywhere_in_a_takeover_then_release_restores_the_originals(
     confdir: Path,
 ) -> None:
@@ -120,6 +121,7 @@ def test_a_crash_anywhere_in_a_takeover_then_release_restores_the_originals(
     assert {p.name: p.read_bytes() for p in confdir.iterdir()} == pristine
 
 
+@pytest.mark.slow
 def test_a_crash_anywhere_in_a_release_is_finished_by_the_next_release(confdir: Path) -> None:
     files = ("sip.conf", "manager.conf")
     settings = AsteriskSettings(confdir=str(confdir), files=files, files_explicit=True)
