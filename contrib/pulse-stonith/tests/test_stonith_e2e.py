@@ -79,7 +79,7 @@ def toml_for(node_dir: Path, *, stonith: str) -> str:
     return f"""\
 [cluster]
 nodes = ["prime", "calc"]
-auto_failback = "off"
+auto_failback = "on"  # prime gets its group even if calc grabbed it at start-up
 resource_dir = "{node_dir}/resource.d"
 
 [timing]
