@@ -67,3 +67,49 @@ async def test_resource_manager_runs_each_fencing_devices_run_until_it_stops(
         assert [t - start for t in broken.rounds] == [0.0]
         assert await manager.command("bogus") == "unknown command bogus"
         nursery.cancel_scope.cancel()
+
+
+class Flaky:
+    name = "flaky"
+    timeout = 1.0
+
+    def __init__(self) -> None:
+        self.failures = 1
+
+    def can_fence(self, node: str) -> bool:
+        return node == "prime"
+
+    async def fence(self, node: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("PDU busy")
+
+
+async def test_the_stonith_messages_sent_have_heartbeats_fields_bad_then_ok(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from pulse.events import NodeStatus, NodeStatusChanged
+    from pulse.wire.message import Message
+
+    sent: list[Message] = []
+    manager = ResourceManager(
+        config=_config(), local="calc", agents={}, send=sent.append, fencing=[Flaky()]
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(manager.run)
+        dead = NodeStatusChanged(
+            node="prime",
+            old=NodeStatus.ACTIVE,
+            new=NodeStatus.DEAD,
+            at=trio.current_time(),
+            reason="dead",
+        )
+        await manager.inbox.send(dead)
+        await trio.sleep(6)  # one failure, then the 5 s retry succeeds
+        nursery.cancel_scope.cancel()
+    stonith = [[(f.name, f.value) for f in m.fields] for m in sent if m.get("t") == "stonith"]
+    # spec §4.4: t=stonith, node, result (OK | bad | ...), as Heartbeat sends them.
+    assert stonith == [
+        [("t", b"stonith"), ("node", b"prime"), ("result", b"bad")],
+        [("t", b"stonith"), ("node", b"prime"), ("result", b"OK")],
+    ]
