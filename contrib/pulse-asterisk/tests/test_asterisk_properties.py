@@ -32,7 +32,7 @@ class Generated:
 
 
 _free = st.text(
-    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n;\\"),
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\r\n;\\"),
     max_size=20,
 )
 _value = st.one_of(
