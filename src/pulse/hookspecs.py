@@ -96,7 +96,8 @@ def pulse_register_event_listeners(config: Config, node: str) -> Iterable[EventL
 
     Called from: the daemon's start-up, once. Each listener then runs in its own task
     with its own bounded queue: a slow or failing listener never delays heartbeats or a
-    takeover; events it cannot keep up with are dropped and counted.
+    takeover; events it cannot keep up with are dropped and counted. An optional
+    ``statistics() -> dict`` adds the listener's own counters to ``pulsectl plugins``.
     """
 
 
