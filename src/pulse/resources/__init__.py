@@ -26,7 +26,9 @@ from pulse.resources.ipaddr import FloatingIP as FloatingIP
 from pulse.resources.scripts import LsbAgent as LsbAgent
 from pulse.resources.scripts import OcfAgent as OcfAgent
 from pulse.resources.scripts import ScriptAgent as ScriptAgent
+from pulse.resources.scripts import ScriptResult as ScriptResult
 from pulse.resources.scripts import SystemdAgent as SystemdAgent
+from pulse.resources.scripts import run_script as run_script
 
 __all__ = [
     "AgentFactory",
@@ -39,9 +41,11 @@ __all__ = [
     "ResourceAgent",
     "ResourceError",
     "ScriptAgent",
+    "ScriptResult",
     "SystemdAgent",
     "UnusableAgent",
     "acquire_group",
     "make_agent",
     "release_group",
+    "run_script",
 ]
