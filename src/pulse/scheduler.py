@@ -435,7 +435,17 @@ class Scheduler:
         for key in self.groups:  # haresources order
             mine = self.mine[key]
             owner = self.owner(key)
-            if mine.state is GroupState.RUNNING and owner != self.local:
+            if (
+                mine.state is GroupState.RUNNING
+                and owner in self.peers
+                and not self.peers[owner].stable
+                and not self.leaving
+                and key not in self.standby
+            ):
+                # Hand a group over only to a node that has finished starting (as
+                # Heartbeat's auto-failback waits for the returning node to be stable).
+                self._note(out, key, f"keeping {key} until {owner} has finished starting")
+            elif mine.state is GroupState.RUNNING and owner != self.local:
                 reason = self._release_reason(key, owner, cause)
                 mine.state, mine.since, mine.reason = GroupState.STOPPING, now, reason
                 out.append(Release(key, reason))

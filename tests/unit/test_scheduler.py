@@ -374,3 +374,27 @@ def test_a_healed_partition_is_settled_when_the_peers_report_arrives_before_its_
         cluster.apply("calc", calc.node_status("prime", True, 2.2))
         assert cluster.holders() == {"web": "prime"}, policy
         assert calc.mine["web"].state is GroupState.STOPPED
+
+
+def test_failback_waits_until_the_returning_node_has_finished_starting() -> None:
+    from pulse.wire.message import Message
+
+    cluster = two_nodes(AutoFailback.ON)
+    cluster.kill("prime")
+    calc = cluster.nodes["calc"]
+    assert calc.mine["web"].state is GroupState.RUNNING
+    # prime boots again: alive, then "starting"; calc keeps web meanwhile.
+    actions = calc.node_status("prime", True, 50.0)
+    actions += calc.message(Message.of(("t", "starting"), ("src", "prime")), 50.0)
+    assert not any(isinstance(a, Release) for a in actions)
+    assert "keeping web until prime has finished starting" in [
+        a.text for a in actions if isinstance(a, Decision)
+    ]
+    # prime reports it is stable (and holds nothing): now web goes back.
+    stable = Message.of(
+        ("t", "resource"), ("rsc_hold", "none"), ("rtype", "full"), ("isstable", "1"),
+        ("pulse_hold", " "), ("pulse_standby", " "), ("pulse_failed", " "),
+        ("pulse_leaving", "0"), ("src", "prime"),
+    )  # fmt: skip
+    actions = calc.message(stable, 50.5)
+    assert [a.group for a in actions if isinstance(a, Release)] == ["web"]
