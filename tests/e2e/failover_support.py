@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pulse.demo import WEB_SCRIPT
-from pulse.lab.cluster import PULSE, PulseNode, wait_for
+from pulse.lab.cluster import PULSE, PulseNode, ha_cf, wait_for
 from pulse.lab.netns import Iface, Node, Topology
 
 # Nodes advertise deadtime + 2 s during their first 5 s (Heartbeat's start-up grace);
@@ -29,32 +29,6 @@ from pulse.lab.netns import Iface, Node, Topology
 STARTUP_GRACE = 5.5
 HTTP_TIMEOUT = 0.4  # seconds for one client request (everything is on one host)
 POLL = 0.03
-
-
-def ha_cf(
-    nodes: Sequence[str],
-    media: Sequence[str],
-    *,
-    keepalive: str = "200ms",
-    deadtime: str = "1",
-    warntime: str = "600ms",
-    initdead: str = "2",
-    auto_failback: str = "on",
-    extra: Sequence[str] = (),
-) -> str:
-    """An ha.cf with the short timers of these tests (media after ``udpport``)."""
-    lines = [
-        f"keepalive {keepalive}",
-        f"deadtime {deadtime}",
-        f"warntime {warntime}",
-        f"initdead {initdead}",
-        "udpport 694",
-        *extra,
-        *media,
-        f"auto_failback {auto_failback}",
-        *(f"node {n}" for n in nodes),
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def web_script(workdir: Path, name: str) -> str:

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +27,29 @@ PULSE = [sys.executable, "-m", "pulse"]
 
 
 def ha_cf(
-    nodes: list[str],
-    media: list[str],
+    nodes: Sequence[str],
+    media: Sequence[str],
     *,
     keepalive: str = "200ms",
     deadtime: str = "1",
     warntime: str = "600ms",
     initdead: str = "2",
-    extra: str = "",
+    auto_failback: str = "on",
+    extra: Sequence[str] = (),
 ) -> str:
+    """An ha.cf with short timers; *extra* lines go before the media (``baud``, ...)."""
     lines = [
         f"keepalive {keepalive}",
         f"deadtime {deadtime}",
         f"warntime {warntime}",
         f"initdead {initdead}",
         "udpport 694",
+        *extra,
         *media,
-        "auto_failback on",
+        f"auto_failback {auto_failback}",
         *(f"node {n}" for n in nodes),
     ]
-    return "\n".join(lines) + "\n" + extra
+    return "\n".join(lines) + "\n"
 
 
 class PulseNode:
