@@ -181,12 +181,20 @@ options = {{ netns = "{self.prime_node.netns}", pgid = "{self.prime.proc.pid}" }
         return float(stamp.read_text())
 
     def wait_prime_serving(self) -> None:
+        wait_for(lambda: answers(self.calc), 10, "calc's control socket answering")
         wait_for(lambda: self.calc.holder(GROUP) == "prime", STARTUP, "prime holding the VIP")
         wait_for(lambda: self.vip_on(self.prime_node), 5, "the VIP on prime")
 
     def cut_prime(self) -> None:
         # At the switch: prime keeps its interface, its address and its resources.
         self.topology.link_down(self.prime_if, side="lan")
+
+
+def answers(node: PulseNode) -> bool:
+    try:
+        return node.ctl("ping").ok
+    except RuntimeError:
+        return False
 
 
 def log_index(log: str, words: str) -> int:
@@ -214,6 +222,7 @@ def test_survivor_takes_over_only_after_the_fence_agent_cut_the_holder_off(
     assert not lab.vip_on(lab.prime_node)
     # ... and calc's group started after that, not before.
     assert lab.fenced_at() < lab.calc_started_at()
+    wait_for(lambda: "took over" in lab.calc.log(), 5, "calc logging its takeover")
     log = lab.calc.log()
     assert log_index(log, "prime fenced by lab-pdu") < log_index(log, "took over")
     fencing = lab.calc.ctl("plugins").result["fencing"]
@@ -252,6 +261,7 @@ def test_the_plugin_is_loaded_from_its_entry_point_in_a_real_daemon(
     topology: Topology, tmp_path: Path
 ) -> None:
     lab = Lab(topology, tmp_path)
+    wait_for(lambda: answers(lab.calc), 10, "calc's control socket answering")
     loaded = lab.calc.ctl("plugins").result["loaded"]
     assert any(p["name"] == "stonith" and p["module"] == "pulse_stonith" for p in loaded), loaded
     assert sys.executable  # the daemons run this interpreter, with the plugin installed
