@@ -40,7 +40,7 @@ from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
 from pulse.plugins import PluginHost
 from pulse.protocol import ClusterView, Engine
-from pulse.resources import make_agent
+from pulse.resources import AgentTimeouts, make_agent
 from pulse.scheduler import SchedulerView
 from pulse.state import load_uuid, next_generation
 from pulse.transport import Datagram, Link, open_links
@@ -71,7 +71,7 @@ class DaemonOptions:
     loadavg: Callable[[], str] | None = None
     script_env: Mapping[str, str] | None = None  # extra environment for resource scripts
     plugins: PluginHost | None = None
-    stop_retries: int = 10  # Heartbeat's HA_STOPRETRYMAX
+    stop_retries: int | None = None  # overrides the config's [resources] stop_retries
     retry_delay: float = 1.0
 
 
@@ -434,10 +434,13 @@ async def serve(
     daemon = Daemon(loaded, engine, the_links, signer)
     env = {"HA_CURHOST": loaded.node, **(dict(options.script_env) if options.script_env else {})}
     host = options.plugins
+    rt = config.resource_timeouts
+    timeouts = AgentTimeouts(start=rt.start / 1000, stop=rt.stop / 1000, status=rt.status / 1000)
     registry = host.resource_agents(config, loaded.node) if host is not None else {}
     agents = {
         group.key: [
-            make_agent(spec, config, env=env, registry=registry) for spec in group.resources
+            make_agent(spec, config, env=env, registry=registry, timeouts=timeouts)
+            for spec in group.resources
         ]
         for group in config.groups
     }
@@ -447,7 +450,7 @@ async def serve(
         local=loaded.node,
         agents=agents,
         send=daemon.send,
-        stop_retries=options.stop_retries,
+        stop_retries=rt.stop_retries if options.stop_retries is None else options.stop_retries,
         retry_delay=options.retry_delay,
         bus=bus,
         checks=host.takeover_checks(config, loaded.node) if host is not None else (),

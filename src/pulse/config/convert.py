@@ -20,6 +20,7 @@ from pulse.config.model import (
     Medium,
     PingGroupMedium,
     PingMedium,
+    ResourceTimeouts,
     SerialMedium,
     UcastMedium,
 )
@@ -222,6 +223,13 @@ def to_toml(config: Config, *, header: str | None = None) -> str:
         for k, text in extras:
             kv(k, text)
 
+    rt = config.resource_timeouts
+    if rt != ResourceTimeouts():
+        lines.extend(["", "[resources]"])
+        lines.append(f"start_timeout = {quote(f'{rt.start}ms')}")
+        lines.append(f"stop_timeout = {quote(f'{rt.stop}ms')}")
+        lines.append(f"status_timeout = {quote(f'{rt.status}ms')}")
+        lines.append(f"stop_retries = {rt.stop_retries}")
     if config.disabled_plugins:
         lines.extend(["", "[plugins]", f"disable = {value(list(config.disabled_plugins))}"])
     for name, table in config.plugins.items():

@@ -220,6 +220,17 @@ class ResourceGroup:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceTimeouts:
+    """How long resource operations may take (ms) and how often a failing stop is
+    retried (Heartbeat's HA_STOPRETRYMAX; a negative number retries forever)."""
+
+    start: int = 60000
+    stop: int = 60000
+    status: int = 20000
+    stop_retries: int = 10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Logging:
     logfile: str | None = None
     debugfile: str | None = None
@@ -279,6 +290,8 @@ class Config:
     plugins: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     # Plugins not to load ([plugins] disable = ["name", ...]).
     disabled_plugins: tuple[str, ...] = ()
+    # Resource operation timeouts ([resources] in TOML; Heartbeat's fixed values otherwise).
+    resource_timeouts: ResourceTimeouts = field(default_factory=ResourceTimeouts)
     # Where the config came from: the ha.d directory or the TOML file.
     origin: str = ""
     # Where each Heartbeat-compatible resource script directory is (resource.d).

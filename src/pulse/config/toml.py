@@ -46,6 +46,7 @@ from pulse.config.model import (
     PingMedium,
     ResourceGroup,
     ResourceSpec,
+    ResourceTimeouts,
     RespawnDirective,
     SerialMedium,
     Source,
@@ -80,7 +81,8 @@ STRUCTURED_DIRECTIVES = frozenset(
 # ha.cf directives with no structured key: kept verbatim under [heartbeat].
 HEARTBEAT_KEYS = (*(d for d in OPTION_DIRECTIVES if d not in STRUCTURED_DIRECTIVES), "apiauth")
 TOP_KEYS = ("cluster", "timing", "links", "auth", "groups", "logging", "stonith", "respawn",
-            "heartbeat", "plugins")  # fmt: skip
+            "heartbeat", "plugins", "resources")  # fmt: skip
+RESOURCE_KEYS = ("start_timeout", "stop_timeout", "status_timeout", "stop_retries")
 CLUSTER_ALL = ("name", "nodes", "resource_dir", *CLUSTER_KEYS)
 LINK_KEYS: dict[str, tuple[str, ...]] = {
     "bcast": ("interface", "port"),
@@ -405,6 +407,7 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     groups = _groups(r, top.get("groups", []))
     auth = _auth(r, top.get("auth"), path, mode)
 
+    timeouts = _resource_timeouts(r, top.get("resources", {}))
     plugins: dict[str, Mapping[str, object]] = {}
     disabled: tuple[str, ...] = ()
     raw_plugins = top.get("plugins", {})
@@ -436,9 +439,36 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     )
     r.diags.extend(cf.diagnostics)
     r.diags.extend(diags)
-    if config is not None and disabled:
-        config = dataclasses.replace(config, disabled_plugins=disabled)
+    if config is not None and (disabled or timeouts != ResourceTimeouts()):
+        config = dataclasses.replace(config, disabled_plugins=disabled, resource_timeouts=timeouts)
     return config
+
+
+def _resource_timeouts(r: _Reader, value: object) -> ResourceTimeouts:
+    """``[resources]``: per-operation timeouts for every resource, and stop retries."""
+    table = r.table(value, ("resources",), RESOURCE_KEYS)
+    found: dict[str, int] = {}
+    for key in ("start_timeout", "stop_timeout", "status_timeout"):
+        if key not in table:
+            continue
+        raw = table[key]
+        ms = parse_duration(raw) if isinstance(raw, str) else None
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            ms = int(raw * 1000 + 0.5)
+        if ms is None or ms <= 0:
+            r.error(
+                ("resources", key), f'expected a positive duration ("30s", "500ms"), got {raw!r}'
+            )
+            continue
+        found[key.removesuffix("_timeout")] = ms
+    retries = ResourceTimeouts().stop_retries
+    if "stop_retries" in table:
+        raw = table["stop_retries"]
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            r.error(("resources", "stop_retries"), "expected a whole number (negative: forever)")
+        else:
+            retries = raw
+    return ResourceTimeouts(**found, stop_retries=retries)
 
 
 def _timing(cf: HaCf, r: _Reader, key: str, value: object) -> None:
