@@ -1,4 +1,4 @@
-"""The Heartbeat interop harness (tests/heartbeat_peer.py) against real Heartbeat 3.0.6.
+"""The Heartbeat interop harness (pulse.lab.heartbeat) against real Heartbeat 3.0.6.
 
 These tests prove the harness itself: two stock heartbeat daemons, each in its own network
 and mount namespace, find each other, report each other through ``cl_status``, and notice
@@ -19,7 +19,8 @@ from typing import Any, cast
 
 import pytest
 
-from heartbeat_peer import (
+from netns import Topology
+from pulse.lab.heartbeat import (
     HeartbeatNode,
     HeartbeatPeerError,
     HeartbeatPeers,
@@ -28,7 +29,6 @@ from heartbeat_peer import (
     missing_prerequisites,
     render_ha_cf,
 )
-from netns import Topology
 
 KEEPALIVE = 1.0
 DEADTIME = 3.0
