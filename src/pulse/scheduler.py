@@ -232,6 +232,11 @@ class Scheduler:
             return []
         peer = self.peers[src]
         out: list[Action] = []
+        if not peer.alive:
+            # A node that talks is alive, even if its first status heartbeat has not
+            # arrived yet (its resource report can overtake it). Without this, a node
+            # starting next to a running peer could take the peer's groups.
+            out += self.node_status(src, True, now)
         if kind == "starting":
             # A peer (re)starting: it holds nothing yet and is not stable.
             peer.stable = False

@@ -398,3 +398,15 @@ def test_failback_waits_until_the_returning_node_has_finished_starting() -> None
     )  # fmt: skip
     actions = calc.message(stable, 50.5)
     assert [a.group for a in actions if isinstance(a, Release)] == ["web"]
+
+
+def test_a_resource_report_arriving_before_the_first_heartbeat_keeps_us_off_its_groups() -> None:
+    # calc starts while prime runs web; prime's resource report overtakes its status.
+    cluster = Cluster(make_config(["prime", "calc"], {"web": "prime"}))
+    cluster.start("prime")
+    calc = Scheduler(config=cluster.config, local="calc", now=1.0)
+    report = cluster.nodes["prime"]._resource_message().with_field("src", "prime")
+    actions = calc.message(report, 1.0)  # prime not yet known alive from a heartbeat
+    actions += calc.comms_up(1.0)
+    assert not any(isinstance(a, Acquire) for a in actions)
+    assert calc.holder("web") == "prime"
