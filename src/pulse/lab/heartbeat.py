@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 HEARTBEAT_BIN = Path("/usr/libexec/heartbeat/heartbeat")
 CL_STATUS_BIN = Path("/usr/bin/cl_status")
+HB_STANDBY_BIN = Path("/usr/share/heartbeat/hb_standby")
+HB_TAKEOVER_BIN = Path("/usr/share/heartbeat/hb_takeover")
 SYSTEM_HA_D = Path("/etc/ha.d")
 
 # Files of the real /etc/ha.d that heartbeat and its scripts need at run time. They are
@@ -509,6 +511,47 @@ class HeartbeatNode:
                 + self._diagnostics()
             )
         return found[0]
+
+    # ---- inside the node's namespaces ----------------------------------------------------
+
+    def pids(self) -> list[int]:
+        """Every process of this node now: the master, its children, running scripts."""
+        if self._mount_ns is None or not self.running:
+            return []
+        return sorted(_pids_in_mount_ns(self._mount_ns))
+
+    def run_inside(
+        self, argv: Sequence[str], timeout: float = _CL_STATUS_TIMEOUT
+    ) -> ClStatusResult:
+        """Run ``argv`` in this node's mount and network namespaces (it sees its /etc/ha.d)."""
+        full = ["nsenter", "-t", str(self.pid), "-m", "-n", *argv]
+        try:
+            done = subprocess.run(
+                full, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise HeartbeatPeerError(
+                f"{' '.join(argv)} on {self.name} took more than {timeout} s"
+            ) from None
+        return ClStatusResult(
+            args=tuple(argv), returncode=done.returncode, stdout=done.stdout, stderr=done.stderr
+        )
+
+    def standby(self, what: str = "all") -> None:
+        """``hb_standby WHAT`` on this node: give resources to the other node."""
+        self._resource_tool(HB_STANDBY_BIN, what)
+
+    def takeover(self, what: str = "all") -> None:
+        """``hb_takeover WHAT`` on this node: ask the other node for resources."""
+        self._resource_tool(HB_TAKEOVER_BIN, what)
+
+    def _resource_tool(self, tool: Path, what: str) -> None:
+        result = self.run_inside([str(tool), what])
+        if result.returncode != 0:
+            raise HeartbeatPeerError(
+                f"{tool.name} {what} on {self.name} failed (exit {result.returncode}): "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
 
     # ---- cl_status ---------------------------------------------------------------------
 
