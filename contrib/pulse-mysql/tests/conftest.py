@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from mariadb_lab import MariaDB, make_template, prepare_primary, replicate, unavailable
 
+from pulse.lab.netns import Topology, netns_available
+
 
 @pytest.fixture(scope="session")
 def mariadb_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -41,3 +43,16 @@ def mariadb_pair(mariadb_template: Path, tmp_path: Path) -> Iterator[tuple[Maria
         for server in reversed(servers):
             server.stop()
         shutil.rmtree(sockdir, ignore_errors=True)
+
+
+@pytest.fixture
+def topology() -> Iterator[Topology]:
+    """A fresh lab topology (namespaces), always closed; skips without root/netns."""
+    reason = netns_available()
+    if reason is not None:
+        pytest.skip(reason)
+    topo = Topology(name_prefix="pmy")
+    try:
+        yield topo
+    finally:
+        topo.close()

@@ -18,7 +18,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,32 +73,59 @@ def make_template(path: Path) -> Path:
     return path
 
 
+Launcher = Callable[[list[str]], "subprocess.Popen[bytes]"]
+
+
+def _popen(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 class MariaDB:
+    """One mariadbd. The tests reach it through its unix socket, which works from any
+    network namespace; ``launch`` starts it elsewhere (e.g. inside a lab namespace)."""
+
     def __init__(
-        self, *, name: str, template: Path, base: Path, sockdir: Path, server_id: int
+        self,
+        *,
+        name: str,
+        template: Path,
+        base: Path,
+        sockdir: Path,
+        server_id: int,
+        bind: str = "127.0.0.1",
+        port: int | None = None,
+        launch: Launcher = _popen,
     ) -> None:
         self.name = name
         self.datadir = base / name
         shutil.copytree(template, self.datadir)
         self.socket = sockdir / f"{name}.sock"
-        self.port = free_port()
+        self.bind = bind
+        self.port = port if port is not None else free_port()
         self.server_id = server_id
+        self.launch = launch
         self.log = base / f"{name}.err"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
-        return f"MariaDB({self.name}, 127.0.0.1:{self.port})"
+        return f"MariaDB({self.name}, {self.bind}:{self.port})"
 
     def start(self) -> None:
         assert MARIADBD is not None
-        self.proc = subprocess.Popen(
+        self.proc = self.launch(
             [
                 MARIADBD,
                 "--no-defaults",
                 f"--datadir={self.datadir}",
                 *_user_args(),
                 f"--port={self.port}",
-                "--bind-address=127.0.0.1",
+                f"--bind-address={self.bind}",
                 f"--socket={self.socket}",
                 f"--pid-file={self.datadir / 'mariadbd.pid'}",
                 f"--log-error={self.log}",
@@ -108,16 +135,12 @@ class MariaDB:
                 "--skip-name-resolve",
                 "--innodb-buffer-pool-size=16M",
                 "--innodb-log-file-size=8M",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            ]
         )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self} exited at start-up: {self.error_log()}")
+                raise RuntimeError(f"{self} exited at start-up; its log:\n{self.error_log()}")
             try:
                 self.query("SELECT 1")
                 return
@@ -132,12 +155,12 @@ class MariaDB:
         except OSError:
             return "(no error log)"
 
-    def stop(self) -> None:
+    def stop(self, signum: signal.Signals = signal.SIGTERM) -> None:
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signum)
         except ProcessLookupError:
             return
         try:
@@ -147,17 +170,26 @@ class MariaDB:
             proc.wait(timeout=STOP_TIMEOUT)
 
     def connect(self) -> pymysql.connections.Connection[Any]:
-        return pymysql.connect(
-            host="127.0.0.1",
-            port=self.port,
+        # Connected by hand: PyMySQL leaks the socket when a unix connect fails.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(2)
+            sock.connect(str(self.socket))
+        except OSError as exc:
+            sock.close()
+            raise pymysql.err.OperationalError(2002, str(exc)) from None
+        conn = pymysql.connect(
+            unix_socket=str(self.socket),
             user="root",
             password="",
-            connect_timeout=2,
             read_timeout=10,
             write_timeout=10,
             autocommit=True,
             cursorclass=pymysql.cursors.DictCursor,
+            defer_connect=True,
         )
+        conn.connect(sock)
+        return conn
 
     def query(self, sql: str, args: Sequence[object] = ()) -> list[dict[str, Any]]:
         conn = self.connect()
@@ -194,9 +226,10 @@ class MariaDB:
             time.sleep(0.1)
 
 
-def prepare_primary(primary: MariaDB) -> None:
-    primary.query(f"CREATE USER '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY '{REPL_PASSWORD}'")
-    primary.query(f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'127.0.0.1'")
+def prepare_primary(primary: MariaDB, client_host: str = "127.0.0.1") -> None:
+    account = f"'{REPL_USER}'@'{client_host}'"
+    primary.query(f"CREATE USER {account} IDENTIFIED BY '{REPL_PASSWORD}'")
+    primary.query(f"GRANT REPLICATION SLAVE ON *.* TO {account}")
     primary.query("CREATE DATABASE app")
     primary.query("CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(32))")
 
@@ -205,9 +238,9 @@ def replicate(replica: MariaDB, source: MariaDB) -> None:
     """Make *replica* a read-only GTID replica of *source* and wait until it runs."""
     replica.query("SET GLOBAL read_only = ON")
     replica.query(
-        "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = %s, MASTER_USER = %s, "
+        "CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, "
         "MASTER_PASSWORD = %s, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1",
-        (source.port, REPL_USER, REPL_PASSWORD),
+        (source.bind, source.port, REPL_USER, REPL_PASSWORD),
     )
     replica.query("START REPLICA")
     replica.wait_status("Slave_IO_Running", "Yes")

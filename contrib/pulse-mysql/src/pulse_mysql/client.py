@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -99,10 +100,22 @@ class PyMySQLServer:
             "charset": "utf8mb4",
         }
         if c.host:
-            kwargs.update(host=c.host, port=c.port)
-        else:
-            kwargs.update(unix_socket=c.socket or DEFAULT_SOCKET)
-        return pymysql.connect(**kwargs)
+            return pymysql.connect(host=c.host, port=c.port, **kwargs)
+        # PyMySQL leaks the socket when connecting to a unix socket fails (mysqld down),
+        # so the socket is connected here and handed over.
+        path = c.socket or DEFAULT_SOCKET
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(c.connect_timeout)
+            sock.connect(path)
+        except OSError as exc:
+            sock.close()
+            raise MySQLError(
+                self.where, 2002, f"Can't connect to local server through socket {path!r} ({exc})"
+            ) from None
+        conn = pymysql.connect(unix_socket=path, defer_connect=True, **kwargs)
+        conn.connect(sock)  # closes the socket itself if the handshake fails
+        return conn
 
     def _conversation(self, work: Callable[[pymysql.connections.Connection[Any]], T]) -> T:
         try:
