@@ -73,9 +73,7 @@ class Statements:
 
     show_status: tuple[str, ...]  # in order of preference; fall back on a syntax error
     stop: str
-    stop_io: str
     start: str
-    start_io: str
     start_sql: str
     reset_all: str
     change_source: str  # prefix; options follow
@@ -93,9 +91,7 @@ def statements_for(flavor: Flavor) -> Statements:
             if replica
             else ("SHOW SLAVE STATUS",),
             stop=f"STOP {word}",
-            stop_io=f"STOP {word} IO_THREAD",
             start=f"START {word}",
-            start_io=f"START {word} IO_THREAD",
             start_sql=f"START {word} SQL_THREAD",
             reset_all=f"RESET {word} ALL",
             change_source="CHANGE MASTER TO",
@@ -116,9 +112,7 @@ def statements_for(flavor: Flavor) -> Statements:
         if replica
         else ("SHOW SLAVE STATUS",),
         stop=f"STOP {word}",
-        stop_io=f"STOP {word} IO_THREAD",
         start=f"START {word}",
-        start_io=f"START {word} IO_THREAD",
         start_sql=f"START {word} SQL_THREAD",
         reset_all=f"RESET {word} ALL",
         change_source="CHANGE REPLICATION SOURCE TO" if new_change else "CHANGE MASTER TO",
