@@ -17,6 +17,11 @@ if [ "$want_test" = 1 ]; then
   [ -x /usr/libexec/heartbeat/heartbeat ] || [ -x /usr/lib/heartbeat/heartbeat ] || need+=(heartbeat)
   [ -x /usr/lib/ocf/resource.d/heartbeat/Dummy ] || need+=(resource-agents)
   command -v ping >/dev/null || need+=(iputils-ping)
+  # contrib plugins: MariaDB for pulse-mysql, cluster-glue's stonith for pulse-stonith,
+  # openssl for pulse-mailto's STARTTLS test.
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server mariadb-client)
+  [ -x /usr/sbin/stonith ] || need+=(cluster-glue)
+  command -v openssl >/dev/null || need+=(openssl)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

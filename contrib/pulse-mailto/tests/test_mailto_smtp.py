@@ -14,10 +14,10 @@ import pytest
 import trio
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from mailto_smtp_support import Collector, SmtpServer, free_port
 from pulse_mailto.agent import MailToAgent
 from pulse_mailto.listener import MailListener
 
-from conftest import Collector, SmtpServer, free_port
 from pulse.config.legacy import resource_spec
 from pulse.config.model import (
     AuthKey,

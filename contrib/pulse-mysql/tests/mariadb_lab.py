@@ -1,6 +1,3 @@
-# Test orchestration on the wall clock, like pulse.lab (which the project's ruff config
-# exempts from the time.* ban the same way).
-# ruff: noqa: TID251
 """Real MariaDB servers for the integration tests: own datadirs, loopback ports, reaped.
 
 :class:`MariaDB` is one ``mariadbd`` started as the test's own process with
