@@ -309,14 +309,38 @@ class HeartbeatNode:
 
     @property
     def pid(self) -> int:
-        """PID of heartbeat's master control process (valid after :meth:`start`)."""
+        """PID of heartbeat's master control process (valid after :meth:`start`).
+
+        Heartbeat restarts itself when a partition heals ("Heartbeat restart
+        triggered"): the new master daemonizes, so the started process exits and the
+        master is then the heartbeat process its pid file names, in the same private
+        mount namespace.
+        """
         if self._process is None:
             raise HeartbeatPeerError(f"heartbeat {self.name} was never started")
-        return self._process.pid
+        if self._process.poll() is None:
+            return self._process.pid
+        restarted = self._restarted_pid()
+        return self._process.pid if restarted is None else restarted
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        if self._process is None:
+            return False
+        return self._process.poll() is None or self._restarted_pid() is not None
+
+    def _restarted_pid(self) -> int | None:
+        """The master after a self-restart: named by the pid file, a heartbeat binary,
+        in this node's mount namespace (never a stranger with a recycled pid)."""
+        if self._mount_ns is None:
+            return None
+        try:
+            pid = int(self.layout.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if _is_heartbeat(pid) and _mount_ns(pid) == self._mount_ns:
+            return pid
+        return None
 
     def start(self, timeout: float = _START_TIMEOUT) -> None:
         """Prepare the private tree and start ``heartbeat -f``; return once it runs.
