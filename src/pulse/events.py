@@ -109,9 +109,15 @@ class PartitionHealed:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommsUp:
-    """Communications are up: every node was heard or declared dead, nodes exchanged."""
+    """Communications are up: every node was heard or declared dead, nodes exchanged.
+
+    ``peers`` are the normal peers heard and not dead at that moment. A peer can be
+    heard (an ACK, the node-list reply) before its first status heartbeat arrives,
+    so this is the list the resource layer must count as alive.
+    """
 
     at: float
+    peers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -175,13 +175,17 @@ class ResourceManager:
         elif isinstance(item, _Command):
             self._command(item, now)
         elif isinstance(item, NodeStatusChanged):
-            alive = item.new in ALIVE
-            if (item.old in ALIVE) != alive:
-                self._node_changed(item.node, alive, now)
+            # The scheduler may know a peer is alive before its first status (it talked
+            # to us), so compare with what the scheduler believes, not with item.old.
+            peer = sched.peers.get(item.node)
+            if peer is not None and (item.new in ALIVE or item.new is NodeStatus.DEAD):
+                alive = item.new in ALIVE
+                if alive != peer.alive or (alive and item.node in self._fencing):
+                    self._node_changed(item.node, alive, now)
         elif isinstance(item, _Fenced):
             self._fenced(item, now)
         elif isinstance(item, CommsUp):
-            self._apply(sched.comms_up(now))
+            self._apply(sched.comms_up(now, item.peers))
         elif isinstance(item, Delivered):
             self._apply(sched.message(item.message, now))
         if sched.leaving and sched.is_released():
@@ -199,8 +203,10 @@ class ResourceManager:
             self._publish("node-up", node)
             self._apply(sched.node_status(node, True, now, when=when))
             return
+        if node in self._fencing:
+            return  # already being fenced: the takeover waits for that
         self._publish("node-dead", node, reason=f"{node} dead at {when}")
-        if self.fencing and sched.may_hold(node) and node not in self._fencing:
+        if self.fencing and sched.may_hold(node):
             if can_fence(self.fencing, node):
                 assert self._nursery is not None
                 scope = trio.CancelScope()

@@ -843,7 +843,13 @@ class Engine:
         self._status = NodeStatus.ACTIVE
         out.append(Log(level="info", text="Local status now set to: 'active'"))
         out += self._send_status(now)
-        out.append(CommsUp(at=now))
+        heard = tuple(
+            name
+            for name in self._normal_peers
+            if self._membership.node(name).heard
+            and self._membership.node(name).status is not NodeStatus.DEAD
+        )
+        out.append(CommsUp(at=now, peers=heard))
         return out
 
     def _peer_view(self, name: str) -> NodeView:

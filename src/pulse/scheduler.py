@@ -28,6 +28,7 @@ over silently.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pulse.config.model import AutoFailback, Config, ResourceGroup
@@ -166,10 +167,17 @@ class Scheduler:
 
     # ------------------------------------------------------------------ facts
 
-    def comms_up(self, now: float) -> list[Action]:
-        """Our communications are up: ask the live peers what they hold."""
+    def comms_up(self, now: float, peers: Iterable[str] = ()) -> list[Action]:
+        """Our communications are up: ask the live peers what they hold.
+
+        *peers* are nodes heard from (maybe not by a status heartbeat yet): alive.
+        """
         self.comms = True
         out: list[Action] = []
+        for name in peers:
+            if name in self.peers and not self.peers[name].alive:
+                self.peers[name].alive = True
+                self.peers[name].dead_since = None
         self.awaiting = {n for n, p in self.peers.items() if p.alive}
         if not self.awaiting:
             return out + self._become_stable(now, "no other node is alive")

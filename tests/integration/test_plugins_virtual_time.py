@@ -253,3 +253,39 @@ async def test_a_node_that_reported_holding_nothing_is_not_fenced(
         assert starts(world, "prime") == [0.0]  # kept, not restarted (calc, cut off and
         # without a fencing device, took it too: that is what fencing is for)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_node_joining_a_running_peer_never_takes_its_group(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    # calc hears prime's ACK and node list before prime's next status heartbeat; it
+    # must still count prime as alive and leave web where it runs.
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        await start(nursery, network, "prime", Plugin(world), tmp_path)
+        await trio.sleep(20.3)
+        assert world.where("web") == {"prime"}
+        calc, _ = await start(nursery, network, "calc", Plugin(world), tmp_path)
+        await trio.sleep(15)
+        assert starts(world, "calc") == []
+        assert world.where("web") == {"prime"}
+        groups = calc.status()["resources"]["groups"]
+        assert [(g["holder"], g["state"]) for g in groups] == [("prime", "running")]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_dying_before_its_first_heartbeat_is_still_taken_over(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        await start(nursery, network, "prime", Plugin(world), tmp_path)
+        await trio.sleep(20.3)
+        await start(nursery, network, "calc", Plugin(world), tmp_path)
+        await trio.sleep(0.1)  # before prime's next status reaches calc
+        network.cut("prime", "eth0")
+        await trio.sleep(15)
+        assert len(starts(world, "calc")) == 1
+        nursery.cancel_scope.cancel()

@@ -42,7 +42,7 @@ def test_repnodes_brings_comms_up_and_status_active_at_once() -> None:
     logs = [o.text for o in out if isinstance(o, Log)]
     assert logs == ["Comm_now_up(): updating status to active", "Local status now set to: 'active'"]
     assert [m.get("st") for m in transmits(out)] == ["active"]
-    assert of_type(out, CommsUp) == [CommsUp(at=0.7)]
+    assert of_type(out, CommsUp) == [CommsUp(at=0.7, peers=("beta",))]
     assert engine.next_deadline() == 1.0  # no more reqnodes
 
 
@@ -110,7 +110,7 @@ def test_peer_without_protocol_field_is_not_waited_for() -> None:
     engine.start(0.0)
     out = engine.receive(status_message("beta", 1, protocol=False), "eth0", 0.3)
     assert Log(level="info", text="flow control disabled due to different version heartbeat") in out
-    assert of_type(out, CommsUp) == [CommsUp(at=0.3)]
+    assert of_type(out, CommsUp) == [CommsUp(at=0.3, peers=("beta",))]
     assert not [m for m in transmits(out) if m.type in ("reqnodes", "NS_ackmsg")]
 
 
@@ -152,3 +152,21 @@ def test_application_messages_are_delivered_before_comms_up() -> None:
     engine.receive(status_message("beta", 1, st="up"), "eth0", 0.1)
     out = engine.receive(peer_message("starting", "beta", seq=2), "eth0", 0.2)
     assert [d.message.type for d in of_type(out, Delivered)] == ["starting"]
+
+
+def test_comms_up_names_a_peer_heard_only_through_an_ack_before_its_status() -> None:
+    # A starting node can hear a running peer's ACK and node list before the peer's next
+    # status heartbeat; the resource layer must still count that peer as alive.
+    engine = make_engine(make_config(), "alpha")
+    engine.start(0.0)
+    ack = peer_message("NS_ackmsg", "beta", dest="alpha", extra=[("ackseq", "1")])
+    engine.receive(ack, "eth0", 0.1)
+    repnodes = peer_message(
+        "repnodes",
+        "beta",
+        seq=5,
+        dest="alpha",
+        extra=[("nodelist", "alpha beta "), ("delnodelist", " ")],
+    )
+    out = engine.receive(repnodes, "eth0", 0.2)
+    assert of_type(out, CommsUp) == [CommsUp(at=0.2, peers=("beta",))]

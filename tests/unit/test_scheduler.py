@@ -410,3 +410,12 @@ def test_a_resource_report_arriving_before_the_first_heartbeat_keeps_us_off_its_
     actions += calc.comms_up(1.0)
     assert not any(isinstance(a, Acquire) for a in actions)
     assert calc.holder("web") == "prime"
+
+
+def test_peers_heard_before_their_first_heartbeat_are_waited_for_at_comms_up() -> None:
+    config = make_config(["prime", "calc"], {"web": "prime"})
+    calc = Scheduler(config=config, local="calc", now=0.0)
+    actions = calc.comms_up(0.0, peers=["prime"])
+    assert not any(isinstance(a, Acquire) for a in actions)
+    assert [a.message.type for a in actions if isinstance(a, Send)] == ["starting"]
+    assert calc.awaiting == {"prime"}
