@@ -32,6 +32,7 @@ import trio
 
 from pulse import __version__
 from pulse.config import Loaded
+from pulse.config.model import ResourceOptions
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
 from pulse.events import Log, Output, Transmit
@@ -40,7 +41,8 @@ from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
 from pulse.plugins import PluginHost
 from pulse.protocol import ClusterView, Engine
-from pulse.resources import AgentTimeouts, make_agent
+from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
+from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
 from pulse.scheduler import SchedulerView
 from pulse.state import load_uuid, next_generation
 from pulse.transport import Datagram, Link, open_links
@@ -373,6 +375,20 @@ def _stats_to_json(stats: object) -> dict[str, Any]:
     return {name: getattr(stats, name) for name in slots}
 
 
+def _arp_overrides(rt: ResourceOptions) -> dict[str, ArpPolicy] | None:
+    """[resources] arp_count / arp_interval replace Heartbeat's per-agent defaults."""
+    if rt.arp_count is None and rt.arp_interval is None:
+        return None
+    out = {}
+    for flavor in IP_AGENTS:
+        default = arp_policy_for(flavor)
+        out[flavor] = ArpPolicy(
+            count=default.count if rt.arp_count is None else rt.arp_count,
+            interval=default.interval if rt.arp_interval is None else rt.arp_interval / 1000,
+        )
+    return out
+
+
 async def _loadavg_task(cache: list[str]) -> None:
     path = trio.Path("/proc/loadavg")
     while True:
@@ -434,12 +450,13 @@ async def serve(
     daemon = Daemon(loaded, engine, the_links, signer)
     env = {"HA_CURHOST": loaded.node, **(dict(options.script_env) if options.script_env else {})}
     host = options.plugins
-    rt = config.resource_timeouts
+    rt = config.resource_options
     timeouts = AgentTimeouts(start=rt.start / 1000, stop=rt.stop / 1000, status=rt.status / 1000)
+    arp = _arp_overrides(rt)
     registry = host.resource_agents(config, loaded.node) if host is not None else {}
     agents = {
         group.key: [
-            make_agent(spec, config, env=env, registry=registry, timeouts=timeouts)
+            make_agent(spec, config, env=env, registry=registry, timeouts=timeouts, arp=arp)
             for spec in group.resources
         ]
         for group in config.groups

@@ -20,7 +20,7 @@ from pulse.config.model import (
     Medium,
     PingGroupMedium,
     PingMedium,
-    ResourceTimeouts,
+    ResourceOptions,
     SerialMedium,
     UcastMedium,
 )
@@ -223,13 +223,17 @@ def to_toml(config: Config, *, header: str | None = None) -> str:
         for k, text in extras:
             kv(k, text)
 
-    rt = config.resource_timeouts
-    if rt != ResourceTimeouts():
+    rt = config.resource_options
+    if rt != ResourceOptions():
         lines.extend(["", "[resources]"])
         lines.append(f"start_timeout = {quote(f'{rt.start}ms')}")
         lines.append(f"stop_timeout = {quote(f'{rt.stop}ms')}")
         lines.append(f"status_timeout = {quote(f'{rt.status}ms')}")
         lines.append(f"stop_retries = {rt.stop_retries}")
+        if rt.arp_count is not None:
+            lines.append(f"arp_count = {rt.arp_count}")
+        if rt.arp_interval is not None:
+            lines.append(f"arp_interval = {quote(f'{rt.arp_interval}ms')}")
     if config.disabled_plugins:
         lines.extend(["", "[plugins]", f"disable = {value(list(config.disabled_plugins))}"])
     for name, table in config.plugins.items():

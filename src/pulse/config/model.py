@@ -220,14 +220,18 @@ class ResourceGroup:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ResourceTimeouts:
-    """How long resource operations may take (ms) and how often a failing stop is
-    retried (Heartbeat's HA_STOPRETRYMAX; a negative number retries forever)."""
+class ResourceOptions:
+    """How long resource operations may take (ms), how often a failing stop is retried
+    (Heartbeat's HA_STOPRETRYMAX; a negative number retries forever), and how a new
+    floating IP is announced (None: Heartbeat's defaults per agent, IPaddr 10 x 500 ms,
+    IPaddr2 5 x 200 ms)."""
 
     start: int = 60000
     stop: int = 60000
     status: int = 20000
     stop_retries: int = 10
+    arp_count: int | None = None
+    arp_interval: int | None = None  # ms between two announcements
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,7 +295,7 @@ class Config:
     # Plugins not to load ([plugins] disable = ["name", ...]).
     disabled_plugins: tuple[str, ...] = ()
     # Resource operation timeouts ([resources] in TOML; Heartbeat's fixed values otherwise).
-    resource_timeouts: ResourceTimeouts = field(default_factory=ResourceTimeouts)
+    resource_options: ResourceOptions = field(default_factory=ResourceOptions)
     # Where the config came from: the ha.d directory or the TOML file.
     origin: str = ""
     # Where each Heartbeat-compatible resource script directory is (resource.d).

@@ -45,8 +45,8 @@ from pulse.config.model import (
     PingGroupMedium,
     PingMedium,
     ResourceGroup,
+    ResourceOptions,
     ResourceSpec,
-    ResourceTimeouts,
     RespawnDirective,
     SerialMedium,
     Source,
@@ -82,7 +82,9 @@ STRUCTURED_DIRECTIVES = frozenset(
 HEARTBEAT_KEYS = (*(d for d in OPTION_DIRECTIVES if d not in STRUCTURED_DIRECTIVES), "apiauth")
 TOP_KEYS = ("cluster", "timing", "links", "auth", "groups", "logging", "stonith", "respawn",
             "heartbeat", "plugins", "resources")  # fmt: skip
-RESOURCE_KEYS = ("start_timeout", "stop_timeout", "status_timeout", "stop_retries")
+RESOURCE_KEYS = (
+    "start_timeout", "stop_timeout", "status_timeout", "stop_retries", "arp_count", "arp_interval"
+)  # fmt: skip
 CLUSTER_ALL = ("name", "nodes", "resource_dir", *CLUSTER_KEYS)
 LINK_KEYS: dict[str, tuple[str, ...]] = {
     "bcast": ("interface", "port"),
@@ -407,7 +409,7 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     groups = _groups(r, top.get("groups", []))
     auth = _auth(r, top.get("auth"), path, mode)
 
-    timeouts = _resource_timeouts(r, top.get("resources", {}))
+    timeouts = _resource_options(r, top.get("resources", {}))
     plugins: dict[str, Mapping[str, object]] = {}
     disabled: tuple[str, ...] = ()
     raw_plugins = top.get("plugins", {})
@@ -439,16 +441,16 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     )
     r.diags.extend(cf.diagnostics)
     r.diags.extend(diags)
-    if config is not None and (disabled or timeouts != ResourceTimeouts()):
-        config = dataclasses.replace(config, disabled_plugins=disabled, resource_timeouts=timeouts)
+    if config is not None and (disabled or timeouts != ResourceOptions()):
+        config = dataclasses.replace(config, disabled_plugins=disabled, resource_options=timeouts)
     return config
 
 
-def _resource_timeouts(r: _Reader, value: object) -> ResourceTimeouts:
+def _resource_options(r: _Reader, value: object) -> ResourceOptions:
     """``[resources]``: per-operation timeouts for every resource, and stop retries."""
     table = r.table(value, ("resources",), RESOURCE_KEYS)
     found: dict[str, int] = {}
-    for key in ("start_timeout", "stop_timeout", "status_timeout"):
+    for key in ("start_timeout", "stop_timeout", "status_timeout", "arp_interval"):
         if key not in table:
             continue
         raw = table[key]
@@ -461,14 +463,21 @@ def _resource_timeouts(r: _Reader, value: object) -> ResourceTimeouts:
             )
             continue
         found[key.removesuffix("_timeout")] = ms
-    retries = ResourceTimeouts().stop_retries
+    arp_count: int | None = None
+    if "arp_count" in table:
+        raw = table["arp_count"]
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 100:
+            r.error(("resources", "arp_count"), "expected a whole number from 0 to 100")
+        else:
+            arp_count = raw
+    retries = ResourceOptions().stop_retries
     if "stop_retries" in table:
         raw = table["stop_retries"]
         if isinstance(raw, bool) or not isinstance(raw, int):
             r.error(("resources", "stop_retries"), "expected a whole number (negative: forever)")
         else:
             retries = raw
-    return ResourceTimeouts(**found, stop_retries=retries)
+    return ResourceOptions(**found, stop_retries=retries, arp_count=arp_count)
 
 
 def _timing(cf: HaCf, r: _Reader, key: str, value: object) -> None:
