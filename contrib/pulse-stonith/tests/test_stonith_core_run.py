@@ -97,6 +97,14 @@ async def test_the_stonith_messages_sent_have_heartbeats_fields_bad_then_ok(
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(manager.run)
+        alive = NodeStatusChanged(
+            node="prime",
+            old=NodeStatus.INIT,
+            new=NodeStatus.ACTIVE,
+            at=trio.current_time(),
+            reason="up",
+        )
+        await manager.inbox.send(alive)  # the peer was seen alive, then dies
         dead = NodeStatusChanged(
             node="prime",
             old=NodeStatus.ACTIVE,
