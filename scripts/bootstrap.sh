@@ -22,6 +22,8 @@ if [ "$want_test" = 1 ]; then
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server mariadb-client)
   [ -x /usr/sbin/stonith ] || need+=(cluster-glue)
   command -v openssl >/dev/null || need+=(openssl)
+  # bench/compare's smoke test runs keepalived next to pulse and Heartbeat.
+  [ -x /usr/sbin/keepalived ] || need+=(keepalived)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
