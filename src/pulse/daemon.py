@@ -43,7 +43,7 @@ from pulse.plugins import PluginHost
 from pulse.protocol import ClusterView, Engine
 from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
-from pulse.scheduler import SchedulerView
+from pulse.scheduler import SHUTDONE, SchedulerView
 from pulse.state import load_uuid, next_generation
 from pulse.transport import Datagram, Link, open_links
 from pulse.wire.auth import Signer
@@ -249,7 +249,7 @@ class Daemon:
         self._stopping.set()
         log.info("Heartbeat shutdown in progress. (%d)", os.getpid())
         now = trio.current_time()
-        self.dispatch(self.engine.send(Message.of(("t", "shutdone"), ("st", "dead")), now))
+        self.dispatch(self.engine.send(SHUTDONE, now))
 
     # ------------------------------------------------------------------ status
 

@@ -35,6 +35,8 @@ from pulse.config.model import AutoFailback, Config, ResourceGroup
 from pulse.wire.message import Message
 
 RQSTDELAY = 10.0  # Heartbeat's dead-lock breaker: become stable without all replies
+# Sent last by a node that has released everything on a graceful stop.
+SHUTDONE = Message.of(("t", "shutdone"), ("st", "dead"))
 
 
 class GroupState(enum.StrEnum):
@@ -584,7 +586,7 @@ class Scheduler:
         return Message.of(*fields)
 
     def shutdone_message(self) -> Message:
-        return Message.of(("t", "shutdone"), ("st", "dead"))
+        return SHUTDONE
 
     # ------------------------------------------------------------------ classes
 
