@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from mailto_smtp_support import Collector, SmtpServer, free_port
 
-from pulse.lab.netns import Topology, netns_available
+from pulse.testing.fixtures import topology_fixture
 
 
 @pytest.fixture
@@ -36,14 +36,4 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-@pytest.fixture
-def topology() -> Iterator[Topology]:
-    """A fresh namespace topology, always closed; skips without root/netns."""
-    reason = netns_available()
-    if reason is not None:
-        pytest.skip(reason)
-    topo = Topology()
-    try:
-        yield topo
-    finally:
-        topo.close()
+topology = topology_fixture()

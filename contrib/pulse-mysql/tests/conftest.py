@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mariadb_lab import MariaDB, make_template, prepare_primary, replicate, unavailable
 
-from pulse.lab.netns import Topology, netns_available
+from pulse.testing.fixtures import topology_fixture
 
 
 @pytest.fixture(scope="session")
@@ -45,14 +45,4 @@ def mariadb_pair(mariadb_template: Path, tmp_path: Path) -> Iterator[tuple[Maria
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
-@pytest.fixture
-def topology() -> Iterator[Topology]:
-    """A fresh lab topology (namespaces), always closed; skips without root/netns."""
-    reason = netns_available()
-    if reason is not None:
-        pytest.skip(reason)
-    topo = Topology(name_prefix="pmy")
-    try:
-        yield topo
-    finally:
-        topo.close()
+topology = topology_fixture("pmy")

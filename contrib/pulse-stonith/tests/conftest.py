@@ -1,20 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from pulse.testing.fixtures import topology_fixture
 
-import pytest
-
-from pulse.lab.netns import Topology, netns_available
-
-
-@pytest.fixture
-def topology() -> Iterator[Topology]:
-    """A fresh :class:`pulse.lab.netns.Topology`, always closed; skips without root/netns."""
-    reason = netns_available()
-    if reason is not None:
-        pytest.skip(reason)
-    topo = Topology(name_prefix="pst")
-    try:
-        yield topo
-    finally:
-        topo.close()
+topology = topology_fixture("pst")
