@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from netns import Iface, Node, Topology
+from pulse.lab.netns import Iface, Node, Topology
 
 pytestmark = pytest.mark.netns
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from netns import netns_available
+from pulse.lab.netns import netns_available
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

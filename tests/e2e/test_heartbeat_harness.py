@@ -19,7 +19,6 @@ from typing import Any, cast
 
 import pytest
 
-from netns import Topology
 from pulse.lab.heartbeat import (
     HeartbeatNode,
     HeartbeatPeerError,
@@ -29,6 +28,7 @@ from pulse.lab.heartbeat import (
     missing_prerequisites,
     render_ha_cf,
 )
+from pulse.lab.netns import Topology
 
 KEEPALIVE = 1.0
 DEADTIME = 3.0

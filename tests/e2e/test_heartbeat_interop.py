@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from netns import Lan, Topology
 from pulse.lab.cluster import PulseNode, ha_cf
 from pulse.lab.heartbeat import HeartbeatNode, HeartbeatPeers, missing_prerequisites, render_ha_cf
+from pulse.lab.netns import Lan, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.heartbeat, pytest.mark.slow]
 

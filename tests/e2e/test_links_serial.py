@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from netns import Topology
 from pulse.errors import TransportError
+from pulse.lab.netns import Topology
 from pulse.transport import Datagram, SerialLink
 
 BAUD = 19200

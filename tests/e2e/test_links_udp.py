@@ -14,8 +14,8 @@ import pytest
 import trio
 from links_agent import Agent
 
-from netns import Iface, Node, Topology
 from pulse.errors import TransportError
+from pulse.lab.netns import Iface, Node, Topology
 
 pytestmark = pytest.mark.netns
 
