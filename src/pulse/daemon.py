@@ -102,15 +102,22 @@ class Daemon:
         self.signer = signer
         self.wire_counters: collections.Counter[str] = collections.Counter()
         self.started_at = trio.current_time()
-        self._outbound: dict[str, trio.MemorySendChannel[bytes]] = {}
+        # One bounded queue per link (by position: two links may share a name, such as
+        # `bcast eth0` and `ucast eth0`).
+        self._outbound: list[trio.MemorySendChannel[bytes] | None] = [None] * len(self.links)
         self._subscribers: list[trio.MemorySendChannel[Any]] = []
         self._badpack = _BadPackLog()
         self._encoding = (
             Encoding.NETSTRING if self.config.msgfmt == "netstring" else Encoding.CLASSIC
         )
         self._stopping = trio.Event()
+        self._timer_deadline = float("inf")
+        self._timer_wakeup = trio.Event()
         self._pumps: list[tuple[Link, trio.MemoryReceiveChannel[bytes]]] = []
         self.resources: ResourceManager | None = None
+        # What we sent lately: broadcasts come back to our own receive sockets, and
+        # recognising them by their bytes saves decoding and verifying them.
+        self._recent_sent: collections.deque[bytes] = collections.deque(maxlen=16)
         self.plugins: PluginHost | None = None
 
     # ------------------------------------------------------------------ events
@@ -128,6 +135,7 @@ class Daemon:
     def send(self, message: Message) -> None:
         """Send an application message (resource protocol) to every peer, now."""
         self.dispatch(self.engine.send(message, trio.current_time()))
+        self._poke_timers()
 
     # ------------------------------------------------------------------ outputs
 
@@ -144,7 +152,7 @@ class Daemon:
                 self._publish(out)
 
     def _transmit(self, message: Message, cache: dict[Encoding, bytes]) -> None:
-        for link in self.links:
+        for link, tx in zip(self.links, self._outbound, strict=True):
             encoding = Encoding.CLASSIC if link.classic_only else self._encoding
             data = cache.get(encoding)
             if data is None:
@@ -155,7 +163,9 @@ class Daemon:
                     log.error("cannot send %s message: %s", message.type, exc)
                     return
                 cache[encoding] = data
-            tx = self._outbound.get(link.name)
+                self._recent_sent.append(data)
+            if link.try_send_nowait(data):
+                continue  # sent at once (a UDP socket with room): no queue, no task switch
             if tx is None:
                 continue
             try:
@@ -177,6 +187,9 @@ class Daemon:
     # ------------------------------------------------------------------ inputs
 
     def handle(self, dgram: Datagram, now: float) -> None:
+        if dgram.data in self._recent_sent:
+            self.wire_counters["own"] += 1
+            return
         try:
             decoded = decode(dgram.data, self.signer)
         except Exception as exc:  # WireError; anything else is a codec bug, never fatal
@@ -219,23 +232,38 @@ class Daemon:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        for link in self.links:
+        for i, link in enumerate(self.links):
             tx, rx = trio.open_memory_channel[bytes](OUTBOUND_QUEUE)
-            self._outbound[link.name] = tx
+            self._outbound[i] = tx
             self._pumps.append((link, rx))
         self.dispatch(self.engine.start(trio.current_time()))
-        task_status.started()
-        async with inbound:
-            while True:
-                now = trio.current_time()
-                deadline = self.engine.next_deadline()
-                if deadline <= now:
-                    self.dispatch(self.engine.tick(now))
-                    await trio.lowlevel.checkpoint()
-                    continue
-                with trio.move_on_at(deadline):
-                    dgram = await inbound.receive()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._run_timers)
+            task_status.started()
+            async with inbound:
+                async for dgram in inbound:
                     self.handle(dgram, trio.current_time())
+                    self._poke_timers()
+
+    def _poke_timers(self) -> None:
+        """Wake the timer task if the engine now has an earlier deadline than it waits for."""
+        if self.engine.next_deadline() < self._timer_deadline:
+            self._timer_wakeup.set()
+
+    async def _run_timers(self) -> None:
+        # A task of its own, so that receiving a packet costs no cancel scope: the timer
+        # sleeps until the engine's next deadline and is only woken when that moves up.
+        while True:
+            now = trio.current_time()
+            deadline = self.engine.next_deadline()
+            if deadline <= now:
+                self.dispatch(self.engine.tick(now))
+                await trio.lowlevel.checkpoint()
+                continue
+            self._timer_deadline = deadline
+            self._timer_wakeup = trio.Event()
+            with trio.move_on_at(deadline):
+                await self._timer_wakeup.wait()
 
     async def run_pumps(self) -> None:
         async with trio.open_nursery() as nursery:

@@ -92,10 +92,6 @@ class FailoverNode(PulseNode):
             raise AssertionError(f"{self.name} exited ({self.proc.returncode}):\n{self.log()}")
         return os.path.exists(self.socket)
 
-    def wait_log(self, text: str, timeout: float = 3.0) -> None:
-        """Wait until *text* is in this node's log (written by a logging thread)."""
-        wait_for(lambda: text in self.log(), timeout, f"{text!r} in {self.name}'s log")
-
     def group(self, key: str) -> dict[str, Any]:
         for g in self.status()["resources"]["groups"]:
             if g["key"] == key:

@@ -43,9 +43,8 @@ def test_two_nodes_over_bcast_see_each_other_and_detect_a_sigkill(
 
     calc.kill()
     prime.wait_node("calc", "dead", 5)
-    log = prime.log()
-    assert "WARN: node calc: is dead" in log
-    assert "Link calc:eth0 dead." in log
+    prime.wait_log("WARN: node calc: is dead")
+    prime.wait_log("Link calc:eth0 dead.")
 
 
 def test_three_nodes_survivors_both_declare_the_killed_one_dead(
@@ -85,11 +84,11 @@ def test_ucast_on_two_interfaces_survives_one_cut_link(topology: Topology, tmp_p
     wait_for(lambda: n1.link_status("node02", "eth1") == "dead", 5, "eth1 dead")
     assert n1.node_status("node02") == "active"
     assert n1.link_status("node02", "eth0") == "up"
-    assert "Link node02:eth1 dead." in n1.log()
+    n1.wait_log("Link node02:eth1 dead.")
 
     topology.link_up(ifaces["node02", "eth1"])
     wait_for(lambda: n1.link_status("node02", "eth1") == "up", 5, "eth1 back up")
-    assert "Link node02:eth1 up." in n1.log()
+    n1.wait_log("Link node02:eth1 up.")
 
 
 def test_serial_link_over_a_socat_pty_pair(topology: Topology, tmp_path: Path) -> None:
@@ -141,5 +140,5 @@ def test_sigterm_stops_the_daemon_cleanly(topology: Topology, tmp_path: Path) ->
     prime.wait_node("calc", "active", 10)
     calc.stop()
     assert calc.proc is not None and calc.proc.returncode == 0
-    assert "Heartbeat shutdown complete." in calc.log()
+    calc.wait_log("Heartbeat shutdown complete.")
     prime.wait_node("calc", "dead", 5)

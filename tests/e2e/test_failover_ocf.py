@@ -79,7 +79,7 @@ def test_real_ocf_ipaddr2_and_dummy_move_to_calc_on_sigterm_and_back_on_return(
     assert state["calc"].exists(), calc.log()
     assert not state["prime"].exists(), "prime's Dummy was not stopped"
     assert VIP not in addresses(topology, prime.node, "eth0")
-    assert "Running /usr/lib/ocf/resource.d/heartbeat/Dummy start" in calc.log()
+    calc.wait_log("Running /usr/lib/ocf/resource.d/heartbeat/Dummy start")
 
     prime.start()  # auto_failback on: the group returns once prime has started
     wait_serving(topology, client, VIP, "prime", 15)

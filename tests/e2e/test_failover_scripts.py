@@ -124,9 +124,9 @@ def test_lsb_init_script_group_moves_to_calc_on_sigterm_with_lsb_status_codes(
     prime.stop()
     wait_serving(topology, client, vip, "calc", 5)
     calc.wait_holder(vip, "calc", 5)
-    assert "Running /etc/init.d/webapp stop" in prime.log()
+    prime.wait_log("Running /etc/init.d/webapp stop")
     # calc's acquire asked the LSB status first; exit 3 (not running) made it start.
-    assert "Running /etc/init.d/webapp start" in calc.log()
+    calc.wait_log("Running /etc/init.d/webapp start")
     assert not (tmp_path / "prime" / "webapp.pid").exists()
     assert calc.group(vip)["state"] == "running"
 

@@ -247,7 +247,7 @@ def test_a_failing_fence_keeps_the_group_down_and_retries_until_it_succeeds(
     assert plugins["fencing"]["prime"].startswith("fencing failed, retrying every 5s")
     assert "the lab PDU refused" in plugins["fencing"]["prime"]
     assert plugins["checks_and_fencing"]["lab-pdu"]["failures"] >= 2
-    assert "STONITH of prime failed" in lab.calc.log()
+    lab.calc.wait_log("STONITH of prime failed")
 
     lab.fail_flag.unlink()
     wait_for(lambda: lab.calc.holder(GROUP) == "calc", 15, "calc taking over once fenced")

@@ -69,7 +69,7 @@ def format_status(st: dict[str, Any]) -> str:
         lines += ["", f"decision: {res['decision']}"]
         if res["standby"]:
             lines.append("standby: " + " ".join(res["standby"]))
-    counters = {k: v for k, v in st.get("wire", {}).items() if v}
+    counters = {k: v for k, v in st.get("wire", {}).items() if v and k != "own"}
     # "own": our own broadcasts coming back, which every bcast link sees; not news.
     counters.update({k: v for k, v in cl.get("counters", {}).items() if v and k != "own"})
     if counters:

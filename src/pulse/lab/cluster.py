@@ -145,6 +145,10 @@ class PulseNode:
     def log(self) -> str:
         return self.logfile.read_text(errors="replace")
 
+    def wait_log(self, text: str, timeout: float = 3.0) -> None:
+        """Wait until *text* is in this node's log (written by a logging thread)."""
+        wait_for(lambda: text in self.log(), timeout, f"{text!r} in {self.name}'s log")
+
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
     """Poll *predicate* every 20 ms for at most *timeout* seconds; returns the time taken."""

@@ -62,6 +62,9 @@ class FakeLink:
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 peer.stats.packets_dropped += 1
 
+    def try_send_nowait(self, data: bytes) -> bool:
+        return False  # always through send(), which checkpoints like a real link
+
     def statistics(self) -> FakeLinkStatistics:
         return self.stats
 

@@ -75,6 +75,14 @@ class Link(Protocol):
         """Send one packet to every destination of this link; never raises."""
         ...
 
+    def try_send_nowait(self, data: bytes) -> bool:
+        """Send at once if that needs no waiting; False: the caller queues it for send().
+
+        The heartbeat path calls this first: a UDP socket with buffer room takes the
+        packet immediately. Never raises; errors are counted as for send().
+        """
+        ...
+
     def statistics(self) -> LinkStatistics: ...
 
 

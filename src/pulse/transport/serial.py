@@ -103,6 +103,9 @@ class SerialLink:
         flow = " rtscts" if self.rtscts else ""
         return f"serial {self.device} {self.baud} baud{flow}"
 
+    def try_send_nowait(self, data: bytes) -> bool:
+        return False  # a tty write may wait (flow control, baud rate): always queued
+
     def statistics(self) -> LinkStatistics:
         return self._counters.snapshot()
 

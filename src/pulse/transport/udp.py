@@ -39,6 +39,7 @@ _SIOCGIFBRDADDR = 0x8919
 _SIOCGIFNETMASK = 0x891B
 _IFNAMSIZ = 16
 _IPTOS_LOWDELAY = 0x10
+BROADCAST_RECHECK = 5.0  # seconds between two looks at an interface's broadcast address
 
 # Back-off between receive errors that repeat (a socket that keeps failing must not spin).
 _RECV_BACKOFF_MIN = 0.05
@@ -107,6 +108,7 @@ class UdpLink:
         self.send_timeout = send_timeout
         self._counters = Counters(interface)
         self._send_sock: trio.socket.SocketType | None = None
+        self._send_raw: socket.socket | None = None  # the same socket, for try_send_nowait
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
@@ -169,15 +171,16 @@ class UdpLink:
     ) -> None:
         receiver = trio.socket.from_stdlib_socket(self._open_receiver())
         with receiver:
-            sender = trio.socket.from_stdlib_socket(self._open_sender())
+            raw = self._open_sender()
+            sender = trio.socket.from_stdlib_socket(raw)
             with sender:
                 await self._resolve()
-                self._send_sock = sender
+                self._send_sock, self._send_raw = sender, raw
                 try:
                     task_status.started()
                     await self._receive_loop(receiver, inbound)
                 finally:
-                    self._send_sock = None
+                    self._send_sock = self._send_raw = None
 
     async def _receive_loop(
         self, sock: trio.socket.SocketType, inbound: trio.MemorySendChannel[Datagram]
@@ -204,6 +207,33 @@ class UdpLink:
     def _destinations(self, sock: trio.socket.SocketType) -> list[tuple[str, int]]:
         raise NotImplementedError
 
+    def _forget_destinations(self) -> None:
+        """A send failed: look the destinations up again next time (addresses change)."""
+
+    def try_send_nowait(self, data: bytes) -> bool:
+        raw, sock = self._send_raw, self._send_sock
+        if raw is None or sock is None:
+            return False
+        try:
+            destinations = self._destinations(sock)
+        except OSError:
+            return False  # send() counts it
+        for i, destination in enumerate(destinations):
+            try:
+                raw.sendto(data, destination)  # non-blocking socket: never waits
+            except BlockingIOError:
+                if i == 0:
+                    return False  # the buffer is full: queue it for send()
+                self._counters.send_error(f"send to {destination[0]} would block; dropped")
+                continue
+            except OSError as exc:
+                where = f"{destination[0]}:{destination[1]}"
+                self._counters.send_error(f"send to {where} failed: {describe_os_error(exc)}")
+                self._forget_destinations()
+                continue
+            self._counters.sent(len(data))
+        return True
+
     async def send(self, data: bytes) -> None:
         sock = self._send_sock
         if sock is None:
@@ -228,6 +258,7 @@ class UdpLink:
                 await sock.sendto(data, destination)
         except OSError as exc:
             self._counters.send_error(f"send to {where} failed: {describe_os_error(exc)}")
+            self._forget_destinations()
             return
         except trio.ClosedResourceError:
             self._counters.send_error(f"send to {where} failed: link closed")
@@ -247,10 +278,21 @@ class BcastLink(UdpLink):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_DONTROUTE, 1)
 
+    _broadcast: str | None = None
+    _broadcast_expires: float = 0.0
+
     def _destinations(self, sock: trio.socket.SocketType) -> list[tuple[str, int]]:
-        # Asked before every send. An interface without an IPv4 address yet is not an
-        # error at start-up: sends count as failures until an address appears.
-        return [(interface_broadcast(sock.fileno(), self.interface), self.port)]
+        # Looked up again every few seconds and after a failed send (three ioctls per
+        # heartbeat were a fifth of an idle node's CPU). An interface without an IPv4
+        # address yet is not an error at start-up: sends count as failures until then.
+        now = trio.current_time()
+        if self._broadcast is None or now >= self._broadcast_expires:
+            self._broadcast = interface_broadcast(sock.fileno(), self.interface)
+            self._broadcast_expires = now + BROADCAST_RECHECK
+        return [(self._broadcast, self.port)]
+
+    def _forget_destinations(self) -> None:
+        self._broadcast = None
 
 
 class UcastLink(UdpLink):
