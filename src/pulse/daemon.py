@@ -2,17 +2,23 @@
 
 ::
 
-    link.run ──Datagram──▶ inbound ──▶ Daemon.run_engine ──▶ per-link outbound ──▶ link.send
-      (one task per link)              decode + verify          (one pump task per link,
-                                       Engine.receive/tick       bounded queue, drops
-                                       Log ▶ logging              counted, never waits)
-                                       events ▶ subscribers
-    control.serve_control ◀── pulsectl (status)
-    watch_signals: SIGTERM/SIGINT ▶ graceful stop (shutdone), SIGHUP logged
+    link.run ──Datagram──▶ inbound ──▶ Daemon.run_engine: decode + verify, Engine.receive
+     (a task per link)                   │   Transmit ▶ link.try_send_nowait (UDP with room),
+                                         │              else the link's bounded queue ▶ pump task
+    Daemon._run_timers: Engine.tick at   │   Log ▶ logging (a queue thread)
+      the engine's next deadline         └─ events ▶ ResourceManager inbox (failover.py)
+                                                       Scheduler (pure) ▶ group tasks (agents),
+                                                       takeover checks, fencing, Send ▶ Engine
+                                                       ClusterEvents ▶ EventBus ▶ a task per
+                                                       plugin listener (bounded queues)
+    control.serve_control ◀── pulsectl (status, standby, takeover, plugins)
+    _watch_signals: SIGTERM/SIGINT ▶ release every group, send shutdone, stop
 
-The engine (:mod:`pulse.protocol`) is pure: it gets decoded, authenticated
-messages and the current trio time, and answers with outputs. Everything that
-blocks or touches the outside world lives here or in :mod:`pulse.transport`.
+The engine (:mod:`pulse.protocol`) and the scheduler (:mod:`pulse.scheduler`) are
+pure: they get facts and the current trio time, and answer with outputs. Everything
+that blocks or touches the outside world lives here, in :mod:`pulse.transport`,
+:mod:`pulse.failover` and :mod:`pulse.resources`. Nothing on the heartbeat path ever
+waits for a plugin, a resource script or a slow link.
 """
 
 from __future__ import annotations
