@@ -7,6 +7,7 @@ heartbeat that reached its peer.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -200,3 +201,31 @@ async def test_serial_only_cluster_comes_up_over_classic_frames(
             assert julius.engine.view().comms_up
             assert julius.wire_counters["accepted"] > 0
             nursery.cancel_scope.cancel()
+
+
+async def test_two_links_with_the_same_name_both_carry_heartbeats(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    # `bcast eth0` and `ucast eth0` are two links that share a name, as in Heartbeat.
+    config = cluster_config(("prime", "calc"))
+    lan_a, lan_b = FakeNetwork(), FakeNetwork()
+    links = {name: [lan_a.link(name, "eth0"), lan_b.link(name, "eth0")] for name in config.nodes}
+    async with trio.open_nursery() as nursery:
+        for name in config.nodes:
+            options = DaemonOptions(
+                state_dir=tmp_path / name,
+                handle_signals=False,
+                generation=1,
+                uuid=name.encode().ljust(16, b"\0"),
+                loadavg=lambda: "n/a",
+            )
+            await nursery.start(
+                functools.partial(
+                    serve, Loaded(config=config, node=name, warnings=()), options, links=links[name]
+                )
+            )
+        await trio.sleep(3)
+        a, b = (link.stats.packets_received for link in links["calc"])
+        assert a > 0
+        assert b > 0
+        nursery.cancel_scope.cancel()
