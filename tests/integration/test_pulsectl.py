@@ -1,0 +1,114 @@
+"""pulsectl against a real daemon's control socket (in-process, real time, fake links)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+from pathlib import Path
+
+import pytest
+import trio
+
+from pulse import hookimpl
+from pulse.cli import ctl
+from pulse.config import Loaded
+from pulse.config.model import (
+    AuthKey,
+    AuthKeys,
+    AuthMethod,
+    BcastMedium,
+    Config,
+    ResourceGroup,
+    ResourceSpec,
+    Timing,
+)
+from pulse.daemon import DaemonOptions, serve
+from pulse.plugins import PluginHost
+from pulse.testing import FakeNetwork
+from pulse.testing.agents import FakeResources
+
+CONFIG = Config(
+    nodes=("prime", "calc"),
+    media=(BcastMedium(interface="eth0"),),
+    auth=AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),)),
+    timing=Timing(keepalive=100, deadtime=500, warntime=300, initdead=1000, deadping=500),
+    groups=(
+        ResourceGroup(
+            node="prime", resources=(ResourceSpec(raw="Fake::web", agent="Fake", args=("web",)),)
+        ),
+    ),
+)
+
+
+class Agents:
+    def __init__(self, world: FakeResources) -> None:
+        self.world = world
+
+    @hookimpl
+    def pulse_register_resource_agents(self, node: str) -> dict[str, object]:
+        return {"Fake": self.world.factory(node)}
+
+
+def test_status_of_a_daemon_that_is_not_running_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ctl.main(["-s", str(tmp_path / "nothing.sock"), "status"]) == 3
+    assert "pulse is not running" in capsys.readouterr().err
+
+
+async def test_status_standby_and_plugins_through_the_control_socket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    sockets = {name: tmp_path / f"{name}.sock" for name in CONFIG.nodes}
+
+    async def pulsectl(*argv: str) -> tuple[int, str]:
+        code = await trio.to_thread.run_sync(ctl.main, list(argv))
+        return code, capsys.readouterr().out
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            for name in CONFIG.nodes:
+                options = DaemonOptions(
+                    state_dir=tmp_path / name,
+                    control_socket=sockets[name],
+                    handle_signals=False,
+                    rng=random.Random(name),
+                    generation=3,
+                    uuid=name.encode().ljust(16, b"\0"),
+                    loadavg=lambda: "n/a",
+                    plugins=PluginHost(load_entrypoints=False, plugins={"fake": Agents(world)}),
+                )
+                loaded = Loaded(config=CONFIG, node=name, warnings=())
+                links = [network.link(name, "eth0")]
+                await nursery.start(functools.partial(serve, loaded, options, links=links))
+            await runs_on(world, {"prime"})
+
+            code, out = await pulsectl("-s", str(sockets["prime"]), "status")
+            assert code == 0
+            assert "prime" in out and "calc" in out
+            assert "Fake::web" in out and "running" in out
+
+            code, out = await pulsectl("-s", str(sockets["calc"]), "status", "--json")
+            status = json.loads(out)
+            assert status["node"] == "calc"
+            [group] = status["resources"]["groups"]
+            assert (group["key"], group["holder"]) == ("Fake::web", "prime")
+
+            code, out = await pulsectl("-s", str(sockets["prime"]), "standby", "local")
+            assert (code, out.strip()) == (0, "standby local accepted")
+            await runs_on(world, {"calc"})
+
+            code, out = await pulsectl("-s", str(sockets["calc"]), "plugins")
+            assert code == 0 and "fake" in out
+            nursery.cancel_scope.cancel()
+
+
+async def runs_on(world: FakeResources, nodes: set[str]) -> None:
+    for _ in range(400):  # bounded by the test's fail_after too
+        if world.where("web") == nodes:
+            return
+        await trio.sleep(0.05)
+    raise AssertionError(f"web runs on {world.where('web')}, not {nodes}")
