@@ -19,7 +19,16 @@ From these, :meth:`Scheduler.owner` names the node that should run a group:
    preferred node: prime → calc → (third) and back, as Heartbeat users expect.
 
 A node acquires a group when it is the owner and nobody else claims it; it releases
-a group when it holds one that is no longer its own. A group being started, running
+a group when it holds one that is no longer its own.
+
+A Heartbeat peer (its ``resource`` messages carry no ``pulse_hold``) neither releases
+nor takes a group on a ``resource`` message: groups move between it and us through
+Heartbeat's three-phase standby exchange, ``ask_resources rsc_hold=<class>`` with
+``info=me`` (the giver asks), ``info=other`` (the taker agrees), ``info=done`` (sent by
+the giver once released, then by the taker once acquired). This node answers a
+Heartbeat peer's ``me`` (its auto-failback or hb_standby) and starts the exchange itself
+when it should hand a group to a Heartbeat peer (auto-failback, ``pulsectl standby``,
+``hb_takeover``). Between pulse nodes the exchange is never used. A group being started, running
 or stopped stays claimed until its release finished, so a group never runs twice;
 a group whose stop failed stays claimed as FAILED and is reported, never taken
 over silently.
@@ -35,6 +44,9 @@ from pulse.config.model import AutoFailback, Config, ResourceGroup
 from pulse.wire.message import Message
 
 RQSTDELAY = 10.0  # Heartbeat's dead-lock breaker: become stable without all replies
+STANDBY_REPLY_TIMEOUT = 10.0  # Heartbeat gives up a standby request after this
+STANDBY_TAKE_TIMEOUT = 3600.0  # how long the taker (and the giver, for the end) waits
+STANDBY_RETRY = 1.0  # Heartbeat's auto-failback retry interval
 # Sent last by a node that has released everything on a graceful stop.
 SHUTDONE = Message.of(("t", "shutdone"), ("st", "dead"))
 
@@ -138,6 +150,35 @@ class _Clock:
     stable_deadline: float | None = None
 
 
+class Role(enum.StrEnum):
+    GIVER = "giver"  # we sent info=me: we release, the peer takes
+    TAKER = "taker"  # we answered info=other: the peer releases, we take
+
+
+class Phase(enum.StrEnum):
+    ASKED = "asked"  # giver: info=me sent, waiting for info=other
+    RELEASING = "releasing"  # giver: releasing the groups
+    RELEASED = "released"  # giver: info=done sent, waiting for the taker's done
+    OFFERED = "offered"  # taker: info=other sent, waiting for the giver's done
+    TAKING = "taking"  # taker: acquiring the groups
+
+
+@dataclass(slots=True, kw_only=True)
+class _Exchange:
+    """One Heartbeat standby exchange (``ask_resources``) with a Heartbeat peer."""
+
+    peer: str
+    role: Role
+    cls: str  # rsc_hold as on the wire: relative to the giver
+    keys: frozenset[str]
+    phase: Phase
+    deadline: float
+
+
+def ask_resources(cls: str, info: str) -> Message:
+    return Message.of(("t", "ask_resources"), ("rsc_hold", cls), ("info", info))
+
+
 class StandbyRefused(Exception):
     """``pulsectl standby`` cannot be honoured (nobody could take the groups)."""
 
@@ -162,6 +203,8 @@ class Scheduler:
         self.awaiting: set[str] = set()
         self.decision = "waiting for communications"
         self._clock = _Clock()
+        self.exchange: _Exchange | None = None  # a standby exchange with a Heartbeat peer
+        self._ask_after: float = 0.0  # no new standby request before this
         self._last_reason: dict[str, str] = {}
         self._last_announce: (
             tuple[frozenset[str], frozenset[str], frozenset[str], bool, bool] | None
@@ -218,10 +261,12 @@ class Scheduler:
         peer.standby = frozenset()
         peer.failed = frozenset()
         self.awaiting.discard(node)
+        out: list[Action] = []
+        if self.exchange is not None and self.exchange.peer == node:
+            out += self._end_exchange(f"standby exchange with {node} cancelled: {node} died")
         for key, who in list(self.takeover_pref.items()):
             if who == node:
                 del self.takeover_pref[key]
-        out: list[Action] = []
         if self.comms and not self.stable and not self.awaiting:
             out += self._become_stable(now, f"{node} died while we were starting")
         out += self._plan(now, cause=f"{node} dead at {when or _hms(now)}")
@@ -251,6 +296,10 @@ class Scheduler:
             # A peer (re)starting: it holds nothing yet and is not stable.
             peer.stable = False
             peer.hold = frozenset()
+            if not peer.pulse:
+                peer.standby = frozenset()  # a restarted Heartbeat node is not in standby
+            if self.exchange is not None and self.exchange.peer == src:
+                out += self._end_exchange(f"standby exchange with {src} cancelled: it restarted")
             if self.comms:
                 out.append(Send(self._resource_message()))
             out += self._plan(now, cause=f"{src} is starting")
@@ -277,8 +326,12 @@ class Scheduler:
             keys = self._class_keys(what, node=src)  # the class is relative to the asker
             for key in keys:
                 self.takeover_pref[key] = src
+            if not peer.pulse:
+                peer.standby = peer.standby - set(keys)
             out.append(Decision(f"{src} asked to take over {what} resources"))
             out += self._plan(now, cause=f"{src} asked for them (takeover)")
+        elif kind == "ask_resources":
+            out += self._ask_resources(src, peer, msg, now)
         return out
 
     def done(
@@ -379,11 +432,27 @@ class Scheduler:
         if deadline is not None and now >= deadline and not self.stable:
             missing = ", ".join(sorted(self.awaiting)) or "nobody"
             return self._become_stable(now, f"no resource report from {missing} in {RQSTDELAY:g}s")
+        ex = self.exchange
+        if ex is not None and now >= ex.deadline:
+            if ex.phase is Phase.ASKED:
+                text = "No reply to standby request. Standby request cancelled."
+            else:
+                text = f"standby exchange with {ex.peer} timed out in phase {ex.phase}"
+            self._ask_after = now + STANDBY_RETRY
+            return self._end_exchange(text) + self._plan(now, cause="")
+        if self.stable and self._ask_after and now >= self._ask_after:
+            self._ask_after = 0.0
+            return self._plan(now, cause="")
         return []
 
     def next_deadline(self) -> float:
         d = self._clock.stable_deadline
-        return d if d is not None and not self.stable else float("inf")
+        deadlines = [d if d is not None and not self.stable else float("inf")]
+        if self.exchange is not None:
+            deadlines.append(self.exchange.deadline)
+        if self._ask_after:
+            deadlines.append(self._ask_after)
+        return min(deadlines)
 
     # ------------------------------------------------------------------ policy
 
@@ -447,10 +516,29 @@ class Scheduler:
         if not self.stable:
             return []
         out: list[Action] = []
+        ask: dict[str, list[str]] = {}  # Heartbeat peer -> groups to hand it
         for key in self.groups:  # haresources order
             mine = self.mine[key]
             owner = self.owner(key)
+            ex = self.exchange
             if (
+                mine.state is GroupState.RUNNING
+                and owner is not None
+                and owner != self.local
+                and self._via_standby_exchange(key, owner)
+                and not (
+                    ex is not None
+                    and ex.role is Role.GIVER
+                    and key in ex.keys
+                    and ex.phase is not Phase.ASKED
+                )
+            ):
+                # A Heartbeat node only takes a group through its standby exchange.
+                if ex is not None and ex.role is Role.GIVER and key in ex.keys:
+                    self._note(out, key, f"asked {owner} to take {key} (standby exchange)")
+                else:
+                    ask.setdefault(owner, []).append(key)
+            elif (
                 mine.state is GroupState.RUNNING
                 and owner in self.peers
                 and not self.peers[owner].stable
@@ -486,10 +574,144 @@ class Scheduler:
                 pref = self.groups[key].node
                 if pref in self.peers and self.peers[pref].alive:
                     self._note(out, key, f"not failing back {key} to {pref}: auto_failback off")
+        if ask and self.exchange is None and now >= self._ask_after:
+            taker = sorted(ask, key=self.nodes.index)[0]
+            out += self._start_exchange(taker, frozenset(ask[taker]), now)
+        out += self._exchange_progress(now)
+        if self.exchange is not None:
+            return out  # what we hold is announced when the exchange is over
         announce = self._maybe_announce()
         if announce is not None:
             out.append(announce)
         return out
+
+    # ------------------------------------------------------------------ standby exchange
+
+    def _via_standby_exchange(self, key: str, owner: str) -> bool:
+        """Whether group *key* goes to *owner* through Heartbeat's standby exchange."""
+        peer = self.peers.get(owner)
+        return (
+            peer is not None
+            and peer.reported
+            and not peer.pulse
+            and peer.alive
+            and peer.stable
+            and not peer.leaving
+            and not self.leaving
+            and key not in peer.hold
+        )
+
+    def _class_of(self, keys: frozenset[str]) -> str:
+        """The smallest Heartbeat class (relative to this node) covering *keys*."""
+        local = {k for k in keys if self.groups[k].node == self.local}
+        if local == keys:
+            return "local"
+        if not local:
+            return "foreign"
+        return "all"
+
+    def _in_flux(self) -> bool:
+        return any(
+            m.state in (GroupState.STARTING, GroupState.STOPPING) for m in self.mine.values()
+        )
+
+    def _start_exchange(self, taker: str, keys: frozenset[str], now: float) -> list[Action]:
+        cls = self._class_of(keys)
+        self.exchange = _Exchange(
+            peer=taker,
+            role=Role.GIVER,
+            cls=cls,
+            keys=keys,
+            phase=Phase.ASKED,
+            deadline=now + STANDBY_REPLY_TIMEOUT,
+        )
+        return [
+            Send(ask_resources(cls, "me")),
+            self._decide(f"asking {taker} to take {cls} resources ({', '.join(sorted(keys))})"),
+        ]
+
+    def _end_exchange(self, text: str) -> list[Action]:
+        ex = self.exchange
+        self.exchange = None
+        if ex is not None and not (ex.role is Role.GIVER and ex.phase is Phase.ASKED):
+            # Heartbeat ends every exchange that moved something with a resource
+            # report (isstable=1): the peer saw our isstable=0, or our takeover.
+            self._last_announce = None
+        return [self._decide(text)]
+
+    def _exchange_progress(self, now: float) -> list[Action]:
+        ex = self.exchange
+        if ex is None:
+            return []
+        if self.leaving:
+            return self._end_exchange(f"standby exchange with {ex.peer} cancelled: shutting down")
+        states = {self.mine[k].state for k in ex.keys}
+        busy = GroupState.STARTING in states or GroupState.STOPPING in states
+        if ex.phase is Phase.RELEASING and not busy:
+            failed = sorted(k for k in ex.keys if self.mine[k].state is GroupState.FAILED)
+            if failed:
+                return self._end_exchange(
+                    f"standby exchange with {ex.peer} abandoned: "
+                    f"{', '.join(failed)} could not be released"
+                )
+            ex.phase, ex.deadline = Phase.RELEASED, now + STANDBY_TAKE_TIMEOUT
+            return [Send(ask_resources(ex.cls, "done"))]
+        if ex.phase is Phase.TAKING and not busy:
+            out: list[Action] = [Send(ask_resources(ex.cls, "done"))]
+            return out + self._end_exchange(
+                f"standby takeover of {ex.cls} resources from {ex.peer} completed"
+            )
+        return []
+
+    def _ask_resources(self, src: str, peer: Peer, msg: Message, now: float) -> list[Action]:
+        """Heartbeat's standby exchange (spec §5.8), as giver or taker."""
+        info = msg.get("info")
+        cls = msg.get("rsc_hold") or "all"
+        if cls == "failback":
+            cls = "foreign"
+        ex = self.exchange
+        if info == "me":
+            if ex is not None:
+                return [Decision(f"Standby in progress- new request from {src} ignored")]
+            if not self.stable or not peer.stable or self._in_flux():
+                return [Decision(f"standby request from {src} ignored: resources in flux")]
+            keys = frozenset(self._class_keys(cls, node=src))
+            self.exchange = _Exchange(
+                peer=src,
+                role=Role.TAKER,
+                cls=cls,
+                keys=keys,
+                phase=Phase.OFFERED,
+                deadline=now + STANDBY_TAKE_TIMEOUT,
+            )
+            return [
+                Send(ask_resources(cls, "other")),
+                self._decide(f"{src} offers its {cls} resources; waiting for it to release them"),
+            ]
+        if ex is None or ex.peer != src:
+            return []
+        if info == "other" and ex.role is Role.GIVER and ex.phase is Phase.ASKED:
+            ex.phase, ex.deadline = Phase.RELEASING, now + STANDBY_TAKE_TIMEOUT
+            out: list[Action] = [
+                Send(self._resource_message(without=ex.keys, stable=False, info="standby")),
+                self._decide(f"giving {ex.cls} resources to {src} (standby exchange)"),
+            ]
+            return out + self._plan(now, cause=f"{src} agreed to take them")
+        if info == "done" and ex.role is Role.GIVER and ex.phase is Phase.RELEASED:
+            peer.hold = peer.hold | ex.keys  # it took them; its report will confirm
+            out = self._end_exchange(
+                f"Other node completed standby takeover of {ex.cls} resources."
+            )
+            return out + self._plan(now, cause="")
+        if info == "done" and ex.role is Role.TAKER and ex.phase is Phase.OFFERED:
+            ex.phase, ex.deadline = Phase.TAKING, now + STANDBY_TAKE_TIMEOUT
+            peer.hold = peer.hold - ex.keys
+            for key in ex.keys:
+                if self.owner(key) != self.local:
+                    peer.standby = peer.standby | {key}  # it gave them up: it refuses them
+            out = [self._decide(f"{src} released its {ex.cls} resources; taking them")]
+            return out + self._plan(now, cause=f"{src} gave them up (standby)")
+        return []
 
     def _release_reason(self, key: str, owner: str | None, cause: str) -> str:
         if self.leaving:
@@ -564,8 +786,16 @@ class Scheduler:
         self._last_announce = key
         return Send(self._resource_message())
 
-    def _resource_message(self) -> Message:
-        claimed = self._claimed()
+    def _resource_message(
+        self,
+        *,
+        without: frozenset[str] = frozenset(),
+        stable: bool | None = None,
+        info: str | None = None,
+    ) -> Message:
+        claimed = self._claimed() - without
+        if stable is None:
+            stable = self.stable and not self.leaving
         local = {k for k in claimed if self.groups[k].node == self.local}
         foreign = claimed - local
         rsc = "all" if local and foreign else "local" if local else "foreign" if foreign else "none"
@@ -573,10 +803,12 @@ class Scheduler:
             ("t", "resource"),
             ("rsc_hold", rsc),
             ("rtype", "full"),
-            ("isstable", "1" if self.stable and not self.leaving else "0"),
+            ("isstable", "1" if stable else "0"),
         ]
         if self.leaving:
             fields.append(("info", "shutdown"))
+        elif info is not None:
+            fields.append(("info", info))
         fields += [
             ("pulse_hold", " ".join(sorted(claimed)) or " "),
             ("pulse_standby", " ".join(sorted(self.standby)) or " "),

@@ -32,6 +32,7 @@ from pulse.scheduler import (
     Send,
     StandbyRefused,
 )
+from pulse.wire.message import Message
 
 
 def make_config(
@@ -419,3 +420,184 @@ def test_peers_heard_before_their_first_heartbeat_are_waited_for_at_comms_up() -
     assert not any(isinstance(a, Acquire) for a in actions)
     assert [a.message.type for a in actions if isinstance(a, Send)] == ["starting"]
     assert calc.awaiting == {"prime"}
+
+
+# ----------------------------------------------------------------------------- Heartbeat
+# A Heartbeat peer moves groups only through its standby exchange (ask_resources).
+
+
+def hb_msg(*fields: tuple[str, str]) -> Message:
+    return Message.of(*fields, ("src", "hb1"))
+
+
+def sends(actions: list[Action]) -> list[tuple[tuple[str, str], ...]]:
+    """The messages among *actions*, as (name, value) pairs without pulse's own fields."""
+    return [
+        tuple(
+            (f.name, f.value.decode()) for f in a.message.fields if not f.name.startswith("pulse_")
+        )
+        for a in actions
+        if isinstance(a, Send)
+    ]
+
+
+def mixed_pulse_node() -> Scheduler:
+    config = make_config(["hb1", "pulse1"], {"hbvip": "hb1", "pvip": "pulse1"})
+    return Scheduler(config=config, local="pulse1", now=0.0)
+
+
+def pulse_holding_everything_when_heartbeat_returns() -> Scheduler:
+    sched = mixed_pulse_node()
+    for a in sched.comms_up(0.0):  # alone: takes both groups
+        if isinstance(a, Acquire):
+            sched.done(a.group, 0.0, ok=True)
+    sched.node_status("hb1", True, 5.0)
+    sched.message(hb_msg(("t", "starting")), 5.0)
+    return sched
+
+
+def test_heartbeat_auto_failback_is_answered_with_other_and_taken_after_its_done() -> None:
+    sched = mixed_pulse_node()
+    sched.node_status("hb1", True, 0.0)
+    assert sends(sched.comms_up(0.0)) == [(("t", "starting"),)]
+    actions = sched.message(
+        hb_msg(("t", "resource"), ("rsc_hold", "all"), ("rtype", "full"), ("isstable", "1")), 0.1
+    )
+    assert not any(isinstance(a, Acquire) for a in actions)  # Heartbeat holds pvip
+    assert sends(actions) == [
+        (("t", "resource"), ("rsc_hold", "none"), ("rtype", "full"), ("isstable", "1"))
+    ]
+
+    actions = sched.message(
+        hb_msg(("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "me")), 0.2
+    )
+    assert sends(actions) == [(("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "other"))]
+
+    # Heartbeat announces it is giving up (not a full report), then releases.
+    actions = sched.message(
+        hb_msg(("t", "resource"), ("rsc_hold", "local"), ("isstable", "0"), ("info", "standby")),
+        0.3,
+    )
+    assert not any(isinstance(a, (Acquire, Send)) for a in actions)
+    actions = sched.message(
+        hb_msg(("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "done")), 1.0
+    )
+    assert [a for a in actions if isinstance(a, Acquire)] == [
+        Acquire("pvip", "acquiring pvip: this is its preferred node")
+    ]
+    assert sends(actions) == []  # done only once acquired
+
+    actions = sched.done("pvip", 1.5, ok=True)
+    assert sends(actions) == [
+        (("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "done")),
+        (("t", "resource"), ("rsc_hold", "local"), ("rtype", "full"), ("isstable", "1")),
+    ]
+    assert sched.exchange is None
+    assert sched.holder("pvip") == "pulse1"
+    assert sched.holder("hbvip") == "hb1"
+
+
+def test_pulse_gives_a_returning_heartbeat_node_its_group_through_the_standby_exchange() -> None:
+    sched = pulse_holding_everything_when_heartbeat_returns()
+    actions = sched.message(
+        hb_msg(("t", "resource"), ("rsc_hold", "none"), ("rtype", "full"), ("isstable", "1")), 6.0
+    )
+    assert not any(isinstance(a, Release) for a in actions)
+    assert sends(actions) == [(("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "me"))]
+
+    actions = sched.message(
+        hb_msg(("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "other")), 6.1
+    )
+    assert sends(actions) == [
+        (
+            ("t", "resource"),
+            ("rsc_hold", "local"),
+            ("rtype", "full"),
+            ("isstable", "0"),
+            ("info", "standby"),
+        )
+    ]
+    assert [a.group for a in actions if isinstance(a, Release)] == ["hbvip"]
+
+    actions = sched.done("hbvip", 6.5, ok=True)
+    assert sends(actions) == [(("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "done"))]
+
+    actions = sched.message(
+        hb_msg(("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "done")), 7.0
+    )
+    assert Decision("Other node completed standby takeover of foreign resources.") in actions
+    assert sends(actions) == [
+        (("t", "resource"), ("rsc_hold", "local"), ("rtype", "full"), ("isstable", "1"))
+    ]
+    assert not any(isinstance(a, Acquire) for a in actions)
+    assert sched.holder("hbvip") == "hb1"
+    assert sched.mine["pvip"].state is GroupState.RUNNING
+
+
+def test_unanswered_standby_request_is_cancelled_after_10s_and_asked_again() -> None:
+    sched = pulse_holding_everything_when_heartbeat_returns()
+    sched.message(
+        hb_msg(("t", "resource"), ("rsc_hold", "none"), ("rtype", "full"), ("isstable", "1")), 6.0
+    )
+    assert sched.next_deadline() == 16.0
+    assert sched.tick(15.9) == []
+    actions = sched.tick(16.0)
+    assert Decision("No reply to standby request. Standby request cancelled.") in actions
+    assert sends(actions) == []
+    assert sched.mine["hbvip"].state is GroupState.RUNNING  # kept: nobody took it
+    assert sched.next_deadline() == 17.0
+    assert sends(sched.tick(17.0)) == [
+        (("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "me"))
+    ]
+
+
+def test_a_second_standby_request_during_an_exchange_is_ignored() -> None:
+    sched = pulse_holding_everything_when_heartbeat_returns()
+    sched.message(
+        hb_msg(("t", "resource"), ("rsc_hold", "none"), ("rtype", "full"), ("isstable", "1")), 6.0
+    )
+    actions = sched.message(
+        hb_msg(("t", "ask_resources"), ("rsc_hold", "local"), ("info", "me")), 6.1
+    )
+    assert actions == [Decision("Standby in progress- new request from hb1 ignored")]
+
+
+def test_heartbeat_node_dying_mid_exchange_leaves_its_group_to_us() -> None:
+    sched = pulse_holding_everything_when_heartbeat_returns()
+    sched.message(
+        hb_msg(("t", "resource"), ("rsc_hold", "none"), ("rtype", "full"), ("isstable", "1")), 6.0
+    )
+    sched.message(hb_msg(("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "other")), 6.1)
+    sched.done("hbvip", 6.5, ok=True)
+    actions = sched.node_status("hb1", False, 9.0)
+    assert sched.exchange is None
+    assert [a.group for a in actions if isinstance(a, Acquire)] == ["hbvip"]
+
+
+def test_hb_standby_on_the_heartbeat_node_hands_us_all_and_it_keeps_refusing_them() -> None:
+    sched = mixed_pulse_node()
+    sched.node_status("hb1", True, 0.0)
+    sched.comms_up(0.0)
+    sched.message(
+        hb_msg(("t", "resource"), ("rsc_hold", "local"), ("rtype", "full"), ("isstable", "1")), 0.1
+    )
+    sched.done("pvip", 0.2, ok=True)
+    sched.message(hb_msg(("t", "ask_resources"), ("rsc_hold", "all"), ("info", "me")), 1.0)
+    actions = sched.message(
+        hb_msg(("t", "ask_resources"), ("rsc_hold", "all"), ("info", "done")), 2.0
+    )
+    assert [a.group for a in actions if isinstance(a, Acquire)] == ["hbvip"]
+    actions = sched.done("hbvip", 2.5, ok=True)
+    assert sends(actions)[0] == (("t", "ask_resources"), ("rsc_hold", "all"), ("info", "done"))
+    assert sends(actions)[1][:2] == (("t", "resource"), ("rsc_hold", "all"))
+    assert not any(isinstance(a, Release) for a in actions)  # no failback to a standby node
+
+
+def test_pulse_peers_never_use_the_heartbeat_standby_exchange() -> None:
+    cluster = two_nodes()
+    cluster.kill("prime")
+    cluster.start("prime")
+    assert cluster.holders() == {"web": "prime", "db": "calc"}
+    assert not any(
+        isinstance(a, Send) and a.message.type == "ask_resources" for _, _, a in cluster.journal
+    )
