@@ -554,6 +554,15 @@ class Scheduler:
                 out.append(Release(key, reason))
             elif mine.state is GroupState.STOPPED and owner == self.local:
                 others = [n for n, p in self.peers.items() if p.alive and key in p.hold]
+                if (
+                    ex is not None
+                    and ex.role is Role.TAKER
+                    and ex.phase is Phase.OFFERED
+                    and key in ex.keys
+                ):
+                    # Its "resource ... info=standby" comes before it has released.
+                    self._note(out, key, f"waiting for {ex.peer} to release {key} (standby)")
+                    continue
                 if others:
                     self._note(out, key, f"waiting for {others[0]} to release {key}")
                     continue

@@ -4,7 +4,7 @@ Heartbeat only goes ``active`` with a peer after the node-list exchange (reqnode
 repnodes) and needs its messages acknowledged; this proves pulse speaks enough of the
 protocol for ``cl_status nodestatus`` to say ``active``, and that each side declares
 the other dead after deadtime when it is killed, for every authkeys method Heartbeat
-knows.
+knows, and that a group moves between them through Heartbeat's standby exchange.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from pulse.lab.cluster import PulseNode, ha_cf
 from pulse.lab.heartbeat import HeartbeatNode, HeartbeatPeers, missing_prerequisites, render_ha_cf
-from pulse.lab.netns import Lan, Topology
+from pulse.lab.netns import Lan, Node, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.heartbeat, pytest.mark.slow]
 
@@ -42,7 +42,11 @@ def peers(topology: Topology, tmp_path: Path) -> Iterator[HeartbeatPeers]:
 
 
 def mixed_cluster(
-    topology: Topology, peers: HeartbeatPeers, tmp_path: Path, authkeys: str
+    topology: Topology,
+    peers: HeartbeatPeers,
+    tmp_path: Path,
+    authkeys: str,
+    haresources: str = "",
 ) -> tuple[HeartbeatNode, PulseNode, Lan]:
     lan = topology.add_lan("lan0", "198.51.100.0/24")
     hb_ns = topology.add_node("hb1")
@@ -57,7 +61,7 @@ def mixed_cluster(
             nodes=names, media=["bcast eth0"], logdir=tmp_path / "hb" / "hb1" / "log"
         ),
         authkeys=authkeys,
-        haresources="",
+        haresources=haresources,
     )
     pulse = PulseNode(
         topology,
@@ -66,6 +70,7 @@ def mixed_cluster(
         name="pulse1",
         ha_cf=ha_cf(names, ["bcast eth0"], keepalive="1", deadtime="3", warntime="2", initdead="6"),
         authkeys=authkeys,
+        haresources=haresources,
     )
     return hb, pulse, lan
 
@@ -124,3 +129,56 @@ def test_pulse_declares_a_killed_heartbeat_node_dead_after_deadtime(
     took = time.monotonic() - killed
     assert took <= DEADTIME + MARGIN, f"declared dead after {took:.2f}s"
     pulse.wait_log("WARN: node hb1: is dead")
+
+
+VIP = "198.51.100.100"
+
+
+def has_vip(topology: Topology, node: Node) -> bool:
+    out = topology.run(node, ["ip", "-o", "-4", "addr", "show", "dev", "eth0"]).stdout
+    return f" {VIP}/" in out
+
+
+def wait_vip_only_on(
+    topology: Topology, owner: Node, other: Node, timeout: float, *, overlap: float = 0.5
+) -> None:
+    """Wait until the VIP is on *owner* and not on *other*; it may never be on both for
+    longer than *overlap* seconds meanwhile."""
+    deadline = time.monotonic() + timeout
+    both_since: float | None = None
+    while time.monotonic() < deadline:
+        on_owner, on_other = has_vip(topology, owner), has_vip(topology, other)
+        if on_owner and on_other:
+            both_since = both_since or time.monotonic()
+            assert time.monotonic() - both_since <= overlap, f"{VIP} on both nodes"
+        else:
+            both_since = None
+            if on_owner:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{VIP} not only on {owner.name} within {timeout}s")
+
+
+def test_heartbeat_fails_a_restarted_pulse_nodes_group_back_through_the_standby_exchange(
+    topology: Topology, peers: HeartbeatPeers, tmp_path: Path
+) -> None:
+    hb, pulse, _ = mixed_cluster(
+        topology, peers, tmp_path, AUTHKEYS["sha1"], f"pulse1 IPaddr::{VIP}/24/eth0\n"
+    )
+    hb.start()
+    pulse.start()
+    wait_vip_only_on(topology, pulse.node, hb.node, 30)
+
+    # pulse leaves gracefully: Heartbeat takes its group over.
+    pulse.stop()
+    wait_vip_only_on(topology, hb.node, pulse.node, 15)
+
+    # pulse returns: Heartbeat asks it (ask_resources foreign me), pulse answers other,
+    # Heartbeat releases and says done, pulse acquires and says done.
+    mark = hb.mark()
+    pulse.start()
+    wait_vip_only_on(topology, pulse.node, hb.node, 40)
+    hb.wait_log(r"Other node completed standby takeover of foreign resources", 10, since=mark)
+    pulse.wait_log("standby takeover of foreign resources from hb1 completed", 10)
+    time.sleep(2)  # and it stays there
+    assert has_vip(topology, pulse.node) and not has_vip(topology, hb.node)

@@ -601,3 +601,24 @@ def test_pulse_peers_never_use_the_heartbeat_standby_exchange() -> None:
     assert not any(
         isinstance(a, Send) and a.message.type == "ask_resources" for _, _, a in cluster.journal
     )
+
+
+def test_heartbeats_standby_report_before_its_release_does_not_start_the_group_early() -> None:
+    sched = mixed_pulse_node()
+    sched.node_status("hb1", True, 0.0)
+    sched.comms_up(0.0)
+    sched.message(
+        hb_msg(("t", "resource"), ("rsc_hold", "foreign"), ("rtype", "full"), ("isstable", "1")),
+        0.1,
+    )
+    sched.message(hb_msg(("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "me")), 0.2)
+    # Heartbeat holding nothing else reports rsc_hold=none, then runs its release.
+    actions = sched.message(
+        hb_msg(("t", "resource"), ("rsc_hold", "none"), ("isstable", "0"), ("info", "standby")), 0.3
+    )
+    assert not any(isinstance(a, Acquire) for a in actions)
+    assert Decision("waiting for hb1 to release pvip (standby)", "pvip") in actions
+    actions = sched.message(
+        hb_msg(("t", "ask_resources"), ("rsc_hold", "foreign"), ("info", "done")), 0.8
+    )
+    assert [a.group for a in actions if isinstance(a, Acquire)] == ["pvip"]
