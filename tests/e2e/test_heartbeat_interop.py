@@ -182,3 +182,27 @@ def test_heartbeat_fails_a_restarted_pulse_nodes_group_back_through_the_standby_
     pulse.wait_log("standby takeover of foreign resources from hb1 completed", 10)
     time.sleep(2)  # and it stays there
     assert has_vip(topology, pulse.node) and not has_vip(topology, hb.node)
+
+
+def test_pulse_gives_a_returning_heartbeat_node_its_group_through_the_standby_exchange(
+    topology: Topology, peers: HeartbeatPeers, tmp_path: Path
+) -> None:
+    hb, pulse, _ = mixed_cluster(
+        topology, peers, tmp_path, AUTHKEYS["sha1"], f"hb1 IPaddr::{VIP}/24/eth0\n"
+    )
+    hb.start()
+    pulse.start()
+    wait_vip_only_on(topology, hb.node, pulse.node, 30)
+
+    # Heartbeat leaves gracefully: pulse takes its group over.
+    hb.stop()
+    wait_vip_only_on(topology, pulse.node, hb.node, 15)
+
+    # Heartbeat returns: pulse asks it to take its group (ask_resources foreign me),
+    # releases on other, says done; Heartbeat takes the group and says done.
+    hb.start()
+    wait_vip_only_on(topology, hb.node, pulse.node, 40)
+    pulse.wait_log("Other node completed standby takeover of foreign resources.", 10)
+    hb.wait_log(r"standby: acquire \[foreign\] resources from pulse1", 10)
+    time.sleep(2)  # and it stays there
+    assert has_vip(topology, hb.node) and not has_vip(topology, pulse.node)
