@@ -87,7 +87,7 @@ def test_the_holder_binds_asterisk_to_the_floating_ip_and_release_restores_it(
     assert reply.ok, reply.error
     wait_for(lambda: holds("node02"), 20, "node02 to hold the group")
     wait_for(lambda: snapshot(confdirs["node01"]) == pristine, 10, "node01 restored")
-    assert reloads("node02") >= 1
+    wait_for(lambda: reloads("node02") >= 1, 5, f"a reload on node02: {log.read_text()!r}")
     assert "core reload" in log.read_text()
 
     reply = nodes["node01"].ctl("takeover", "local")
