@@ -8,80 +8,29 @@ last heartbeat left at t=6.0, so calc declares it dead at exactly t=9.0.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import trio
 import trio.testing
 
-from pulse import ClusterEvent, hookimpl
+from pulse import ClusterEvent
 from pulse.config import Loaded
 from pulse.config.model import (
-    AuthKey,
-    AuthKeys,
-    AuthMethod,
-    AutoFailback,
-    BcastMedium,
-    Config,
     ResourceGroup,
-    ResourceSpec,
     Timing,
 )
 from pulse.daemon import Daemon, DaemonOptions, serve
 from pulse.plugins import PluginHost
 from pulse.testing import FakeNetwork
-from pulse.testing.agents import FakeResources
+from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
 
-CONFIG = Config(
-    nodes=("prime", "calc"),
-    media=(BcastMedium(interface="eth0"),),
-    auth=AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),)),
-    timing=Timing(keepalive=1000, deadtime=3000, warntime=2000, initdead=12000, deadping=3000),
-    groups=(
-        ResourceGroup(
-            node="prime", resources=(ResourceSpec(raw="Fake::web", agent="Fake", args=("web",)),)
-        ),
-    ),
-    auto_failback=AutoFailback.ON,
+CONFIG = two_node_config(
+    Timing(keepalive=1000, deadtime=3000, warntime=2000, initdead=12000, deadping=3000)
 )
 
 
-class Plugin:
-    """One test plugin: fake agents plus whatever checks/listeners/devices a test gives."""
-
-    def __init__(
-        self,
-        world: FakeResources,
-        *,
-        checks: Iterable[Any] = (),
-        listeners: Iterable[Any] = (),
-        fencing: Iterable[Any] = (),
-    ) -> None:
-        self.world = world
-        self.checks = list(checks)
-        self.listeners = list(listeners)
-        self.fencing = list(fencing)
-
-    @hookimpl
-    def pulse_register_resource_agents(self, node: str) -> Mapping[str, Any]:
-        return {"Fake": self.world.factory(node)}
-
-    @hookimpl
-    def pulse_register_takeover_checks(self) -> list[Any]:
-        return self.checks
-
-    @hookimpl
-    def pulse_register_event_listeners(self) -> list[Any]:
-        return self.listeners
-
-    @hookimpl
-    def pulse_register_fencing_devices(self) -> list[Any]:
-        return self.fencing
-
-
 async def start(
-    nursery: trio.Nursery, network: FakeNetwork, name: str, plugin: Plugin, tmp_path: Path
+    nursery: trio.Nursery, network: FakeNetwork, name: str, plugin: FakePlugin, tmp_path: Path
 ) -> tuple[Daemon, trio.CancelScope]:
     host = PluginHost(load_entrypoints=False, plugins={"test": plugin})
     options = DaemonOptions(
@@ -136,8 +85,10 @@ async def test_hook_pulse_register_takeover_checks_refusal_offers_the_group_to_t
     async with trio.open_nursery() as nursery:
         refuse = RefuseOn("prime")
         refuse.local = "prime"
-        prime, _ = await start(nursery, network, "prime", Plugin(world, checks=[refuse]), tmp_path)
-        await start(nursery, network, "calc", Plugin(world), tmp_path)
+        prime, _ = await start(
+            nursery, network, "prime", FakePlugin(world, checks=[refuse]), tmp_path
+        )
+        await start(nursery, network, "calc", FakePlugin(world), tmp_path)
         await trio.sleep(15)
         assert world.where("web") == {"calc"}
         assert starts(world, "prime") == []
@@ -173,9 +124,9 @@ async def test_hook_pulse_register_event_listeners_a_stuck_listener_delays_nothi
     network = FakeNetwork()
     recorder = Recorder()
     async with trio.open_nursery() as nursery:
-        await start(nursery, network, "prime", Plugin(world), tmp_path)
+        await start(nursery, network, "prime", FakePlugin(world), tmp_path)
         calc, _ = await start(
-            nursery, network, "calc", Plugin(world, listeners=[Stuck(), recorder]), tmp_path
+            nursery, network, "calc", FakePlugin(world, listeners=[Stuck(), recorder]), tmp_path
         )
         await trio.sleep(6.5)
         network.cut("prime", "eth0")
@@ -219,8 +170,10 @@ async def test_hook_pulse_register_fencing_devices_takeover_waits_for_a_successf
     network = FakeNetwork()
     fence = FlakyFence(world, failures=2)
     async with trio.open_nursery() as nursery:
-        await start(nursery, network, "prime", Plugin(world), tmp_path)
-        calc, _ = await start(nursery, network, "calc", Plugin(world, fencing=[fence]), tmp_path)
+        await start(nursery, network, "prime", FakePlugin(world), tmp_path)
+        calc, _ = await start(
+            nursery, network, "calc", FakePlugin(world, fencing=[fence]), tmp_path
+        )
         await trio.sleep(6.5)
         assert world.where("web") == {"prime"}
         network.cut("prime", "eth0")
@@ -244,8 +197,8 @@ async def test_a_node_that_reported_holding_nothing_is_not_fenced(
     async with trio.open_nursery() as nursery:
         # prime is the holder; calc holds nothing and says so. prime fences nobody when
         # calc dies.
-        await start(nursery, network, "prime", Plugin(world, fencing=[fence]), tmp_path)
-        await start(nursery, network, "calc", Plugin(world), tmp_path)
+        await start(nursery, network, "prime", FakePlugin(world, fencing=[fence]), tmp_path)
+        await start(nursery, network, "calc", FakePlugin(world), tmp_path)
         await trio.sleep(6.5)
         network.cut("calc", "eth0")
         await trio.sleep(10)
@@ -263,10 +216,10 @@ async def test_a_node_joining_a_running_peer_never_takes_its_group(
     world = FakeResources()
     network = FakeNetwork()
     async with trio.open_nursery() as nursery:
-        await start(nursery, network, "prime", Plugin(world), tmp_path)
+        await start(nursery, network, "prime", FakePlugin(world), tmp_path)
         await trio.sleep(20.3)
         assert world.where("web") == {"prime"}
-        calc, _ = await start(nursery, network, "calc", Plugin(world), tmp_path)
+        calc, _ = await start(nursery, network, "calc", FakePlugin(world), tmp_path)
         await trio.sleep(15)
         assert starts(world, "calc") == []
         assert world.where("web") == {"prime"}
@@ -281,9 +234,9 @@ async def test_a_peer_dying_before_its_first_heartbeat_is_still_taken_over(
     world = FakeResources()
     network = FakeNetwork()
     async with trio.open_nursery() as nursery:
-        await start(nursery, network, "prime", Plugin(world), tmp_path)
+        await start(nursery, network, "prime", FakePlugin(world), tmp_path)
         await trio.sleep(20.3)
-        await start(nursery, network, "calc", Plugin(world), tmp_path)
+        await start(nursery, network, "calc", FakePlugin(world), tmp_path)
         await trio.sleep(0.1)  # before prime's next status reaches calc
         network.cut("prime", "eth0")
         await trio.sleep(15)

@@ -10,44 +10,19 @@ from pathlib import Path
 import pytest
 import trio
 
-from pulse import hookimpl
 from pulse.cli import ctl
 from pulse.config import Loaded
 from pulse.config.model import (
-    AuthKey,
-    AuthKeys,
-    AuthMethod,
-    BcastMedium,
-    Config,
-    ResourceGroup,
-    ResourceSpec,
     Timing,
 )
 from pulse.daemon import DaemonOptions, serve
 from pulse.plugins import PluginHost
 from pulse.testing import FakeNetwork
-from pulse.testing.agents import FakeResources
+from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
 
-CONFIG = Config(
-    nodes=("prime", "calc"),
-    media=(BcastMedium(interface="eth0"),),
-    auth=AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),)),
-    timing=Timing(keepalive=100, deadtime=500, warntime=300, initdead=1000, deadping=500),
-    groups=(
-        ResourceGroup(
-            node="prime", resources=(ResourceSpec(raw="Fake::web", agent="Fake", args=("web",)),)
-        ),
-    ),
+CONFIG = two_node_config(
+    Timing(keepalive=100, deadtime=500, warntime=300, initdead=1000, deadping=500)
 )
-
-
-class Agents:
-    def __init__(self, world: FakeResources) -> None:
-        self.world = world
-
-    @hookimpl
-    def pulse_register_resource_agents(self, node: str) -> dict[str, object]:
-        return {"Fake": self.world.factory(node)}
 
 
 def test_status_of_a_daemon_that_is_not_running_exits_3(
@@ -79,7 +54,7 @@ async def test_status_standby_and_plugins_through_the_control_socket(
                     generation=3,
                     uuid=name.encode().ljust(16, b"\0"),
                     loadavg=lambda: "n/a",
-                    plugins=PluginHost(load_entrypoints=False, plugins={"fake": Agents(world)}),
+                    plugins=PluginHost(load_entrypoints=False, plugins={"fake": FakePlugin(world)}),
                 )
                 loaded = Loaded(config=CONFIG, node=name, warnings=())
                 links = [network.link(name, "eth0")]

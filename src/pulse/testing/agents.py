@@ -7,12 +7,24 @@ two nodes at once and see the order of starts and stops.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
-from pulse.config.model import Config, ResourceSpec
+from pulse.config.model import (
+    AuthKey,
+    AuthKeys,
+    AuthMethod,
+    AutoFailback,
+    BcastMedium,
+    Config,
+    ResourceGroup,
+    ResourceSpec,
+    Timing,
+)
+from pulse.hookspecs import hookimpl
 from pulse.resources import ResourceError
 
 
@@ -61,3 +73,54 @@ class FakeAgent:
     async def status(self) -> bool:
         await trio.lowlevel.checkpoint()
         return self.node in self.world.running.get(self.name, set())
+
+
+def two_node_config(timing: Timing, *, auto_failback: AutoFailback = AutoFailback.ON) -> Config:
+    """prime and calc on ``bcast eth0`` (crc), one group ``Fake::web`` preferring prime."""
+    return Config(
+        nodes=("prime", "calc"),
+        media=(BcastMedium(interface="eth0"),),
+        auth=AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),)),
+        timing=timing,
+        groups=(
+            ResourceGroup(
+                node="prime",
+                resources=(ResourceSpec(raw="Fake::web", agent="Fake", args=("web",)),),
+            ),
+        ),
+        auto_failback=auto_failback,
+    )
+
+
+class FakePlugin:
+    """A plugin registering the ``Fake`` agents of a :class:`FakeResources`, plus whatever
+    takeover checks, event listeners and fencing devices a test gives it."""
+
+    def __init__(
+        self,
+        world: FakeResources,
+        *,
+        checks: Iterable[Any] = (),
+        listeners: Iterable[Any] = (),
+        fencing: Iterable[Any] = (),
+    ) -> None:
+        self.world = world
+        self.checks = list(checks)
+        self.listeners = list(listeners)
+        self.fencing = list(fencing)
+
+    @hookimpl
+    def pulse_register_resource_agents(self, node: str) -> Mapping[str, Any]:
+        return {"Fake": self.world.factory(node)}
+
+    @hookimpl
+    def pulse_register_takeover_checks(self) -> list[Any]:
+        return self.checks
+
+    @hookimpl
+    def pulse_register_event_listeners(self) -> list[Any]:
+        return self.listeners
+
+    @hookimpl
+    def pulse_register_fencing_devices(self) -> list[Any]:
+        return self.fencing
