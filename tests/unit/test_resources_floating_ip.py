@@ -1,7 +1,7 @@
 """FloatingIP's trio behaviour with the kernel replaced by small fakes.
 
-The netlink functions and the announcer socket are swapped for in-memory fakes
-(``monkeypatch`` on the module), so the timing of announcements can be checked
+The netlink functions and the announcer socket are swapped for in-memory async
+fakes (``monkeypatch`` on the module), so the timing of announcements can be checked
 in virtual time: the first packet leaves before ``start()`` returns, the rest
 follow in the background, and ``stop()`` cuts them short.
 """
@@ -29,10 +29,12 @@ class FakeKernel:
         self.mac = mac
         self.routes = [Route(network=ipaddress.ip_network("198.51.100.0/24"), ifname="eth0")]
 
-    def read_routes(self, family: int) -> list[Route]:
+    async def read_routes(self, family: int) -> list[Route]:
+        await trio.lowlevel.checkpoint()
         return list(self.routes)
 
-    def add(self, plan: AddPlan) -> AddOutcome:
+    async def add(self, plan: AddPlan) -> AddOutcome:
+        await trio.lowlevel.checkpoint()
         key = str(plan.address)
         added = key not in self.addresses
         self.addresses.setdefault(key, plan)
@@ -44,11 +46,13 @@ class FakeKernel:
             mac=self.mac if added else None,
         )
 
-    def remove(self, address: object) -> list[str]:
+    async def remove(self, address: object) -> list[str]:
+        await trio.lowlevel.checkpoint()
         plan = self.addresses.pop(str(address), None)
         return [plan.interface] if plan else []
 
-    def present(self, address: object) -> bool:
+    async def present(self, address: object) -> bool:
+        await trio.lowlevel.checkpoint()
         return str(address) in self.addresses
 
 
@@ -156,3 +160,26 @@ async def test_findif_failure_is_a_resource_error_with_heartbeats_hint(
         "cannot find an interface for 203.0.113.10: add /CIDR/IFACE, e.g. 203.0.113.10/24/eth0"
     )
     assert info.value.resource == "IPaddr::203.0.113.10"
+
+
+async def test_netlink_failures_are_resource_errors_with_a_sentence(
+    kernel: tuple[FakeKernel, Wire], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def silent(*args: object) -> None:
+        raise TimeoutError(110, "no netlink answer from the kernel within 5 s")
+
+    async def refused(plan: AddPlan) -> AddOutcome:
+        raise ipaddr_module.NetlinkFailure("cannot add 198.51.100.10/24 to eth0: File exists")
+
+    monkeypatch.setattr(ipaddr_module, "read_routes", silent)
+    monkeypatch.setattr(ipaddr_module, "netlink_present", silent)
+    monkeypatch.setattr(ipaddr_module, "netlink_add", refused)
+    with pytest.raises(ResourceError) as info:
+        await floating("IPaddr::198.51.100.10").start()  # findif needs the routes
+    assert info.value.reason == "netlink: no netlink answer from the kernel within 5 s"
+    with pytest.raises(ResourceError) as info:
+        await floating("IPaddr2::198.51.100.10/24/eth0").start()
+    assert info.value.reason == "cannot add 198.51.100.10/24 to eth0: File exists"
+    with pytest.raises(ResourceError) as info:
+        await floating("IPaddr2::198.51.100.10/24/eth0").status()
+    assert info.value.reason == "netlink: no netlink answer from the kernel within 5 s"

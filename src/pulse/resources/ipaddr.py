@@ -5,9 +5,10 @@ Three layers, as everywhere in pulse:
 * pure: :func:`parse_ip_argument` (the haresources argument forms, spec §6.1),
   :func:`findif` (interface/netmask/broadcast from a routing-table snapshot,
   spec §6.2) and :func:`free_alias_label` (IPaddr's ``IF:N``);
-* netlink I/O: small synchronous functions that open a pyroute2 ``IPRoute``,
-  do one job and close it again, always run through ``trio.to_thread`` (the
-  socket never leaves the worker thread, see landscape.md E.2);
+* netlink I/O: small async functions (:func:`read_routes`, :func:`netlink_add`,
+  :func:`netlink_remove`, ...) that open a :class:`~pulse.resources.netlink.Rtnetlink`
+  socket, do one job and close it again. The socket is non-blocking and waited
+  on by trio, so no worker thread is involved, also not on the failover path;
 * :class:`FloatingIP`, the trio-facing agent, which also announces the address
   (gratuitous ARP / unsolicited NA, :mod:`pulse.resources.arp`): the first
   packet right after the address is added, the rest from a background task so
@@ -22,10 +23,9 @@ import logging
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 import trio
-from pyroute2 import IPRoute, NetlinkError
 
 from pulse.config.model import ResourceSpec
 from pulse.resources.arp import (
@@ -34,9 +34,18 @@ from pulse.resources.arp import (
     Announcement,
     Announcer,
     ArpPolicy,
-    parse_mac,
 )
 from pulse.resources.base import ResourceError
+from pulse.resources.netlink import (
+    AddressRecord,
+    Link,
+    NetlinkError,
+    Rtnetlink,
+    address_add_request,
+    address_delete_request,
+    family_of,
+    link_up_request,
+)
 
 log = logging.getLogger("pulse.resources")
 
@@ -283,61 +292,46 @@ def free_alias_label(ifname: str, used: Iterable[str]) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------- netlink (worker threads)
+# ------------------------------------------------------------- netlink (on trio, no threads)
 
 
-def _attr(msg: Any, name: str) -> Any:
-    return msg.get_attr(name)
+async def _links(nl: Rtnetlink) -> dict[int, Link]:
+    return {link.index: link for link in await nl.links()}
 
 
-def _links(ipr: Any) -> dict[int, Any]:
-    return {int(link["index"]): link for link in ipr.link("dump")}
+def _name(links: Mapping[int, Link], index: int) -> str:
+    link = links.get(index)
+    return link.name if link is not None else str(index)
 
 
-def read_routes(family: int) -> list[Route]:
-    """Snapshot of the kernel's routes of one address family (runs in a worker thread)."""
+async def read_routes(family: int) -> list[Route]:
+    """Snapshot of the kernel's routes of one address family."""
     width = 32 if family == socket.AF_INET else 128
+    with Rtnetlink() as nl:
+        names = {index: link.name for index, link in (await _links(nl)).items()}
+        records = await nl.routes(family)
     routes: list[Route] = []
-    with IPRoute() as ipr:
-        names = {index: link.get_attr("IFLA_IFNAME") for index, link in _links(ipr).items()}
-        for msg in ipr.route("dump", family=family):
-            dst = _attr(msg, "RTA_DST")
-            plen = int(msg["dst_len"])
-            if dst is None:
-                dst = "0.0.0.0" if family == socket.AF_INET else "::"
-            try:
-                network = ipaddress.ip_network(f"{dst}/{plen}", strict=False)
-            except ValueError:
-                continue
-            if network.max_prefixlen != width:
-                continue
-            oif = _attr(msg, "RTA_OIF")
-            table = _attr(msg, "RTA_TABLE") or msg["table"]
-            routes.append(
-                Route(
-                    network=network,
-                    ifname=names.get(int(oif)) if oif is not None else None,
-                    gateway=_attr(msg, "RTA_GATEWAY"),
-                    table=int(table),
-                    type=int(msg["type"]),
-                    metric=int(_attr(msg, "RTA_PRIORITY") or 0),
-                )
+    for record in records:
+        dst = record.dst
+        if dst is None:
+            dst = ipaddress.IPv4Address(0) if family == socket.AF_INET else ipaddress.IPv6Address(0)
+        try:
+            network = ipaddress.ip_network(f"{dst}/{record.dst_len}", strict=False)
+        except ValueError:
+            continue
+        if network.max_prefixlen != width:
+            continue
+        routes.append(
+            Route(
+                network=network,
+                ifname=names.get(record.oif) if record.oif is not None else None,
+                gateway=str(record.gateway) if record.gateway is not None else None,
+                table=record.table,
+                type=record.type,
+                metric=record.priority,
             )
+        )
     return routes
-
-
-def _addr_of(msg: Any) -> Address | None:
-    text = _attr(msg, "IFA_LOCAL") or _attr(msg, "IFA_ADDRESS")
-    if text is None:
-        return None
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _family(address: Address) -> int:
-    return socket.AF_INET if address.version == 4 else socket.AF_INET6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -360,93 +354,88 @@ class AddOutcome:
 
 
 class NetlinkFailure(Exception):
-    """A netlink operation failed; ``str()`` is the sentence to log."""
+    """Adding or removing an address failed; ``str()`` is the sentence to log."""
 
 
-def _arp_mac(link: Any) -> bytes | None:
-    flags = int(link["flags"])
-    if flags & (IFF_LOOPBACK | IFF_NOARP) or int(link["ifi_type"]) != ARPHRD_ETHER:
+def _arp_mac(link: Link) -> bytes | None:
+    if link.flags & (IFF_LOOPBACK | IFF_NOARP) or link.type != ARPHRD_ETHER:
         return None
-    mac = link.get_attr("IFLA_ADDRESS")
-    if not mac:
+    if len(link.address) != 6 or link.address == bytes(6):
         return None
-    try:
-        value = parse_mac(mac)
-    except ValueError:
-        return None
-    return None if value == b"\x00" * 6 else value
+    return link.address
 
 
-def _find_address(ipr: Any, address: Address) -> list[tuple[int, int, str | None]]:
-    """(ifindex, prefixlen, label) of every copy of ``address`` on this machine."""
-    found = []
-    for msg in ipr.addr("dump", family=_family(address)):
-        if _addr_of(msg) == address:
-            found.append((int(msg["index"]), int(msg["prefixlen"]), _attr(msg, "IFA_LABEL")))
-    return found
+def _copies(records: Iterable[AddressRecord], address: Address) -> list[AddressRecord]:
+    """Every copy of ``address`` among the dumped addresses."""
+    return [record for record in records if record.address == address]
 
 
-def _located(ipr: Any, links: dict[int, Any], address: Address) -> AddOutcome | None:
-    present = _find_address(ipr, address)
+def _located(
+    links: Mapping[int, Link], records: Iterable[AddressRecord], address: Address
+) -> AddOutcome | None:
+    present = _copies(records, address)
     if not present:
         return None
-    index, _, label = present[0]
-    link = links.get(index)
-    name = link.get_attr("IFLA_IFNAME") if link is not None else str(index)
-    mac = _arp_mac(link) if link is not None else None
-    return AddOutcome(added=False, interface=name, ifindex=index, label=label, mac=mac)
+    first = present[0]
+    link = links.get(first.index)
+    return AddOutcome(
+        added=False,
+        interface=_name(links, first.index),
+        ifindex=first.index,
+        label=first.label,
+        mac=_arp_mac(link) if link is not None else None,
+    )
 
 
-def netlink_locate(address: Address) -> AddOutcome | None:
-    """Where ``address`` is configured on this machine, if anywhere (worker thread)."""
-    with IPRoute() as ipr:
-        return _located(ipr, _links(ipr), address)
+async def netlink_locate(address: Address) -> AddOutcome | None:
+    """Where ``address`` is configured on this machine, if anywhere."""
+    with Rtnetlink() as nl:
+        return _located(await _links(nl), await nl.addresses(family_of(address)), address)
 
 
-def netlink_add(plan: AddPlan) -> AddOutcome:
-    """Add the address (runs in a worker thread). Already present anywhere -> not added."""
-    with IPRoute() as ipr:
-        links = _links(ipr)
-        by_name = {link.get_attr("IFLA_IFNAME"): index for index, link in links.items()}
-        located = _located(ipr, links, plan.address)
+async def netlink_add(plan: AddPlan) -> AddOutcome:
+    """Add the address and set its link up. Already present anywhere -> not added.
+
+    Once the address is asked for, cancellation waits until the link is up too
+    (as long as two bounded requests take), so no half-done change is left behind.
+    """
+    address = plan.address
+    with Rtnetlink() as nl:
+        links = await _links(nl)
+        records = await nl.addresses(family_of(address))
+        located = _located(links, records, address)
         if located is not None:
             return located
-        wanted = by_name.get(plan.interface)
-        if wanted is None:
+        index = next((i for i, link in links.items() if link.name == plan.interface), None)
+        if index is None:
             raise NetlinkFailure(f"interface {plan.interface} does not exist")
-        index = wanted
         label = plan.label
-        if label is None and plan.alias and plan.address.version == 4:
-            used = [
-                _attr(m, "IFA_LABEL") or ""
-                for m in ipr.addr("dump", family=socket.AF_INET)
-                if int(m["index"]) == index
-            ]
+        if label is None and plan.alias and address.version == 4:
+            used = [record.label or "" for record in records if record.index == index]
             label = free_alias_label(plan.interface, used)
-        kwargs: dict[str, Any] = {
-            "index": index,
-            "address": str(plan.address),
-            "prefixlen": plan.prefixlen,
-        }
-        if plan.address.version == 4:
-            if plan.broadcast is not None:
-                kwargs["broadcast"] = str(plan.broadcast)
-            if label is not None:
-                kwargs["label"] = label
-        else:
-            kwargs["flags"] = IFA_F_NODAD
-        try:
-            ipr.addr("add", **kwargs)
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise NetlinkFailure(
-                    f"cannot add {plan.address}/{plan.prefixlen} to {plan.interface}: "
-                    f"{exc.args[1] if len(exc.args) > 1 else exc}"
-                ) from exc
-        try:
-            ipr.link("set", index=index, state="up")
-        except NetlinkError as exc:
-            raise NetlinkFailure(f"cannot bring {plan.interface} up: {exc}") from exc
+        v4 = address.version == 4
+        with trio.CancelScope(shield=True):  # both changes or none (each request is bounded)
+            try:
+                await nl.change(
+                    partial(
+                        address_add_request,
+                        index=index,
+                        address=address,
+                        prefixlen=plan.prefixlen,
+                        broadcast=plan.broadcast if v4 else None,
+                        label=label if v4 else None,
+                        flags=0 if v4 else IFA_F_NODAD,
+                    )
+                )
+            except NetlinkError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise NetlinkFailure(
+                        f"cannot add {address}/{plan.prefixlen} to {plan.interface}: {exc.strerror}"
+                    ) from exc
+            try:
+                await nl.change(partial(link_up_request, index=index))
+            except NetlinkError as exc:
+                raise NetlinkFailure(f"cannot bring {plan.interface} up: {exc.strerror}") from exc
         return AddOutcome(
             added=True,
             interface=plan.interface,
@@ -456,27 +445,38 @@ def netlink_add(plan: AddPlan) -> AddOutcome:
         )
 
 
-def netlink_remove(address: Address) -> list[str]:
-    """Remove every copy of ``address`` (worker thread); returns the interfaces it was on."""
+async def netlink_remove(address: Address) -> list[str]:
+    """Remove every copy of ``address``; returns the interfaces it was on.
+
+    Cancellation waits until every copy found is deleted (bounded requests).
+    """
     removed: list[str] = []
-    with IPRoute() as ipr:
-        links = _links(ipr)
-        for index, prefixlen, _ in _find_address(ipr, address):
-            try:
-                ipr.addr("del", index=index, address=str(address), prefixlen=prefixlen)
-            except NetlinkError as exc:
-                if exc.code in (errno.EADDRNOTAVAIL, errno.ENODEV):
-                    continue
-                raise NetlinkFailure(f"cannot remove {address}: {exc}") from exc
-            link = links.get(index)
-            removed.append(link.get_attr("IFLA_IFNAME") if link is not None else str(index))
+    with Rtnetlink() as nl:
+        links = await _links(nl)
+        copies = _copies(await nl.addresses(family_of(address)), address)
+        with trio.CancelScope(shield=True):  # every copy or none (each request is bounded)
+            for record in copies:
+                try:
+                    await nl.change(
+                        partial(
+                            address_delete_request,
+                            index=record.index,
+                            address=address,
+                            prefixlen=record.prefixlen,
+                        )
+                    )
+                except NetlinkError as exc:
+                    if exc.errno in (errno.EADDRNOTAVAIL, errno.ENODEV):
+                        continue
+                    raise NetlinkFailure(f"cannot remove {address}: {exc.strerror}") from exc
+                removed.append(_name(links, record.index))
     return removed
 
 
-def netlink_present(address: Address) -> bool:
-    """Is ``address`` configured on any interface of this machine? (worker thread)"""
-    with IPRoute() as ipr:
-        return bool(_find_address(ipr, address))
+async def netlink_present(address: Address) -> bool:
+    """Is ``address`` configured on any interface of this machine?"""
+    with Rtnetlink() as nl:
+        return bool(_copies(await nl.addresses(family_of(address)), address))
 
 
 # --------------------------------------------------------------------------- the agent
@@ -520,11 +520,19 @@ class FloatingIP:
         log.error("%s: %s", self.spec.raw, reason)
         return ResourceError(self.spec.raw, reason)
 
+    def _netlink_failed(self, exc: NetlinkFailure | OSError) -> ResourceError:
+        if isinstance(exc, NetlinkFailure):
+            return self._fail(str(exc))
+        return self._fail(f"netlink: {exc.strerror or exc}")
+
     async def _placement(self) -> Placement:
         arg = self.argument
         routes: Sequence[Route] = ()
         if arg.interface is None or arg.prefixlen is None:
-            routes = await trio.to_thread.run_sync(read_routes, _family(arg.address))
+            try:
+                routes = await read_routes(family_of(arg.address))
+            except OSError as exc:
+                raise self._netlink_failed(exc) from None
         try:
             return findif(arg, routes)
         except FindifError as exc:
@@ -543,11 +551,9 @@ class FloatingIP:
             alias=self.flavor == "IPaddr",
         )
         try:
-            outcome = await trio.to_thread.run_sync(netlink_add, plan)
-        except NetlinkFailure as exc:
-            raise self._fail(str(exc)) from None
-        except OSError as exc:
-            raise self._fail(f"netlink: {exc.strerror or exc}") from None
+            outcome = await netlink_add(plan)
+        except (NetlinkFailure, OSError) as exc:
+            raise self._netlink_failed(exc) from None
         if not outcome.added:
             log.info("%s is already configured on %s", self.argument.address, outcome.interface)
             return
@@ -568,7 +574,7 @@ class FloatingIP:
         partition, a restart): the LAN's caches may point at another node by now.
         """
         try:
-            outcome = await trio.to_thread.run_sync(netlink_locate, self.argument.address)
+            outcome = await netlink_locate(self.argument.address)
         except OSError as exc:
             log.warning("cannot look up %s: %s", self.argument.address, exc.strerror or exc)
             return
@@ -640,11 +646,9 @@ class FloatingIP:
         log.info("Running %s %s stop", self.log_path, self._shown)
         self._cancel_announcement()
         try:
-            removed = await trio.to_thread.run_sync(netlink_remove, self.argument.address)
-        except NetlinkFailure as exc:
-            raise self._fail(str(exc)) from None
-        except OSError as exc:
-            raise self._fail(f"netlink: {exc.strerror or exc}") from None
+            removed = await netlink_remove(self.argument.address)
+        except (NetlinkFailure, OSError) as exc:
+            raise self._netlink_failed(exc) from None
         if removed:
             log.info("Removed %s from %s", self.argument.address, ", ".join(removed))
         else:
@@ -652,7 +656,7 @@ class FloatingIP:
 
     async def status(self) -> bool:
         try:
-            return await trio.to_thread.run_sync(netlink_present, self.argument.address)
+            return await netlink_present(self.argument.address)
         except OSError as exc:
             raise ResourceError(self.spec.raw, f"netlink: {exc.strerror or exc}") from None
 
