@@ -264,8 +264,10 @@ class Daemon:
             deadline = self.engine.next_deadline()
             if deadline <= now:
                 self.dispatch(self.engine.tick(now))
-                await trio.lowlevel.checkpoint()
-                continue
+                deadline = self.engine.next_deadline()
+                if deadline <= now:  # still due (should not happen): let others run first
+                    await trio.lowlevel.checkpoint()
+                    continue
             self._timer_deadline = deadline
             self._timer_wakeup = trio.Event()
             with trio.move_on_at(deadline):

@@ -43,7 +43,7 @@ from pulse.events import (
     Transmit,
 )
 from pulse.membership import Membership
-from pulse.wire.message import FieldType, Message
+from pulse.wire.message import Field, FieldType, Message
 
 #: Sent sequenced messages kept for retransmission (MAXMSGHIST).
 HISTORY_SIZE = 500
@@ -198,6 +198,7 @@ class Engine:
         self._config = config
         self._timing = config.timing
         self._local = local
+        self._local_bytes = local.encode("utf-8", "surrogateescape")
         self._generation = generation
         self._uuid = uuid
         self._wallclock = wallclock
@@ -220,7 +221,7 @@ class Engine:
             self._peers[name] = _Peer(name=name, ping=False, ack_trigger=rng.randrange(10))
         for name in ping_nodes:
             self._peers[name] = _Peer(name=name, ping=True, ack_trigger=0)
-        self._ttl = str(config.hopfudge + len(config.nodes) + len(ping_nodes))
+        self._ttl_bytes = b"%d" % (config.hopfudge + len(config.nodes) + len(ping_nodes))
 
         self._status = NodeStatus.INIT
         self._started = False
@@ -526,27 +527,28 @@ class Engine:
         """Add the envelope (spec §4.3), record sequenced messages, return a Transmit."""
         mtype = message.type or ""
         sequenced = not mtype.startswith(NOSEQ_PREFIX)
-        msg = message.without("auth")
-        dest = msg.get("dest")
+        dest = message.get("dest")
+        envelope: list[Field] = []
         if dest is not None:
             peer = self._peers.get(dest)
             if peer is not None and peer.uuid is not None:
-                msg = msg.with_field("destuuid", peer.uuid, FieldType.BINARY)
+                envelope.append(Field("destuuid", peer.uuid, FieldType.BINARY))
             elif dest == self._local:
-                msg = msg.with_field("destuuid", self._uuid, FieldType.BINARY)
-        if sequenced or "src" not in msg:
-            msg = msg.with_field("src", self._local)
-        msg = msg.with_field("srcuuid", self._uuid, FieldType.BINARY)
+                envelope.append(Field("destuuid", self._uuid, FieldType.BINARY))
+        if sequenced or "src" not in message:
+            envelope.append(Field("src", self._local_bytes))
+        envelope.append(Field("srcuuid", self._uuid, FieldType.BINARY))
         seq = 0
         if sequenced:
             self._seq += 1
             seq = self._seq
-            msg = msg.with_field("seq", _hex(seq))
-        msg = msg.with_field("hg", _hex(self._generation))
-        msg = msg.with_field("ts", _hex(int(self._wallclock())))
+            envelope.append(Field("seq", b"%x" % seq))
+        envelope.append(Field("hg", b"%x" % self._generation))
+        envelope.append(Field("ts", b"%x" % int(self._wallclock())))
         if sequenced:
-            msg = msg.with_field("ld", self._loadavg())
-        msg = msg.with_field("ttl", self._ttl)
+            envelope.append(Field("ld", self._loadavg().encode("utf-8", "surrogateescape")))
+        envelope.append(Field("ttl", self._ttl_bytes))
+        msg = message.with_fields(*envelope, drop="auth")
         if sequenced:
             self._history[seq] = _Sent(message=msg)
             self._history.pop(seq - HISTORY_SIZE, None)

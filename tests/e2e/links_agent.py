@@ -117,6 +117,13 @@ async def _serve(media: list[dict[str, Any]]) -> int:
             if command["op"] == "send":
                 await links[command["link"]].send(bytes.fromhex(command["data"]))
                 _emit({"event": "sent", "link": command["link"]})
+            elif command["op"] == "burst":  # many packets back to back, never waiting
+                link = links[command["link"]]
+                for i in range(command["count"]):
+                    data = b"%s %d" % (bytes.fromhex(command["data"]), i)
+                    if not link.try_send_nowait(data):
+                        await link.send(data)
+                _emit({"event": "sent", "link": command["link"]})
             elif command["op"] == "stats":
                 stats = [dataclasses.asdict(link.statistics()) for link in links]
                 _emit({"event": "stats", "stats": stats})
@@ -184,6 +191,11 @@ class Agent:
 
     async def send(self, link: int, data: bytes) -> None:
         await self._command({"op": "send", "link": link, "data": data.hex()}, "sent")
+
+    async def burst(self, link: int, data: bytes, count: int) -> None:
+        """Send ``data + b" 0"`` … ``data + b" COUNT-1"`` as fast as the link takes them."""
+        command = {"op": "burst", "link": link, "data": data.hex(), "count": count}
+        await self._command(command, "sent")
 
     async def stats(self) -> list[dict[str, Any]]:
         stats: list[dict[str, Any]] = (await self._command({"op": "stats"}, "stats"))["stats"]

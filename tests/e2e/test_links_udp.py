@@ -16,6 +16,7 @@ from links_agent import Agent
 
 from pulse.errors import TransportError
 from pulse.lab.netns import Iface, Node, Topology
+from pulse.transport.udp import ECHO_MEMORY
 
 pytestmark = pytest.mark.netns
 
@@ -64,6 +65,45 @@ async def test_bcast_from_one_node_arrives_at_the_other_attributed_to_eth0(
             stats = (await agent_a.stats())[0]
             assert stats["packets_sent"] >= 1
             assert stats["send_errors"] == 0
+            assert stats["echoes"] >= 1  # its own broadcast came back and was dropped
+            assert stats["packets_received"] == 0
+
+
+async def test_a_burst_arrives_whole_and_in_order_and_the_sender_drops_its_own_echoes(
+    topology: Topology,
+) -> None:
+    # One wake-up takes every datagram queued on the socket; none may be lost or
+    # reordered on the way to the engine, and the sender's own broadcasts, which the
+    # kernel loops back to it, are recognised and dropped by the link itself.
+    a, b, _ = _two_nodes(topology, [("lan0", "198.51.100.0/24", "eth0")])
+    media = [{"kind": "bcast", "interface": "eth0", "port": PORT}]
+    count = 100
+    with trio.fail_after(20):
+        async with (
+            Agent.start(topology.exec_argv(a, []), media) as agent_a,
+            Agent.start(topology.exec_argv(b, []), media) as agent_b,
+        ):
+            await _deliver(agent_a, 0, agent_b, FRAME, on="eth0")  # both are listening
+            await agent_a.burst(0, b"burst", count)
+            got = [await agent_b.expect(lambda d: d["data"].startswith(b"burst".hex()))]
+            while len(got) < count:
+                got.append(await agent_b.expect(lambda d: d["data"].startswith(b"burst".hex())))
+            assert [bytes.fromhex(d["data"]) for d in got] == [
+                b"burst %d" % i for i in range(count)
+            ]
+            # a's echoes arrive through the kernel's loopback: wait until a has read
+            # them all (every one of its own packets, counted one way or the other).
+            stats_a = (await agent_a.stats())[0]
+            while stats_a["echoes"] + stats_a["packets_received"] < count + 1:
+                await trio.sleep(0.05)
+                stats_a = (await agent_a.stats())[0]
+            assert stats_a["echoes"] >= ECHO_MEMORY  # at least the last ECHO_MEMORY sent
+            # Older echoes, forgotten during the burst, are passed on (the engine drops
+            # them by their src); only a's own packets.
+            passed = [bytes.fromhex(d["data"]) for d in agent_a.datagrams]
+            assert passed
+            assert all(p.startswith((b"burst", FRAME)) for p in passed)
+            assert (await agent_b.stats())[0]["echoes"] == 0
 
 
 async def test_ucast_over_two_lans_arrives_on_both_links_and_survives_a_cut(

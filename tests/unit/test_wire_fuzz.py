@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 from pathlib import Path
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -9,7 +10,8 @@ from hypothesis import strategies as st
 
 from pulse.config.model import AuthKey, AuthKeys, AuthMethod
 from pulse.errors import WireError
-from pulse.wire import Encoding, Field, FieldType, Message, Signer, decode, encode, read_udp
+from pulse.wire import Encoding, Field, FieldType, Message, Signer, codec, decode, encode, read_udp
+from pulse.wire.codec import render_for_signing
 
 CAPTURE = Path(__file__).resolve().parents[1] / "data" / "captures" / "hb-sha1.pcap"
 SHA1 = Signer(
@@ -165,3 +167,47 @@ def test_netstring_carries_any_string_bytes(message: Message) -> None:
     assume("auth" not in message)
     raw = Message(tuple(Field(f.name, f.value + b"\r\0\x13", f.type) for f in message))
     assert decode(encode(raw, CRC, Encoding.NETSTRING), CRC).message == raw
+
+
+raw_lines = st.tuples(
+    st.sampled_from([b"", b"(0)", b"(1)", b"(2)", b"(4)", b"(5)"]),
+    st.sampled_from([b"t", b"src", b"auth", b"seq", b"x\x13y", b"\xff\xfe"]),
+    st.one_of(
+        st.binary(max_size=30).map(lambda b: b.translate(None, b"\r\n\0")),
+        st.binary(max_size=20).map(lambda b: binascii.b2a_base64(b, newline=False)),
+        st.sampled_from([b"QQ==", b"QR==", b"QQ", b"A\x13B", b""]),
+    ),
+    st.sampled_from([b"\n", b"\r\n", b"\n\n", b"\r"]),
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(raw_lines, max_size=10))
+def test_signed_text_collected_while_parsing_is_what_render_for_signing_gives(
+    lines: list[tuple[bytes, bytes, bytes, bytes]],
+) -> None:
+    # decode() checks a classic signature over the lines as parsed; that must be
+    # exactly Heartbeat's rendering of the parsed message, for any input it accepts.
+    data = b">>>\n" + b"".join(p + n + b"=" + v + sep for p, n, v, sep in lines) + b"<<<\n"
+    signing: list[bytes] = []
+    try:
+        fields = codec._parse_classic(data, signing)
+    except WireError:
+        return
+    assert b"".join(signing) == render_for_signing(Message(tuple(fields)))
+
+
+small_fields = st.builds(
+    Field, st.sampled_from(["t", "src", "seq", "auth", "ttl"]), st.binary(max_size=3)
+)
+
+
+@settings(max_examples=300)
+@given(messages, st.lists(small_fields, max_size=6), st.sampled_from([None, "auth", "src"]))
+def test_with_fields_is_chained_with_field_in_one_pass(
+    message: Message, new: list[Field], drop: str | None
+) -> None:
+    chained = message if drop is None else message.without(drop)
+    for f in new:
+        chained = chained.with_field(f.name, f.value, f.type)
+    assert message.with_fields(*new, drop=drop) == chained

@@ -42,6 +42,8 @@ class LinkStatistics:
     """Failed reads, and for serial frames lost to noise, truncation or oversize."""
     reopens: int = 0
     """Times a serial device was reopened after an error (always 0 for UDP)."""
+    echoes: int = 0
+    """Our own packets that came back (a broadcast reaches its sender too), dropped."""
     last_error: str | None = None
     """Text of the most recent error, for ``pulsectl`` and logs."""
 
@@ -100,6 +102,7 @@ class Counters:
         "_logged",
         "bytes_received",
         "bytes_sent",
+        "echoes",
         "last_error",
         "packets_received",
         "packets_sent",
@@ -120,6 +123,7 @@ class Counters:
         self.send_errors = 0
         self.receive_errors = 0
         self.reopens = 0
+        self.echoes = 0
         self.last_error: str | None = None
 
     def sent(self, size: int) -> None:
@@ -151,6 +155,7 @@ class Counters:
             send_errors=self.send_errors,
             receive_errors=self.receive_errors,
             reopens=self.reopens,
+            echoes=self.echoes,
             last_error=self.last_error,
         )
 

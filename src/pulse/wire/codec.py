@@ -99,10 +99,22 @@ def _check_name(raw: bytes) -> None:
             raise ValueError(f"field name {raw!r} contains {bad!r}")
 
 
+_CHECKED_NAMES: dict[str, bytes] = {}  # field names already encoded and found valid
+_CHECKED_NAMES_MAX = 256  # a node sends a few dozen names; a flood of new ones is not cached
+
+
+def _checked_name(name: str) -> bytes:
+    raw = _CHECKED_NAMES.get(name)
+    if raw is None:
+        raw = _name_bytes(name)
+        _check_name(raw)
+        if len(_CHECKED_NAMES) < _CHECKED_NAMES_MAX:
+            _CHECKED_NAMES[name] = raw
+    return raw
+
+
 def _classic_line(f: Field, *, check: bool) -> bytes:
-    name = _name_bytes(f.name)
-    if check:
-        _check_name(name)
+    name = _checked_name(f.name) if check else _name_bytes(f.name)
     if f.type is FieldType.STRING:
         if check:
             for bad in _FORBIDDEN_IN_CLASSIC_STRING:
@@ -190,8 +202,7 @@ def encode(
         if f.name == AUTH_FIELD:
             items.append(b"")  # replaced by the fresh inner signature, or dropped
             continue
-        name = _name_bytes(f.name)
-        _check_name(name)
+        name = _checked_name(f.name)
         content = b"%s%s=%s" % (_TYPE_PREFIX[f.type], name, f.value)
         items.append(b"%d:%s," % (len(content), content))
     auth_item: bytes | None = None
@@ -219,8 +230,14 @@ def _field_type(digit: int) -> FieldType:
     return FieldType(t)
 
 
-def _parse_classic(data: bytes) -> list[Field]:
-    """The fields of a classic message (starting with ``>>>\\n``)."""
+def _parse_classic(data: bytes, signing: list[bytes] | None = None) -> list[Field]:
+    """The fields of a classic message (starting with ``>>>\\n``).
+
+    With *signing*, also collect what :func:`render_for_signing` would make of the
+    message, line by line, without rendering it again: an untyped string line is
+    already in that form (its value holds no LF, so unescaping and escaping again
+    give it back byte for byte); typed lines are rendered from their field.
+    """
     start = len(_CLASSIC_START)
     pos = start
     while True:
@@ -259,7 +276,13 @@ def _parse_classic(data: bytes) -> list[Field]:
                 value = binascii.a2b_base64(value, strict_mode=True)
             except binascii.Error as exc:
                 raise _malformed(f"bad base64 in binary field: {exc}") from None
-        fields.append(Field(name.decode("utf-8", "surrogateescape"), value, ftype))
+        field = Field(name.decode("utf-8", "surrogateescape"), value, ftype)
+        fields.append(field)
+        if signing is not None and field.name != AUTH_FIELD:
+            if eq == len(name):  # no "(t)" prefix: the line is its own rendering
+                signing.append(line + b"\n")
+            else:
+                signing.append(_classic_line(field, check=False))
     return fields
 
 
@@ -363,14 +386,16 @@ def _decode(data: bytes, signer: Signer) -> Decoded:
     if len(data) > MAX_MESSAGE:
         raise WireError("too-big", f"{len(data)} bytes")
     if data.startswith(_CLASSIC_START):
-        msg = Message(tuple(_parse_classic(data)))
-        auth = msg.field(AUTH_FIELD)
+        signing: list[bytes] = []
+        fields = _parse_classic(data, signing)
+        auth = next((f for f in fields if f.name == AUTH_FIELD), None)
         if auth is None:
             raise WireError("unsigned", "no auth field")
         if auth.type is not FieldType.STRING:
             raise _malformed("auth field is not a string")
         index, digest = _parse_auth(auth.value)
-        _check(signer.digest(index, render_for_signing(msg)), digest)
+        _check(signer.digest(index, b"".join(signing)), digest)
+        msg = Message(tuple(f for f in fields if f.name != AUTH_FIELD))
         encoding = Encoding.CLASSIC
     elif data.startswith(_NETSTRING_START):
         fields, signed_len = _parse_netstring(data)
@@ -385,7 +410,10 @@ def _decode(data: bytes, signer: Signer) -> Decoded:
         encoding = Encoding.NETSTRING
     else:
         raise _malformed("neither '>>>' nor '###' at the start")
-    return Decoded(message=_expand(msg).without(AUTH_FIELD), encoding=encoding, auth_index=index)
+    expanded = _expand(msg)
+    if expanded is not msg or encoding is Encoding.NETSTRING:
+        expanded = expanded.without(AUTH_FIELD)
+    return Decoded(message=expanded, encoding=encoding, auth_index=index)
 
 
 def decode(data: bytes, signer: Signer) -> Decoded:

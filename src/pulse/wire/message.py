@@ -87,6 +87,24 @@ class Message:
             out.append(new)
         return Message(tuple(out))
 
+    def with_fields(self, *new: Field, drop: str | None = None) -> Message:
+        """:meth:`with_field` for several fields at once, in one pass.
+
+        Each new field replaces the first field of its name in place, or is appended
+        (in the order given); fields called *drop* are left out. The same as chained
+        ``without(drop).with_field(...)`` calls, without a copy per field.
+        """
+        pending: dict[str, Field] = {}
+        for f in new:
+            pending[f.name] = f  # the last of a name wins, where the first would go
+        out: list[Field] = []
+        for f in self.fields:
+            if f.name == drop:
+                continue
+            out.append(pending.pop(f.name, f))
+        out.extend(pending.values())
+        return Message(tuple(out))
+
     def without(self, name: str) -> Message:
         """Drop every field called *name*."""
         return Message(tuple(f for f in self.fields if f.name != name))
