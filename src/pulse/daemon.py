@@ -117,8 +117,7 @@ class Daemon:
             Encoding.NETSTRING if self.config.msgfmt == "netstring" else Encoding.CLASSIC
         )
         self._stopping = trio.Event()
-        self._timer_deadline = float("inf")
-        self._timer_wakeup = trio.Event()
+        self._timer_scope: trio.CancelScope | None = None
         self._pumps: list[tuple[Link, trio.MemoryReceiveChannel[bytes]]] = []
         self.resources: ResourceManager | None = None
         # What we sent lately: broadcasts come back to our own receive sockets, and
@@ -252,26 +251,32 @@ class Daemon:
                     self._poke_timers()
 
     def _poke_timers(self) -> None:
-        """Wake the timer task if the engine now has an earlier deadline than it waits for."""
-        if self.engine.next_deadline() < self._timer_deadline:
-            self._timer_wakeup.set()
+        """Move the timer task's wake-up to the engine's next deadline.
+
+        Earlier when a packet created a new timer, later when our status went out with
+        a received one (coalescing): a wake-up that would find nothing to do costs an
+        idle node as much as one that sends.
+        """
+        scope = self._timer_scope
+        if scope is not None:
+            scope.deadline = self.engine.next_deadline()
 
     async def _run_timers(self) -> None:
         # A task of its own, so that receiving a packet costs no cancel scope: the timer
-        # sleeps until the engine's next deadline and is only woken when that moves up.
+        # sleeps until the engine's next deadline, which _poke_timers keeps up to date.
         while True:
             now = trio.current_time()
-            deadline = self.engine.next_deadline()
-            if deadline <= now:
+            if self.engine.next_deadline() <= now:
                 self.dispatch(self.engine.tick(now))
-                deadline = self.engine.next_deadline()
-                if deadline <= now:  # still due (should not happen): let others run first
+                if self.engine.next_deadline() <= now:  # still due (should not happen)
                     await trio.lowlevel.checkpoint()
                     continue
-            self._timer_deadline = deadline
-            self._timer_wakeup = trio.Event()
-            with trio.move_on_at(deadline):
-                await self._timer_wakeup.wait()
+            with trio.CancelScope(deadline=self.engine.next_deadline()) as scope:
+                self._timer_scope = scope
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    self._timer_scope = None
 
     async def run_pumps(self) -> None:
         async with trio.open_nursery() as nursery:

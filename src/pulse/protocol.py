@@ -58,6 +58,16 @@ STARTUP_DT_BOOST_MS = 2000
 STARTUP_DT_BOOST_SECONDS = 5.0
 #: Period of reqnodes re-sends until a repnodes arrives.
 REQNODES_RETRY_SECONDS = 1.0
+#: Heartbeat coalescing. A status from a peer that arrives when ours is due within this
+#: fraction of keepalive makes us send ours at once, in the same wake-up (so a node
+#: locks onto its peer within one keepalive, sending early once by at most this much).
+COALESCE_WINDOW = 0.5
+#: A node whose last status went out with a peer's sends the next one on its timer,
+#: this fraction of keepalive late, so that the peer's timer fires first and the peer's
+#: next status carries ours: two nodes take turns, and each wakes three times every two
+#: keepalives instead of four (wake-ups are what an idle Python daemon pays for). A
+#: status goes out this late only when the peer it waited for has gone quiet, once.
+TURN_SLACK = 0.125
 
 NOSEQ_PREFIX = "NS_"
 PROTOCOL_VERSION = "1"
@@ -190,6 +200,7 @@ class Engine:
         wallclock: Callable[[], float],
         loadavg: Callable[[], str],
         rng: random.Random,
+        coalesce: bool = True,
     ) -> None:
         if local not in config.nodes:
             raise ValueError(f"local node {local!r} is not among the configured nodes")
@@ -230,6 +241,8 @@ class Engine:
         self._seq = 0
         self._history: dict[int, _Sent] = {}
         self._keepalive_due = math.inf
+        self._coalesce = coalesce  # see COALESCE_WINDOW; off: statuses on a fixed grid
+        self._peer_status_at = -math.inf  # when a peer's status last arrived
         self._boost_due: float | None = None
         self._comms_up = False
         self._reqnodes_target: str | None = None
@@ -375,6 +388,8 @@ class Engine:
             else:
                 peer.last_status_seq = seq
                 out += self._on_status(peer, message, now)
+                self._peer_status_at = now
+                out += self._coalesce_status(now)
         elif mtype == "reqnodes":
             out += self._on_reqnodes(peer, now)
         elif mtype == "repnodes":
@@ -406,6 +421,10 @@ class Engine:
         if now >= self._keepalive_due:
             out += self._send_status(now)
             period = self._timing.keepalive / 1000
+            if self._coalesce and now - self._peer_status_at <= period * (1 + COALESCE_WINDOW):
+                # A peer keeps pace with us and we went first: leave the next turn to
+                # it (see TURN_SLACK).
+                self._keepalive_due = now + period * (1 + self._rng.uniform(0, TURN_SLACK))
             while self._keepalive_due <= now:
                 self._keepalive_due += period
         if self._boost_due is not None and now >= self._boost_due:
@@ -627,6 +646,16 @@ class Engine:
         self.counters["acks-sent"] += 1
         msg = Message.of(("t", "NS_ackmsg"), ("dest", peer.name), ("ackseq", _hex(seq)))
         return [self._emit(msg)]
+
+    def _coalesce_status(self, now: float) -> list[Output]:
+        """Send our status now if it is nearly due anyway (see COALESCE_WINDOW)."""
+        period = self._timing.keepalive / 1000
+        if not self._coalesce or self._boost_due is not None:
+            return []
+        if self._keepalive_due - now > period * COALESCE_WINDOW:
+            return []
+        self._keepalive_due = now + period
+        return self._send_status(now)
 
     def _on_status(self, peer: _Peer, message: Message, now: float) -> list[Output]:
         out: list[Output] = []

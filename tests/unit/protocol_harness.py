@@ -25,7 +25,7 @@ from pulse.config.model import (
     PingMedium,
     Timing,
 )
-from pulse.events import Log, Output, Transmit
+from pulse.events import Log, NodeStatus, NodeStatusChanged, Output, Transmit
 from pulse.protocol import Engine
 from pulse.wire.message import FieldType, Message
 
@@ -79,7 +79,9 @@ def make_engine(
     now: float = 0.0,
     seed: int = 0,
     wallclock: Callable[[], float] | None = None,
+    coalesce: bool = False,
 ) -> Engine:
+    """An engine for protocol tests; statuses on a fixed keepalive grid unless *coalesce*."""
     return Engine(
         config=config,
         local=local,
@@ -89,6 +91,7 @@ def make_engine(
         wallclock=wallclock or (lambda: WALL_EPOCH),
         loadavg=lambda: "0.00 0.01 0.05 1/100 4242",
         rng=random.Random(f"{seed}-{local}"),
+        coalesce=coalesce,
     )
 
 
@@ -157,9 +160,10 @@ class Record:
 class Wire:
     """Engines of one cluster joined by in-memory media.
 
-    ``loss``/``duplicate`` are probabilities and ``jitter`` a maximum delay in
-    seconds, all drawn from ``random.Random(seed)``. ``cut(node, link)`` pulls a
-    cable, ``stop(node)`` kills a node (no more ticks or packets).
+    ``loss``/``duplicate`` are probabilities and ``jitter`` a maximum extra delay in
+    seconds (on top of the fixed ``delay``), all drawn from ``random.Random(seed)``.
+    ``cut(node, link)`` pulls a cable, ``stop(node)`` kills a node (no more ticks or
+    packets).
     """
 
     def __init__(
@@ -173,12 +177,18 @@ class Wire:
         jitter: float = 0.0,
         generations: dict[str, int] | None = None,
         start_times: dict[str, float] | None = None,
+        coalesce: bool = False,
+        delay: float = 0.0,
     ) -> None:
         self.config = config
+        self.coalesce = coalesce
+        #: per node, the distinct virtual times at which it had work (a tick or a packet)
+        self.wakes: dict[str, set[float]] = {}
         self.rng = random.Random(seed)
         self.loss = loss
         self.duplicate = duplicate
         self.jitter = jitter
+        self.delay = delay  # fixed propagation delay of every packet (keeps the order)
         self.links = [m.name for m in config.links]
         self.engines: dict[str, Engine] = {}
         self.records: list[Record] = []
@@ -196,7 +206,9 @@ class Wire:
     # ------------------------------------------------------------------ control
 
     def add(self, name: str, *, generation: int = 1000, at: float = 0.0) -> Engine:
-        engine = make_engine(self.config, name, generation=generation, now=at, seed=0)
+        engine = make_engine(
+            self.config, name, generation=generation, now=at, seed=0, coalesce=self.coalesce
+        )
         self.engines[name] = engine
         self.stopped.discard(name)
         self._pending_start[name] = at
@@ -232,7 +244,9 @@ class Wire:
                 elif self.duplicate and self.rng.random() < self.duplicate:
                     copies = 2
                 for _ in range(copies):
-                    delay = self.rng.uniform(0, self.jitter) if self.jitter else 0.0
+                    delay = self.delay
+                    if self.jitter:
+                        delay += self.rng.uniform(0, self.jitter)
                     heapq.heappush(
                         self._queue,
                         _Packet(at + delay, next(self._order), sender, receiver, link, message),
@@ -273,10 +287,12 @@ class Wire:
                 if (packet.receiver, packet.link) in self.cut_links:
                     continue
                 engine = self.engines[packet.receiver]
+                self.wakes.setdefault(packet.receiver, set()).add(when)
                 self._record(
                     packet.receiver, when, engine.receive(packet.message, packet.link, when)
                 )
             else:
+                self.wakes.setdefault(name, set()).add(when)
                 self._record(name, when, self.engines[name].tick(when))
         else:
             raise AssertionError("scenario did not settle within max_steps")
@@ -300,6 +316,15 @@ class Wire:
             for r in self.outputs(node, Transmit)
             if t is None or r.output.message.type == t  # type: ignore[union-attr]
         ]
+
+
+def deaths(wire: Wire, node: str) -> list[tuple[str, float]]:
+    """(dead node, virtual time) of every death *node* declared."""
+    return [
+        (r.output.node, r.output.at)  # type: ignore[attr-defined]
+        for r in wire.outputs(node, NodeStatusChanged)
+        if r.output.new is NodeStatus.DEAD  # type: ignore[attr-defined]
+    ]
 
 
 def two_nodes(**timing: float) -> Wire:

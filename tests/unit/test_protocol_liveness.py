@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from protocol_harness import (
     Wire,
+    deaths,
     make_config,
     make_engine,
     of_type,
@@ -20,14 +21,6 @@ from pulse.events import (
     NodeStatus,
     NodeStatusChanged,
 )
-
-
-def deaths(wire: Wire, node: str) -> list[tuple[str, float]]:
-    return [
-        (r.output.node, r.output.at)  # type: ignore[union-attr]
-        for r in wire.outputs(node, NodeStatusChanged)
-        if r.output.new is NodeStatus.DEAD  # type: ignore[union-attr]
-    ]
 
 
 def test_two_nodes_go_active_together_at_start() -> None:

@@ -59,6 +59,7 @@ class FakeLink:
             try:
                 peer._inbound.send_nowait(Datagram(self.name, data, self.node))
                 peer.stats.packets_received += 1
+                self.network.delivered.append((trio.current_time(), self.node, self.name))
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 peer.stats.packets_dropped += 1
 
@@ -75,6 +76,8 @@ class FakeNetwork:
     def __init__(self) -> None:
         self._links: dict[str, list[FakeLink]] = {}
         self._cut: set[tuple[str, str]] = set()
+        #: (time, sending node, medium) of every packet that reached a peer
+        self.delivered: list[tuple[float, str, str]] = []
 
     def link(self, node: str, name: str = "eth0", *, classic_only: bool = False) -> FakeLink:
         link = FakeLink(self, node, name, classic_only)
@@ -92,3 +95,7 @@ class FakeNetwork:
 
     def is_cut(self, node: str, name: str) -> bool:
         return (node, name) in self._cut
+
+    def last_delivery(self, node: str, name: str) -> float:
+        """When the last packet from ``node`` on medium ``name`` reached a peer."""
+        return max(t for t, n, m in self.delivered if n == node and m == name)

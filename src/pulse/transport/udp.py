@@ -200,11 +200,16 @@ class UdpLink:
         # of four times (recvfrom's checkpoint, the channel's, the retry, the wait),
         # which is most of what a heartbeat costs a Python process.
         backoff = _RECV_BACKOFF_MIN
+        # recvfrom(65535) would allocate (and shrink) a 64 KiB object for every packet,
+        # and once more for the attempt that finds the socket empty.
+        buffer = bytearray(MAX_UDP_PAYLOAD)
+        view = memoryview(buffer)
         while True:
             await trio.lowlevel.wait_readable(sock)
             for _ in range(RECEIVE_BURST):
                 try:
-                    data, address = sock.recvfrom(MAX_UDP_PAYLOAD)
+                    size, address = sock.recvfrom_into(buffer)
+                    data = view[:size].tobytes()
                 except BlockingIOError:
                     break
                 except OSError as exc:
