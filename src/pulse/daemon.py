@@ -36,7 +36,7 @@ from typing import Any
 
 import trio
 
-from pulse import __version__
+from pulse import __version__, memtrim
 from pulse.config import Loaded
 from pulse.config.model import ResourceOptions
 from pulse.control.protocol import Reply, Request
@@ -51,6 +51,7 @@ from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
 from pulse.scheduler import SHUTDONE, SchedulerView
 from pulse.state import load_uuid, next_generation
+from pulse.timerfd import KernelTimer
 from pulse.transport import Datagram, Link, open_links
 from pulse.wire.auth import Signer
 from pulse.wire.codec import Encoding, decode, encode
@@ -62,6 +63,8 @@ INBOUND_QUEUE = 1024
 OUTBOUND_QUEUE = 64
 EVENT_QUEUE = 1024
 LOADAVG_REFRESH = 5.0
+MEMORY_TRIM_FIRST = 2.0  # seconds after start
+MEMORY_TRIM_INTERVAL = 300.0
 BADPACK_LOG_INTERVAL = 10.0  # seconds between two log lines for the same drop reason
 
 
@@ -81,6 +84,11 @@ class DaemonOptions:
     plugins: PluginHost | None = None
     stop_retries: int | None = None  # overrides the config's [resources] stop_retries
     retry_delay: float = 1.0
+    # Sleep on a kernel timerfd between heartbeats (the real clock only: pulse run);
+    # trio's timers otherwise, which follow a MockClock. See pulse.timerfd.
+    kernel_timer: bool = False
+    # Hand freed C heap back to the kernel after start-up and every 5 minutes (memtrim).
+    trim_memory: bool = False
 
 
 _WIRE_LOG = {
@@ -99,7 +107,13 @@ class Daemon:
     """Drives one :class:`Engine` over a set of links."""
 
     def __init__(
-        self, loaded: Loaded, engine: Engine, links: Sequence[Link], signer: Signer
+        self,
+        loaded: Loaded,
+        engine: Engine,
+        links: Sequence[Link],
+        signer: Signer,
+        *,
+        kernel_timer: bool = False,
     ) -> None:
         self.loaded = loaded
         self.config = loaded.config
@@ -118,6 +132,8 @@ class Daemon:
         )
         self._stopping = trio.Event()
         self._timer_scope: trio.CancelScope | None = None
+        self._use_kernel_timer = kernel_timer
+        self._kernel_timer: KernelTimer | None = None
         self._pumps: list[tuple[Link, trio.MemoryReceiveChannel[bytes]]] = []
         self.resources: ResourceManager | None = None
         # What we sent lately: broadcasts come back to our own receive sockets, and
@@ -257,20 +273,47 @@ class Daemon:
         a received one (coalescing): a wake-up that would find nothing to do costs an
         idle node as much as one that sends.
         """
+        timer = self._kernel_timer
+        if timer is not None:
+            deadline = self.engine.next_deadline()
+            if deadline != timer.armed_for:  # most packets leave the next deadline as it was
+                timer.armed_for = deadline
+                timer.arm(deadline - trio.current_time())
+            return
         scope = self._timer_scope
         if scope is not None:
             scope.deadline = self.engine.next_deadline()
 
+    def _tick_if_due(self) -> bool:
+        """Run the engine's due timers; False if something is still due after that."""
+        now = trio.current_time()
+        if self.engine.next_deadline() <= now:
+            self.dispatch(self.engine.tick(now))
+            return self.engine.next_deadline() > now  # still due: should not happen
+        return True
+
     async def _run_timers(self) -> None:
         # A task of its own, so that receiving a packet costs no cancel scope: the timer
         # sleeps until the engine's next deadline, which _poke_timers keeps up to date.
+        timer = KernelTimer.open() if self._use_kernel_timer else None
+        if timer is not None:
+            self._kernel_timer = timer
+            try:
+                while True:
+                    if not self._tick_if_due():
+                        await trio.lowlevel.checkpoint()
+                        continue
+                    deadline = self.engine.next_deadline()
+                    timer.armed_for = deadline
+                    timer.arm(deadline - trio.current_time())
+                    await timer.wait()
+            finally:
+                self._kernel_timer = None
+                timer.close()
         while True:
-            now = trio.current_time()
-            if self.engine.next_deadline() <= now:
-                self.dispatch(self.engine.tick(now))
-                if self.engine.next_deadline() <= now:  # still due (should not happen)
-                    await trio.lowlevel.checkpoint()
-                    continue
+            if not self._tick_if_due():
+                await trio.lowlevel.checkpoint()
+                continue
             with trio.CancelScope(deadline=self.engine.next_deadline()) as scope:
                 self._timer_scope = scope
                 try:
@@ -430,6 +473,15 @@ def _arp_overrides(rt: ResourceOptions) -> dict[str, ArpPolicy] | None:
     return out
 
 
+async def _trim_memory_task() -> None:
+    # Once the daemon is up (its start-up garbage is freed), then now and then: what a
+    # takeover or a status dump allocated goes back to the kernel too.
+    await trio.sleep(MEMORY_TRIM_FIRST)
+    while True:
+        memtrim.trim()
+        await trio.sleep(MEMORY_TRIM_INTERVAL)
+
+
 async def _loadavg_task(cache: list[str]) -> None:
     path = trio.Path("/proc/loadavg")
     while True:
@@ -488,7 +540,7 @@ async def serve(
         rng=options.rng or random.Random(),
     )
     the_links = list(links) if links is not None else open_links(config)
-    daemon = Daemon(loaded, engine, the_links, signer)
+    daemon = Daemon(loaded, engine, the_links, signer, kernel_timer=options.kernel_timer)
     env = {"HA_CURHOST": loaded.node, **(dict(options.script_env) if options.script_env else {})}
     host = options.plugins
     rt = config.resource_options
@@ -528,6 +580,8 @@ async def serve(
     async with trio.open_nursery() as nursery:
         if options.loadavg is None:
             nursery.start_soon(_loadavg_task, loadavg_cache)
+        if options.trim_memory:
+            nursery.start_soon(_trim_memory_task)
         async with inbound_tx:
             for link in the_links:
                 await nursery.start(link.run, inbound_tx.clone())

@@ -46,6 +46,8 @@ def run(ns: argparse.Namespace) -> int:
         state_dir=Path(ns.state_dir or DEFAULT_STATE_DIR),
         control_socket=Path(ns.control_socket or DEFAULT_SOCKET),
         plugins=plugins,
+        kernel_timer=True,
+        trim_memory=True,
     )
     status = 0
     try:
