@@ -14,6 +14,7 @@ only exist from Python 3.13); both are non-blocking system calls of a few micros
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import os
@@ -93,6 +94,7 @@ class KernelTimer:
 
     def close(self) -> None:
         if self.fd >= 0:
-            trio.lowlevel.notify_closing(self.fd)
+            with contextlib.suppress(RuntimeError):  # outside trio nobody can be waiting
+                trio.lowlevel.notify_closing(self.fd)
             os.close(self.fd)
             self.fd = -1
