@@ -3,10 +3,11 @@
 ::
 
     link.run ──Datagram──▶ inbound ──▶ Daemon.run_engine: decode + verify, Engine.receive
-     (a task per link)                   │   Transmit ▶ link.try_send_nowait (UDP with room),
-                                         │              else the link's bounded queue ▶ pump task
+     (a task per link; drops its own     │   Transmit ▶ link.try_send_nowait (UDP with room),
+      echoes)                            │              else the link's bounded queue ▶ pump task
     Daemon._run_timers: Engine.tick at   │   Log ▶ logging (a queue thread)
       the engine's next deadline         └─ events ▶ ResourceManager inbox (failover.py)
+      (a timerfd under pulse run)
                                                        Scheduler (pure) ▶ group tasks (agents),
                                                        takeover checks, fencing, Send ▶ Engine
                                                        ClusterEvents ▶ EventBus ▶ a task per
