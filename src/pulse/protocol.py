@@ -132,6 +132,7 @@ class _Peer:
     generation: int | None = None
     uuid: bytes | None = None
     last_seq: int | None = None
+    tracked_generation: int | None = None  # the generation last_seq belongs to
     # After the peer was declared dead its next packet is taken as in-order.
     resync: bool = False
     # Its last seq when it was declared dead: a newer status with the same
@@ -145,6 +146,7 @@ class _Peer:
     replay_logged: set[int] = field(default_factory=set)
 
     def reset_tracking(self) -> None:
+        self.tracked_generation = None
         self.last_seq = None
         self.resync = False
         self.missing.clear()
@@ -353,7 +355,11 @@ class Engine:
                 out.append(Log(level="info", text=f"Heartbeat restart on node {name}"))
                 out.append(NodeRestarted(node=name, generation=hg, at=now))
             peer.generation = hg
-            peer.reset_tracking()
+            if peer.tracked_generation != hg:
+                # Packets of this very generation may have overtaken its first status
+                # (a start-up burst): what they taught us stays, or a phantom gap would
+                # be asked for, for ever, from a peer that saw our ACK for it.
+                peer.reset_tracking()
             peer.replay_logged.clear()
         elif node_dead and hg == known and peer.seq_at_death is not None:
             if seq <= peer.seq_at_death:
@@ -365,7 +371,7 @@ class Engine:
                 )
                 out.append(PartitionHealed(node=name, at=now))
 
-        verdict, track_out = self._track(peer, seq, now)
+        verdict, track_out = self._track(peer, seq, hg, now)
         out += track_out
         if verdict == "stale":
             self.counters["stale"] += 1
@@ -593,10 +599,11 @@ class Engine:
         dest = message.get("dest")
         return dest is None or dest.lower() == self._local
 
-    def _track(self, peer: _Peer, seq: int, now: float) -> tuple[str, list[Output]]:
+    def _track(self, peer: _Peer, seq: int, hg: int, now: float) -> tuple[str, list[Output]]:
         """Sequence rules of spec §4.5 step 5: in-order, duplicate, gap, gap-fill, stale."""
         out: list[Output] = []
         if peer.last_seq is None or peer.resync:
+            peer.tracked_generation = hg
             peer.last_seq = seq
             peer.resync = False
             peer.missing.clear()
