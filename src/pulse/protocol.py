@@ -62,11 +62,12 @@ REQNODES_RETRY_SECONDS = 1.0
 #: fraction of keepalive makes us send ours at once, in the same wake-up (so a node
 #: locks onto its peer within one keepalive, sending early once by at most this much).
 COALESCE_WINDOW = 0.5
-#: A node whose last status went out with a peer's sends the next one on its timer,
-#: this fraction of keepalive late, so that the peer's timer fires first and the peer's
-#: next status carries ours: two nodes take turns, and each wakes three times every two
-#: keepalives instead of four (wake-ups are what an idle Python daemon pays for). A
-#: status goes out this late only when the peer it waited for has gone quiet, once.
+#: After a status sent on the timer while a peer keeps pace, the next one is due up to
+#: this fraction of keepalive later (a random part of it, which also breaks a tie of two
+#: timers firing together), so that the peer's timer fires first and ours goes out with
+#: its status: two nodes take turns, and each wakes three times every two keepalives
+#: instead of four (wake-ups are what an idle Python daemon pays for). A status goes
+#: out that late only when the peer it waited for has gone quiet, once.
 TURN_SLACK = 0.125
 
 NOSEQ_PREFIX = "NS_"
