@@ -137,9 +137,6 @@ class Daemon:
         self._kernel_timer: KernelTimer | None = None
         self._pumps: list[tuple[Link, trio.MemoryReceiveChannel[bytes]]] = []
         self.resources: ResourceManager | None = None
-        # What we sent lately: broadcasts come back to our own receive sockets, and
-        # recognising them by their bytes saves decoding and verifying them.
-        self._recent_sent: collections.deque[bytes] = collections.deque(maxlen=16)
         self.plugins: PluginHost | None = None
 
     # ------------------------------------------------------------------ events
@@ -185,7 +182,6 @@ class Daemon:
                     log.error("cannot send %s message: %s", message.type, exc)
                     return
                 cache[encoding] = data
-                self._recent_sent.append(data)
             if link.try_send_nowait(data):
                 continue  # sent at once (a UDP socket with room): no queue, no task switch
             if tx is None:
@@ -209,9 +205,6 @@ class Daemon:
     # ------------------------------------------------------------------ inputs
 
     def handle(self, dgram: Datagram, now: float) -> None:
-        if dgram.data in self._recent_sent:
-            self.wire_counters["own"] += 1
-            return
         try:
             decoded = decode(dgram.data, self.signer)
         except Exception as exc:  # WireError; anything else is a codec bug, never fatal
@@ -297,30 +290,31 @@ class Daemon:
         # A task of its own, so that receiving a packet costs no cancel scope: the timer
         # sleeps until the engine's next deadline, which _poke_timers keeps up to date.
         timer = KernelTimer.open() if self._use_kernel_timer else None
-        if timer is not None:
-            self._kernel_timer = timer
-            try:
-                while True:
-                    if not self._tick_if_due():
-                        await trio.lowlevel.checkpoint()
-                        continue
-                    deadline = self.engine.next_deadline()
-                    timer.armed_for = deadline
-                    timer.arm(deadline - trio.current_time())
-                    await timer.wait()
-            finally:
-                self._kernel_timer = None
+        self._kernel_timer = timer
+        try:
+            while True:
+                if not self._tick_if_due():
+                    await trio.lowlevel.checkpoint()
+                    continue
+                await self._sleep_until_next_deadline(timer)
+        finally:
+            self._kernel_timer = None
+            if timer is not None:
                 timer.close()
-        while True:
-            if not self._tick_if_due():
-                await trio.lowlevel.checkpoint()
-                continue
-            with trio.CancelScope(deadline=self.engine.next_deadline()) as scope:
-                self._timer_scope = scope
-                try:
-                    await trio.sleep_forever()
-                finally:
-                    self._timer_scope = None
+
+    async def _sleep_until_next_deadline(self, timer: KernelTimer | None) -> None:
+        deadline = self.engine.next_deadline()
+        if timer is not None:
+            timer.armed_for = deadline
+            timer.arm(deadline - trio.current_time())
+            await timer.wait()
+            return
+        with trio.CancelScope(deadline=deadline) as scope:
+            self._timer_scope = scope
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._timer_scope = None
 
     async def run_pumps(self) -> None:
         async with trio.open_nursery() as nursery:

@@ -69,8 +69,9 @@ def format_status(st: dict[str, Any]) -> str:
         lines += ["", f"decision: {res['decision']}"]
         if res["standby"]:
             lines.append("standby: " + " ".join(res["standby"]))
-    counters = {k: v for k, v in st.get("wire", {}).items() if v and k != "own"}
-    # "own": our own broadcasts coming back, which every bcast link sees; not news.
+    counters = {k: v for k, v in st.get("wire", {}).items() if v}
+    # "own": our own packets that came back too late for the link to recognise them
+    # (after a burst) and that the engine dropped by their src; not news.
     counters.update({k: v for k, v in cl.get("counters", {}).items() if v and k != "own"})
     if counters:
         lines += ["", "packets: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items()))]
