@@ -30,7 +30,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -487,20 +487,21 @@ async def _loadavg_task(cache: list[str]) -> None:
         await trio.sleep(LOADAVG_REFRESH)
 
 
-async def _watch_signals(daemon: Daemon, cancel: trio.CancelScope, grace: float) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        async for signum in signals:
-            if signum == signal.SIGHUP:
-                log.info("Configuration unchanged. (reload needs a restart in this version)")
-                continue
-            if daemon.resources is not None:
-                await daemon.resources.shutdown()
-                log.info("All HA resources relinquished.")
-            await daemon.stop()
-            await trio.sleep(grace)
-            log.info("%s Heartbeat shutdown complete.", daemon.loaded.node)
-            cancel.cancel()
-            return
+async def _watch_signals(
+    daemon: Daemon, signals: AsyncIterator[int], cancel: trio.CancelScope, grace: float
+) -> None:
+    async for signum in signals:
+        if signum == signal.SIGHUP:
+            log.info("Configuration unchanged. (reload needs a restart in this version)")
+            continue
+        if daemon.resources is not None:
+            await daemon.resources.shutdown()
+            log.info("All HA resources relinquished.")
+        await daemon.stop()
+        await trio.sleep(grace)
+        log.info("%s Heartbeat shutdown complete.", daemon.loaded.node)
+        cancel.cancel()
+        return
 
 
 async def serve(
@@ -511,6 +512,22 @@ async def serve(
     task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run one pulse node until cancelled (or until SIGTERM/SIGINT when handling signals)."""
+    if not options.handle_signals:
+        await _serve(loaded, options, links, None, task_status)
+        return
+    # Signals are caught from the first moment, before any link sends: a node its
+    # peers already see as active must shut down cleanly, never die of a SIGTERM.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        await _serve(loaded, options, links, signals, task_status)
+
+
+async def _serve(
+    loaded: Loaded,
+    options: DaemonOptions,
+    links: Sequence[Link] | None,
+    signals: AsyncIterator[int] | None,
+    task_status: trio.TaskStatus[Daemon],
+) -> None:
     config = loaded.config
     signer = Signer(config.auth)
     wall = options.wallclock
@@ -586,6 +603,8 @@ async def serve(
         nursery.start_soon(daemon.run_pumps)
         if options.control_socket is not None:
             await nursery.start(serve_control, options.control_socket, daemon.handle_request)
-        if options.handle_signals:
-            nursery.start_soon(_watch_signals, daemon, nursery.cancel_scope, options.shutdown_grace)
+        if signals is not None:
+            nursery.start_soon(
+                _watch_signals, daemon, signals, nursery.cancel_scope, options.shutdown_grace
+            )
         task_status.started(daemon)
