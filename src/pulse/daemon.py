@@ -40,6 +40,7 @@ import trio
 from pulse import __version__, memtrim
 from pulse.config import Loaded
 from pulse.config.model import ResourceOptions
+from pulse.connectivity import ConnectivityView
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
 from pulse.events import Log, Output, Transmit
@@ -444,6 +445,19 @@ def resources_to_json(view: SchedulerView, manager: ResourceManager | None) -> d
             }
             for g in view.groups
         ],
+        "ipfail": _connectivity_to_json(view.connectivity),
+    }
+
+
+def _connectivity_to_json(view: ConnectivityView | None) -> dict[str, Any] | None:
+    if view is None:
+        return None
+    return {
+        "ping_nodes": list(view.ping_nodes),
+        "reachable": list(view.reachable),
+        "peers": dict(view.peers),
+        "giveup_at": view.giveup_at,
+        "giving_up": view.giving_up,
     }
 
 

@@ -182,6 +182,9 @@ class ResourceManager:
                 alive = item.new in ALIVE
                 if alive != peer.alive or (alive and item.node in self._fencing):
                     self._node_changed(item.node, alive, now)
+            elif peer is None and item.node != self.local:
+                # A ping node: the built-in ipfail counts the reachable ones.
+                self._apply(sched.ping_status(item.node, item.new is NodeStatus.PING, now))
         elif isinstance(item, _Fenced):
             self._fenced(item, now)
         elif isinstance(item, CommsUp):

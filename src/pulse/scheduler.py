@@ -41,6 +41,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pulse.config.model import AutoFailback, Config, ResourceGroup
+from pulse.connectivity import (
+    GIVEUP_KEEPALIVES,
+    Connectivity,
+    ConnectivityView,
+    num_ping_nodes_fields,
+    parse_num_ping,
+)
 from pulse.wire.message import Message
 
 RQSTDELAY = 10.0  # Heartbeat's dead-lock breaker: become stable without all replies
@@ -136,6 +143,7 @@ class SchedulerView:
     standby: tuple[str, ...]
     decision: str
     groups: tuple[GroupView, ...]
+    connectivity: ConnectivityView | None = None  # the built-in ipfail, when enabled
 
 
 @dataclass(slots=True)
@@ -195,6 +203,13 @@ class Scheduler:
         self.peers: dict[str, Peer] = {n: Peer() for n in self.nodes if n != local}
         self.mine: dict[str, _Mine] = {k: _Mine() for k in self.groups}
         self.standby: set[str] = set()  # groups this node refuses (pulsectl standby)
+        # ipfail: groups offered to a better-connected peer (soft, like standby).
+        self.uplink_refused: frozenset[str] = frozenset()
+        self.connectivity: Connectivity | None = None
+        if config.ipfail:
+            self.connectivity = Connectivity(
+                config.ping_nodes, delay=GIVEUP_KEEPALIVES * config.timing.keepalive / 1000
+            )
         self.failed_here: set[str] = set()  # groups whose start failed here
         self.takeover_pref: dict[str, str] = {}  # group -> node that asked to take it
         self.comms: bool = False
@@ -224,6 +239,7 @@ class Scheduler:
                 self.peers[name].alive = True
                 self.peers[name].dead_since = None
         self.awaiting = {n for n, p in self.peers.items() if p.alive}
+        out += self._tell_ping_count()
         if not self.awaiting:
             return out + self._become_stable(now, "no other node is alive")
         self._clock.stable_deadline = now + RQSTDELAY
@@ -248,7 +264,7 @@ class Scheduler:
             if not self.comms:
                 return []
             self._last_announce = self._announce_key()
-            back: list[Action] = [Send(self._resource_message())]
+            back: list[Action] = [Send(self._resource_message()), *self._tell_ping_count()]
             # Its report of what it holds may have reached us before its first
             # heartbeat did (a healed partition): settle a doubly held group now.
             return back + self._plan(now, cause=f"{node} is back")
@@ -262,6 +278,9 @@ class Scheduler:
         peer.failed = frozenset()
         self.awaiting.discard(node)
         out: list[Action] = []
+        if self.connectivity is not None:
+            self.connectivity.peer_gone(node)
+            out += self._check_connectivity(now, plan=False)  # planned below
         if self.exchange is not None and self.exchange.peer == node:
             out += self._end_exchange(f"standby exchange with {node} cancelled: {node} died")
         for key, who in list(self.takeover_pref.items()):
@@ -302,6 +321,7 @@ class Scheduler:
                 out += self._end_exchange(f"standby exchange with {src} cancelled: it restarted")
             if self.comms:
                 out.append(Send(self._resource_message()))
+                out += self._tell_ping_count()
             out += self._plan(now, cause=f"{src} is starting")
         elif kind == "resource":
             before = peer.hold
@@ -332,7 +352,72 @@ class Scheduler:
             out += self._plan(now, cause=f"{src} asked for them (takeover)")
         elif kind == "ask_resources":
             out += self._ask_resources(src, peer, msg, now)
+        elif kind == "num_ping_nodes" and self.connectivity is not None:
+            count = parse_num_ping(msg.get("num_ping"))
+            if count is not None:
+                self.connectivity.peer_count(src, count)
+                out += self._check_connectivity(now)
         return out
+
+    def ping_status(self, node: str, up: bool, now: float) -> list[Action]:
+        """A ping node became reachable (status ``ping``) or dead."""
+        c = self.connectivity
+        if c is None or not c.ping(node, up):
+            return []
+        out: list[Action] = []
+        if self.comms:
+            out += self._tell_ping_count()
+        return out + self._check_connectivity(now)
+
+    def _tell_ping_count(self) -> list[Action]:
+        if self.connectivity is None:
+            return []
+        return [Send(Message.of(*num_ping_nodes_fields(self.connectivity.count)))]
+
+    def _check_connectivity(self, now: float, *, plan: bool = True) -> list[Action]:
+        """Start, keep or end a give-up to a better-connected peer."""
+        c = self.connectivity
+        if c is None:
+            return []
+        better = c.better_peer()
+        if better is None:
+            c.giveup_at = None
+            if not c.giving_up:
+                return []
+            c.giving_up = False
+            self.uplink_refused = frozenset()
+            out: list[Action] = [
+                self._decide(f"ping node count is balanced ({c.count}): giveup ended")
+            ]
+            return out + self._plan(now, cause="ping node count is balanced") if plan else out
+        if c.giving_up or c.giveup_at is not None:
+            return []
+        c.giveup_at = now + c.delay
+        name, count = better
+        return [
+            self._decide(
+                f"{name} sees {count} ping node(s), this node {c.count}:"
+                f" delayed giveup in {c.delay:g}s"
+            )
+        ]
+
+    def _connectivity_tick(self, now: float) -> list[Action]:
+        c = self.connectivity
+        if c is None or c.giveup_at is None or now < c.giveup_at:
+            return []
+        c.giveup_at = None
+        better = c.better_peer()
+        if better is None:
+            return []
+        name, count = better
+        c.giving_up = True
+        self.uplink_refused = frozenset(self.groups)
+        out: list[Action] = [
+            self._decide(
+                f"Giving up because we have less visible ping nodes ({c.count}; {name}: {count})"
+            )
+        ]
+        return out + self._plan(now, cause=f"{name} sees more ping nodes")
 
     def done(
         self, group: str, now: float, *, ok: bool, clean: bool = True, detail: str = ""
@@ -428,6 +513,10 @@ class Scheduler:
         return all(m.state in (GroupState.STOPPED, GroupState.FAILED) for m in self.mine.values())
 
     def tick(self, now: float) -> list[Action]:
+        out = self._connectivity_tick(now)
+        return out + self._tick(now)
+
+    def _tick(self, now: float) -> list[Action]:
         deadline = self._clock.stable_deadline
         if deadline is not None and now >= deadline and not self.stable:
             missing = ", ".join(sorted(self.awaiting)) or "nobody"
@@ -452,6 +541,8 @@ class Scheduler:
             deadlines.append(self.exchange.deadline)
         if self._ask_after:
             deadlines.append(self._ask_after)
+        if self.connectivity is not None:
+            deadlines.append(self.connectivity.next_deadline())
         return min(deadlines)
 
     # ------------------------------------------------------------------ policy
@@ -498,7 +589,7 @@ class Scheduler:
         if node == self.local:
             return (
                 not self.leaving
-                and not (strict and key in self.standby)
+                and not (strict and key in self.refused)
                 and key not in self.failed_here
                 and self.mine[key].state is not GroupState.FAILED
             )
@@ -543,7 +634,7 @@ class Scheduler:
                 and owner in self.peers
                 and not self.peers[owner].stable
                 and not self.leaving
-                and key not in self.standby
+                and key not in self.refused
             ):
                 # Hand a group over only to a node that has finished starting (as
                 # Heartbeat's auto-failback waits for the returning node to be stable).
@@ -727,6 +818,8 @@ class Scheduler:
             return f"releasing {key}: shutting down"
         if key in self.standby:
             return f"releasing {key}: standby"
+        if key in self.uplink_refused:
+            return f"releasing {key}: a peer sees more ping nodes (ipfail)"
         if owner is not None and self.takeover_pref.get(key) == owner:
             return f"releasing {key}: {owner} took it over"
         if owner is not None and owner == self.groups[key].node:
@@ -776,13 +869,18 @@ class Scheduler:
     def _keys(self, text: str | None) -> frozenset[str]:
         return frozenset(k for k in (text or "").split() if k in self.groups)
 
+    @property
+    def refused(self) -> frozenset[str]:
+        """Groups this node offers to any other node: standby, plus an ipfail giveup."""
+        return frozenset(self.standby) | self.uplink_refused
+
     def _claimed(self) -> frozenset[str]:
         return frozenset(k for k, m in self.mine.items() if m.state in CLAIMED)
 
     def _announce_key(self) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool, bool]:
         return (
             self._claimed(),
-            frozenset(self.standby),
+            self.refused,
             frozenset(self.failed_here),
             self.stable,
             self.leaving,
@@ -820,7 +918,7 @@ class Scheduler:
             fields.append(("info", info))
         fields += [
             ("pulse_hold", " ".join(sorted(claimed)) or " "),
-            ("pulse_standby", " ".join(sorted(self.standby)) or " "),
+            ("pulse_standby", " ".join(sorted(self.refused)) or " "),
             ("pulse_failed", " ".join(sorted(self.failed_here)) or " "),
             ("pulse_leaving", "1" if self.leaving else "0"),
         ]
@@ -871,6 +969,7 @@ class Scheduler:
             standby=tuple(sorted(self.standby)),
             decision=self.decision,
             groups=tuple(groups),
+            connectivity=self.connectivity.view() if self.connectivity is not None else None,
         )
 
 

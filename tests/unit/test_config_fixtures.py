@@ -157,6 +157,7 @@ def test_complete_toml_example_loads(tmp_path: Path) -> None:
     assert cfg.parameters["realtime"] == "off"
     assert cfg.plugins["mailto"]["to"] == ["ops@example.com"]
     assert cfg.respawn[0].command == ("/usr/lib/heartbeat/ipfail",)
+    assert cfg.ipfail  # built into pulse: no process, and the binary need not exist
 
 
 def test_toml_example_round_trips(tmp_path: Path) -> None:

@@ -392,3 +392,15 @@ def test_missing_haresources_is_a_warning_in_pulse(tmp_path: Path) -> None:
     loaded = load_config(d, node="alpha")
     assert loaded.config.groups == ()
     assert any("no haresources file" in w.message for w in loaded.warnings)
+
+
+def test_respawn_ipfail_turns_the_built_in_ipfail_on_without_heartbeats_binary(
+    tmp_path: Path,
+) -> None:
+    text = "bcast eth0\nnode alpha beta\nauto_failback on\nping 198.51.100.254\n"
+    d = write_legacy(tmp_path, text + "respawn hacluster /nonexistent/lib/heartbeat/ipfail\n")
+    loaded = load_config(d, node="alpha")
+    assert loaded.config.ipfail
+    assert not [w for w in loaded.warnings if "ipfail" in w.message]
+    plain = write_legacy(tmp_path, text)
+    assert not load_config(plain, node="alpha").config.ipfail

@@ -8,6 +8,7 @@ import pytest
 from config_support import messages
 
 from pulse.config import load_config
+from pulse.config.convert import to_toml
 from pulse.config.model import BcastMedium, UcastMedium
 from pulse.config.toml import key_lines
 from pulse.errors import ConfigError
@@ -166,3 +167,19 @@ def test_documented_example_loads(tmp_path: Path) -> None:
     loaded = load_config(write(tmp_path, example), node="calc")
     assert loaded.config.cluster == "web"
     assert len(loaded.config.groups) == 2
+
+
+def test_cluster_ipfail_turns_the_built_in_ipfail_on_and_round_trips(tmp_path: Path) -> None:
+    text = MINIMAL.replace('auto_failback = "off"', 'auto_failback = "off"\nipfail = true')
+    text += '\n[[links]]\ntype = "ping"\nhost = "198.51.100.254"\n'
+    cfg = load_config(write(tmp_path, text), node="alpha").config
+    assert cfg.ipfail and cfg.respawn == ()
+    again = load_config(write(tmp_path, to_toml(cfg)), node="alpha").config
+    assert again.ipfail
+
+
+def test_cluster_ipfail_must_be_a_boolean(tmp_path: Path) -> None:
+    text = MINIMAL.replace('auto_failback = "off"', 'auto_failback = "off"\nipfail = "yes"')
+    assert errors(tmp_path, text) == [
+        "pulse.toml:4: cluster.ipfail: expected true or false, got string 'yes'"
+    ]

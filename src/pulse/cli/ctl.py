@@ -69,6 +69,16 @@ def format_status(st: dict[str, Any]) -> str:
         lines += ["", f"decision: {res['decision']}"]
         if res["standby"]:
             lines.append("standby: " + " ".join(res["standby"]))
+        ipf = res.get("ipfail")
+        if ipf:
+            seen = f"{len(ipf['reachable'])}/{len(ipf['ping_nodes'])} ping nodes"
+            peers = ", ".join(f"{k} {v}" for k, v in ipf["peers"].items()) or "no peer count yet"
+            state = (
+                "giving up to a better-connected peer"
+                if ipf["giving_up"]
+                else ("giveup pending" if ipf["giveup_at"] is not None else "balanced")
+            )
+            lines.append(f"ipfail: this node sees {seen}; peers: {peers}; {state}")
     counters = {k: v for k, v in st.get("wire", {}).items() if v}
     # "own": our own packets that came back too late for the link to recognise them
     # (after a burst) and that the engine dropped by their src; not news.

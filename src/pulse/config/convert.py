@@ -145,6 +145,8 @@ def to_toml(config: Config, *, header: str | None = None) -> str:
             kv(toml_key, text)
     if config.resource_dir is not None:
         kv("resource_dir", config.resource_dir)
+    if config.ipfail and not any(r.is_ipfail for r in config.respawn):
+        kv("ipfail", True)
 
     timing_lines: list[tuple[str, object]] = []
     for name in TIMING_KEYS:

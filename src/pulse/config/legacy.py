@@ -208,6 +208,7 @@ class HaCf:
     watchdog: str | None = None
     stonith: list[StonithDirective] = field(default_factory=list)
     respawn: list[RespawnDirective] = field(default_factory=list)
+    ipfail: bool = False  # TOML's [cluster] ipfail (ha.cf: a `respawn … ipfail` line)
     apiauth_clients: dict[str, Source] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
     # Port/baud cached by the first line of each plugin (ordering quirk).
@@ -1040,6 +1041,7 @@ def build_config(
         watchdog=cf.watchdog,
         stonith=tuple(cf.stonith),
         respawn=tuple(cf.respawn),
+        ipfail=cf.ipfail or any(r.is_ipfail for r in cf.respawn),
         parameters=params,
         plugins=dict(plugins or {}),
         origin=origin,

@@ -265,6 +265,11 @@ class RespawnDirective:
     failfast: bool = False
     source: Source | None = None
 
+    @property
+    def is_ipfail(self) -> bool:
+        """Heartbeat's ipfail client, whose policy pulse runs itself (no process)."""
+        return bool(self.command) and self.command[0].rsplit("/", 1)[-1] == "ipfail"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
@@ -287,6 +292,8 @@ class Config:
     watchdog: str | None = None
     stonith: tuple[StonithDirective, ...] = ()
     respawn: tuple[RespawnDirective, ...] = ()
+    # Heartbeat's ipfail policy, built in (`respawn … ipfail` or TOML [cluster] ipfail).
+    ipfail: bool = False
     # Every directive as written (last value wins), as `cl_status hbparameter` shows it
     # and as exported to scripts as HA_<name>.
     parameters: Mapping[str, str] = field(default_factory=dict)

@@ -85,7 +85,7 @@ TOP_KEYS = ("cluster", "timing", "links", "auth", "groups", "logging", "stonith"
 RESOURCE_KEYS = (
     "start_timeout", "stop_timeout", "status_timeout", "stop_retries", "arp_count", "arp_interval"
 )  # fmt: skip
-CLUSTER_ALL = ("name", "nodes", "resource_dir", *CLUSTER_KEYS)
+CLUSTER_ALL = ("name", "nodes", "resource_dir", "ipfail", *CLUSTER_KEYS)
 LINK_KEYS: dict[str, tuple[str, ...]] = {
     "bcast": ("interface", "port"),
     "ucast": ("interface", "peer", "port"),
@@ -357,6 +357,8 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
             elif r.string(value, ("cluster", key)) is None:
                 continue
             _feed(cf, r, CLUSTER_KEYS[key], value, ("cluster", key))
+    if "ipfail" in cluster:
+        cf.ipfail = r.boolean(cluster["ipfail"], ("cluster", "ipfail")) is True
     resource_dir = str(confdir / "resource.d")
     if "resource_dir" in cluster:
         rd = r.string(cluster["resource_dir"], ("cluster", "resource_dir"))
