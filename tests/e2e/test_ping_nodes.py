@@ -125,3 +125,18 @@ def test_without_cap_net_raw_pulse_run_refuses_to_start_naming_the_ping_directiv
         "(EPERM: Operation not permitted); ping nodes need root or CAP_NET_RAW"
     ) in done.stderr.splitlines()
     assert "Traceback" not in done.stderr
+
+
+def test_ping6_reaches_ping_over_icmpv6_inside_the_namespace(
+    topology: Topology, tmp_path: Path
+) -> None:
+    # No IPv6 address may be configured: the namespace's own loopback answers.
+    lan = topology.add_lan("lan0", "198.51.100.0/24")
+    ns = topology.add_node("prime")
+    topology.connect(ns, lan, "eth0", "198.51.100.10")
+    config = ha_cf(["prime", "calc"], ["bcast eth0", "ping6 ::1"], extra=["deadping 1"])
+    node = PulseNode(topology, ns, tmp_path, name="prime", ha_cf=config)
+    node.start()
+    node.wait_node("::1", "ping", 10)
+    stats = node.status()["links"]["::1"]
+    assert stats["receive_errors"] == 0 and stats["packets_received"] >= 1
