@@ -13,7 +13,7 @@ import pytest
 
 from pulse.cli.ctl import format_status
 from pulse.lab.cluster import PULSE, PulseNode, ha_cf
-from pulse.lab.netns import Lan, Node, Topology
+from pulse.lab.netns import Lan, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -37,6 +37,15 @@ def cluster(topology: Topology, tmp_path: Path, media: list[str]) -> tuple[Lan, 
     for node in nodes:
         node.start()
     return lan, nodes
+
+
+def lone_node(topology: Topology, tmp_path: Path, media: list[str]) -> PulseNode:
+    """prime alone on the LAN (calc never starts), not started yet."""
+    lan = topology.add_lan("lan0", "198.51.100.0/24")
+    ns = topology.add_node("prime")
+    topology.connect(ns, lan, "eth0", "198.51.100.10")
+    config = ha_cf(["prime", "calc"], media, extra=[f"deadping {DEADPING}"])
+    return PulseNode(topology, ns, tmp_path, name="prime", ha_cf=config)
 
 
 def cut_off(topology: Topology, node: PulseNode, *hosts: str) -> None:
@@ -106,19 +115,15 @@ def test_a_ping_group_is_up_while_any_of_its_hosts_answers(
 def test_without_cap_net_raw_pulse_run_refuses_to_start_naming_the_ping_directive(
     topology: Topology, tmp_path: Path
 ) -> None:
-    lan = topology.add_lan("lan0", "198.51.100.0/24")
-    ns: Node = topology.add_node("prime")
-    topology.connect(ns, lan, "eth0", "198.51.100.10")
     # A ping-only config: bcast's SO_BINDTODEVICE would need CAP_NET_RAW as well.
-    config = ha_cf(["prime", "calc"], [f"ping {ROUTER}"])
-    node = PulseNode(topology, ns, tmp_path, name="prime", ha_cf=config)
+    node = lone_node(topology, tmp_path, [f"ping {ROUTER}"])
     # Root, but with CAP_NET_RAW out of the bounding set: exec drops it.
     argv = [
         "setpriv", "--bounding-set", "-net_raw", "--inh-caps", "-net_raw", "--",
         *PULSE, "run", "-c", str(node.dir), "--node", "prime",
         "--control-socket", node.socket, "--state-dir", str(node.dir / "state"),
     ]  # fmt: skip
-    done = topology.run(ns, argv, check=False, timeout=30)
+    done = topology.run(node.node, argv, check=False, timeout=30)
     assert done.returncode == 1, done.stderr
     assert (
         f"pulse: ping {ROUTER}: cannot open a raw ICMP socket: permission denied "
@@ -131,11 +136,7 @@ def test_ping6_reaches_ping_over_icmpv6_inside_the_namespace(
     topology: Topology, tmp_path: Path
 ) -> None:
     # No IPv6 address may be configured: the namespace's own loopback answers.
-    lan = topology.add_lan("lan0", "198.51.100.0/24")
-    ns = topology.add_node("prime")
-    topology.connect(ns, lan, "eth0", "198.51.100.10")
-    config = ha_cf(["prime", "calc"], ["bcast eth0", "ping6 ::1"], extra=["deadping 1"])
-    node = PulseNode(topology, ns, tmp_path, name="prime", ha_cf=config)
+    node = lone_node(topology, tmp_path, ["bcast eth0", "ping6 ::1"])
     node.start()
     node.wait_node("::1", "ping", 10)
     stats = node.status()["links"]["::1"]
