@@ -36,7 +36,7 @@ from typing import Any
 
 import trio
 
-from pulse.errors import TransportError
+from pulse.errors import TransportError, WireError
 from pulse.wire.auth import Signer
 from pulse.wire.codec import Encoding, decode, encode
 from pulse.wire.message import Message
@@ -308,9 +308,8 @@ class PingLink:
         # (they parse it with MSG_NEEDAUTH).
         try:
             message = decode(echo.payload, self._signer).message
-        except Exception as exc:  # WireError: unsigned, bad signature, malformed
-            reason = getattr(exc, "reason", type(exc).__name__)
-            self._counters.receive_error(f"reply from {source}: payload refused ({reason})")
+        except WireError as exc:  # unsigned, bad signature, malformed (decode raises no other)
+            self._counters.receive_error(f"reply from {source}: payload refused ({exc.reason})")
             return None
         if message.get("t") != "NS_st" or message.get("info") != self.info:
             self._counters.receive_error(f"reply from {source}: not a {self.info} message")
