@@ -115,7 +115,7 @@ def test_a_ping_group_is_up_while_any_of_its_hosts_answers(
 def test_without_cap_net_raw_pulse_run_refuses_to_start_naming_the_ping_directive(
     topology: Topology, tmp_path: Path
 ) -> None:
-    # A ping-only config: bcast's SO_BINDTODEVICE would need CAP_NET_RAW as well.
+    # A ping-only config: the ping link is the one thing that needs CAP_NET_RAW.
     node = lone_node(topology, tmp_path, [f"ping {ROUTER}"])
     # Root, but with CAP_NET_RAW out of the bounding set: exec drops it.
     argv = [
