@@ -5,19 +5,25 @@ repnodes) and needs its messages acknowledged; this proves pulse speaks enough o
 protocol for ``cl_status nodestatus`` to say ``active``, and that each side declares
 the other dead after deadtime when it is killed, for every authkeys method Heartbeat
 knows, and that a group moves between them through Heartbeat's standby exchange.
+Heartbeat's ICMP ping payload is also compared with the one pulse's ping links send.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pulse.config.model import AuthKey, AuthKeys, AuthMethod
 from pulse.lab.cluster import PulseNode, ha_cf
 from pulse.lab.heartbeat import HeartbeatNode, HeartbeatPeers, missing_prerequisites, render_ha_cf
 from pulse.lab.netns import Lan, Node, Topology
+from pulse.transport.ping import parse_icmp, ping_message
+from pulse.wire import Encoding, Signer, decode, encode
 
 pytestmark = [pytest.mark.netns, pytest.mark.heartbeat, pytest.mark.slow]
 
@@ -206,3 +212,51 @@ def test_pulse_gives_a_returning_heartbeat_node_its_group_through_the_standby_ex
     hb.wait_log(r"standby: acquire \[foreign\] resources from pulse1", 10)
     time.sleep(2)  # and it stays there
     assert has_vip(topology, hb.node) and not has_vip(topology, pulse.node)
+
+
+# An ICMP sniffer for the router namespace: prints the first echo request it sees.
+_ECHO_SNIFFER = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(20)
+while True:
+    data = s.recv(65535)
+    if data[(data[0] & 15) * 4] == 8:
+        print(data.hex())
+        break
+"""
+
+
+def test_heartbeats_ping_payload_is_byte_identical_to_pulses_netstring_one(
+    topology: Topology, peers: HeartbeatPeers, tmp_path: Path
+) -> None:
+    router_ip = "198.51.100.254"
+    lan = topology.add_lan("lan0", "198.51.100.0/24")
+    router = topology.add_node("router")
+    topology.connect(router, lan, "eth0", router_ip)
+    hb_ns = topology.add_node("hb1")
+    topology.connect(hb_ns, lan, "eth0", "198.51.100.11")
+    sniff = [sys.executable, "-c", _ECHO_SNIFFER]
+    sniffer = topology.popen(router, sniff, stdout=subprocess.PIPE, text=True)
+    authkeys = AUTHKEYS["sha1"]
+    media = ["bcast eth0", f"ping {router_ip}"]
+    hb = peers.add(
+        hb_ns,
+        name="hb1",
+        ha_cf=render_ha_cf(
+            nodes=["hb1", "pulse1"], media=media, logdir=tmp_path / "hb" / "hb1" / "log"
+        ),
+        authkeys=authkeys,
+    )
+    hb.start()
+    out, _ = sniffer.communicate(timeout=30)
+    echo = parse_icmp(bytes.fromhex(out.strip()))
+    # Heartbeat stores the pid's low 16 bits in host order (pulse: network order).
+    assert echo.ident == int.from_bytes((hb.pid & 0xFFFF).to_bytes(2, sys.byteorder), "big")
+    key = AuthKey(index=1, method=AuthMethod.SHA1, key=b"pulse-interop-secret")
+    signer = Signer(AuthKeys(outbound=1, keys=(key,)))
+    ts = decode(echo.payload, signer).message.get("ts")
+    assert ts is not None
+    ours = encode(ping_message(router_ip, "ping", int(ts, 16)), signer, Encoding.NETSTRING)
+    assert echo.payload == ours
+    hb.wait_nodestatus(router_ip, "ping", 10)

@@ -26,6 +26,7 @@ from pulse.transport import (
     BcastLink,
     Link,
     McastLink,
+    PingLink,
     SerialLink,
     UcastLink,
     open_links,
@@ -81,14 +82,30 @@ def test_bcast_on_two_ports_of_one_interface_are_two_links() -> None:
     assert [link.port for link in links if isinstance(link, BcastLink)] == [694, 695]
 
 
-def test_ping_media_are_not_links() -> None:
+def test_each_ping_host_and_ping_group_is_an_icmp_link_named_after_its_node() -> None:
     links = open_links(
         _config(
             PingMedium(host="198.51.100.254"),
-            PingGroupMedium(group="routers", hosts=("198.51.100.253",)),
+            BcastMedium(interface="eth0"),
+            PingGroupMedium(group="routers", hosts=("198.51.100.253", "198.51.100.252")),
+            PingMedium(host="2001:db8::1", ipv6=True),
+            PingMedium(host="198.51.100.254"),
+            keepalive=500,
         )
     )
-    assert links == []
+    assert [type(link) for link in links] == [BcastLink, PingLink, PingLink, PingLink]
+    pings = [link for link in links if isinstance(link, PingLink)]
+    assert [(p.name, p.hosts, p.info, p.ipv6) for p in pings] == [
+        ("198.51.100.254", ("198.51.100.254",), "ping", False),
+        ("routers", ("198.51.100.253", "198.51.100.252"), "ping_group", False),
+        ("2001:db8::1", ("2001:db8::1",), "ping6", True),
+    ]
+    assert {p.interval for p in pings} == {0.5}
+    assert [p.describe() for p in pings] == [
+        "ping 198.51.100.254",
+        "ping_group routers 198.51.100.253 198.51.100.252",
+        "ping6 2001:db8::1",
+    ]
 
 
 def test_only_serial_links_demand_the_classic_encoding() -> None:

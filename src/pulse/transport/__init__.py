@@ -9,17 +9,30 @@ message goes out on all media). Nothing here decodes or authenticates a packet.
 
 Grouping follows Heartbeat's media: one link per ``bcast`` interface and port, one per
 ``ucast`` interface and port carrying every peer of the lines that name it, one per
-``mcast`` interface, group and port, and one per serial device. ``ping`` and
-``ping_group`` are pseudo-nodes, not links, and are skipped.
+``mcast`` interface, group and port, and one per serial device. Each ``ping`` /
+``ping6`` host and each ``ping_group`` is a pseudo-node with an ICMP link of its own,
+named after it (:mod:`pulse.transport.ping`); these come last and carry no cluster
+traffic.
 """
 
 from __future__ import annotations
 
-from pulse.config.model import BcastMedium, Config, McastMedium, SerialMedium, UcastMedium
+from pulse.config.model import (
+    BcastMedium,
+    Config,
+    McastMedium,
+    PingGroupMedium,
+    PingMedium,
+    SerialMedium,
+    UcastMedium,
+)
+from pulse.wire.auth import Signer
+from pulse.wire.codec import Encoding
 
 from ._link import Datagram as Datagram
 from ._link import Link as Link
 from ._link import LinkStatistics as LinkStatistics
+from .ping import PingLink as PingLink
 from .serial import SerialLink as SerialLink
 from .udp import BcastLink as BcastLink
 from .udp import McastLink as McastLink
@@ -32,6 +45,7 @@ __all__ = [
     "Link",
     "LinkStatistics",
     "McastLink",
+    "PingLink",
     "SerialLink",
     "UcastLink",
     "UdpLink",
@@ -90,6 +104,38 @@ def open_links(
                     write_timeout=write_timeout,
                 )
             )
+    return links + _ping_links(config)
+
+
+def _ping_links(config: Config) -> list[Link]:
+    """One ICMP link per ping node, in config order (a repeated host counts once)."""
+    media: dict[str, PingMedium | PingGroupMedium] = {}
+    for medium in config.media:
+        if isinstance(medium, PingMedium | PingGroupMedium):
+            media.setdefault(medium.name, medium)
+    if not media:
+        return []
+    signer = Signer(config.auth)
+    encoding = Encoding.NETSTRING if config.msgfmt == "netstring" else Encoding.CLASSIC
+    interval = config.timing.keepalive / 1000.0
+    links: list[Link] = []
+    for name, medium in media.items():
+        hosts: tuple[str, ...]
+        if isinstance(medium, PingMedium):
+            hosts, info = (medium.host,), "ping6" if medium.ipv6 else "ping"
+        else:
+            hosts, info = medium.hosts, "ping_group"
+        links.append(
+            PingLink(
+                name=name,
+                hosts=hosts,
+                info=info,
+                ipv6=isinstance(medium, PingMedium) and medium.ipv6,
+                interval=interval,
+                signer=signer,
+                encoding=encoding,
+            )
+        )
     return links
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
+
+from pulse.errors import TransportError
 
 log = logging.getLogger("pulse.transport")
 
@@ -44,6 +47,9 @@ class LinkStatistics:
     """Times a serial device was reopened after an error (always 0 for UDP)."""
     echoes: int = 0
     """Our own packets that came back (a broadcast reaches its sender too), dropped."""
+    ignored: int = 0
+    """Packets for someone else, dropped: ICMP traffic a ping link's raw socket sees
+    that is not a reply to its own echoes (always 0 for UDP and serial)."""
     last_error: str | None = None
     """Text of the most recent error, for ``pulsectl`` and logs."""
 
@@ -103,6 +109,7 @@ class Counters:
         "bytes_received",
         "bytes_sent",
         "echoes",
+        "ignored",
         "last_error",
         "packets_received",
         "packets_sent",
@@ -124,6 +131,7 @@ class Counters:
         self.receive_errors = 0
         self.reopens = 0
         self.echoes = 0
+        self.ignored = 0
         self.last_error: str | None = None
 
     def sent(self, size: int) -> None:
@@ -156,6 +164,7 @@ class Counters:
             receive_errors=self.receive_errors,
             reopens=self.reopens,
             echoes=self.echoes,
+            ignored=self.ignored,
             last_error=self.last_error,
         )
 
@@ -180,3 +189,21 @@ def describe_os_error(exc: OSError) -> str:
         name = errno.errorcode.get(exc.errno, str(exc.errno))
         return f"{name}: {exc.strerror or exc}"
     return str(exc)
+
+
+RESOLVE_TIMEOUT = 10.0
+
+
+async def resolve_host(host: str, family: socket.AddressFamily, what: str) -> tuple[Any, ...]:
+    """The socket address of *host* (a literal address or a name) in *family*.
+
+    Raises :class:`TransportError` naming *what* (``ucast peer``, ``ping host``…).
+    """
+    try:
+        with trio.fail_after(RESOLVE_TIMEOUT):
+            infos = await trio.socket.getaddrinfo(host, None, family=family, type=socket.SOCK_DGRAM)
+    except (OSError, trio.TooSlowError) as exc:
+        raise TransportError(f"cannot resolve {what} {host!r}: {exc}") from exc
+    if not infos:
+        raise TransportError(f"cannot resolve {what} {host!r}: no address")
+    return tuple(infos[0][4])

@@ -27,7 +27,7 @@ import trio
 
 from pulse.errors import TransportError
 
-from ._link import Counters, Datagram, LinkStatistics, describe_os_error
+from ._link import Counters, Datagram, LinkStatistics, describe_os_error, resolve_host
 
 #: Heartbeat's receive buffer is MAXMSG (256 KiB) but a UDP payload cannot exceed this.
 MAX_UDP_PAYLOAD = 65535
@@ -416,22 +416,10 @@ class McastLink(UdpLink):
         return [(self.group, self.port)]
 
 
-_RESOLVE_TIMEOUT = 10.0
-
-
 async def _resolve_ipv4(host: str) -> str:
     """A ucast peer as Heartbeat takes it: an IPv4 address or a resolvable name."""
     try:
         return str(ipaddress.IPv4Address(host))
     except ValueError:
         pass
-    try:
-        with trio.fail_after(_RESOLVE_TIMEOUT):
-            infos = await trio.socket.getaddrinfo(
-                host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM
-            )
-    except (OSError, trio.TooSlowError) as exc:
-        raise TransportError(f"cannot resolve ucast peer {host!r}: {exc}") from exc
-    if not infos:
-        raise TransportError(f"cannot resolve ucast peer {host!r}: no IPv4 address")
-    return str(infos[0][4][0])
+    return str((await resolve_host(host, socket.AF_INET, "ucast peer"))[0])

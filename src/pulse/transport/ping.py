@@ -1,0 +1,337 @@
+"""ICMP links for the ``ping``, ``ping6`` and ``ping_group`` pseudo-nodes (spec §4.1).
+
+A ping node is a router or a switch that answers ICMP echo requests and knows nothing
+of Heartbeat. As Heartbeat's ``ping`` plugins do, the link sends the message it wants
+to hear back *from* the ping node: once per keepalive, an echo request to every host
+of the link whose payload is a signed ``t=NS_st st=ping info=<plugin> src=<node>
+ts=<hex time>`` message. The host echoes the payload unchanged; the link passes the
+reply's payload on as a :class:`Datagram` on the link named after the ping node, the
+daemon authenticates it like any packet and the engine marks the node ``ping``
+(``dead`` after ``deadping`` without one).
+
+Only an echo *reply* with our ICMP id (pid & 0xffff), from one of the link's hosts,
+carrying a well-formed, correctly signed ping message for this link is passed on.
+Everything else that a raw ICMP socket sees (other programs' pings, replies meant for
+another ping link of this daemon) is dropped and counted as ``ignored``; truncated
+packets, bad checksums, unsigned or foreign payloads are counted as receive errors.
+
+A ping link carries no cluster traffic: the heartbeats and resource messages the
+daemon hands to every link are accepted by :meth:`PingLink.try_send_nowait` and
+dropped (Heartbeat's plugins likewise throw away what they are given).
+
+Raw sockets need root or ``CAP_NET_RAW``; without it the link fails to open with a
+:class:`~pulse.errors.TransportError` naming the directive.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from pulse.errors import TransportError, WireError
+from pulse.wire.auth import Signer
+from pulse.wire.codec import Encoding, decode, encode
+from pulse.wire.message import Message
+
+from ._link import Counters, Datagram, LinkStatistics, describe_os_error, resolve_host
+
+ICMP_ECHO_REPLY = 0
+ICMP_ECHO_REQUEST = 8
+ICMP6_ECHO_REQUEST = 128
+ICMP6_ECHO_REPLY = 129
+
+#: type, code, checksum, identifier, sequence: the 8 bytes before an echo's data.
+ICMP_HEADER = struct.Struct("!BBHHH")
+
+#: How many recent sequence numbers a ping group remembers, to pass on one answer per
+#: echo when several of its hosts reply (Heartbeat's NSLOT).
+GROUP_WINDOW = 128
+
+#: Largest packet read: an IPv4 header with options, the ICMP header, a message.
+MAX_PACKET = 65535
+RECEIVE_BURST = 64
+_RECV_BACKOFF = 0.1
+
+# Kernel-side type filters (<linux/icmp.h> ICMP_FILTER, <linux/icmpv6.h> ICMPV6_FILTER):
+# a set bit blocks a type, so only echo replies reach the socket.
+_SOL_RAW = 255
+_ICMP_FILTER = 1
+_ICMPV6_FILTER = 1
+
+
+class MalformedPacket(ValueError):
+    """An ICMP packet too short or corrupt to be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    """The fields of one ICMP echo (request or reply) that a ping link looks at."""
+
+    type: int
+    code: int
+    ident: int
+    seq: int
+    payload: bytes
+
+
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071: the ones' complement of the ones' complement sum of 16-bit words."""
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def echo_request(ident: int, seq: int, payload: bytes, *, ipv6: bool = False) -> bytes:
+    """An ICMP (or ICMPv6) echo request. ICMPv6 checksums are the kernel's to fill in."""
+    if ipv6:
+        return ICMP_HEADER.pack(ICMP6_ECHO_REQUEST, 0, 0, ident, seq & 0xFFFF) + payload
+    unsigned = ICMP_HEADER.pack(ICMP_ECHO_REQUEST, 0, 0, ident, seq & 0xFFFF) + payload
+    checksum = internet_checksum(unsigned)
+    return unsigned[:2] + struct.pack("!H", checksum) + unsigned[4:]
+
+
+def parse_icmp(packet: bytes, *, ipv6: bool = False) -> Echo:
+    """Read what a raw ICMP socket returns: the IPv4 header first, none for ICMPv6.
+
+    The ICMPv4 checksum is verified (the kernel verified the ICMPv6 one). Raises
+    :class:`MalformedPacket`.
+    """
+    if ipv6:
+        icmp = packet
+    else:
+        if not packet or packet[0] >> 4 != 4:
+            raise MalformedPacket("not an IPv4 packet")
+        header_len = (packet[0] & 0x0F) * 4
+        if header_len < 20:
+            raise MalformedPacket(f"IPv4 header length {header_len} below 20")
+        icmp = packet[header_len:]
+    if len(icmp) < ICMP_HEADER.size:
+        raise MalformedPacket(f"truncated ICMP packet ({len(packet)} bytes)")
+    if not ipv6 and internet_checksum(icmp) != 0:
+        raise MalformedPacket("bad ICMP checksum")
+    kind, code, _, ident, seq = ICMP_HEADER.unpack_from(icmp)
+    return Echo(type=kind, code=code, ident=ident, seq=seq, payload=icmp[ICMP_HEADER.size :])
+
+
+def ping_message(node: str, info: str, ts: int) -> Message:
+    """The message a ping node is made to send us (``info`` is the plugin's name)."""
+    return Message.of(
+        ("t", "NS_st"), ("st", "ping"), ("info", info), ("src", node), ("ts", b"%x" % ts)
+    )
+
+
+class PingLink:
+    """One ``ping HOST`` / ``ping6 HOST``, or one ``ping_group NAME HOST…``.
+
+    ``name`` is the pseudo-node's name (the host as written, or the group name), which
+    is also the name of its only link. ``info`` is Heartbeat's plugin name (``ping``,
+    ``ping6``, ``ping_group``), carried in the payload and checked on the way back.
+    """
+
+    classic_only = False
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        hosts: tuple[str, ...],
+        info: str,
+        interval: float,
+        signer: Signer,
+        ipv6: bool = False,
+        encoding: Encoding = Encoding.CLASSIC,
+        ident: int | None = None,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        if not hosts:
+            raise ValueError(f"{info} {name}: no host to ping")
+        if interval <= 0:
+            raise ValueError(f"ping interval {interval} must be positive")
+        self.name = name
+        self.hosts = hosts
+        self.info = info
+        self.interval = interval
+        self.ipv6 = ipv6
+        self.ident = (os.getpid() if ident is None else ident) & 0xFFFF
+        self._signer = signer
+        self._encoding = encoding
+        self._wallclock = wallclock
+        self._counters = Counters(name)
+        self._seq = 0
+        self._addresses: list[tuple[str, tuple[Any, ...]]] = []  # (address text, sockaddr)
+        self._recent = [-1] * GROUP_WINDOW
+
+    def __repr__(self) -> str:
+        return f"<PingLink {self.describe()}>"
+
+    def describe(self) -> str:
+        """The directive as written: ``ping 198.51.100.254``, ``ping_group lan a b``."""
+        if self.info == "ping_group":
+            return f"ping_group {self.name} {' '.join(self.hosts)}"
+        return f"{self.info} {self.name}"
+
+    def statistics(self) -> LinkStatistics:
+        return self._counters.snapshot()
+
+    # ----------------------------------------------------------------- opening
+
+    def _open_socket(self) -> socket.socket:
+        family = socket.AF_INET6 if self.ipv6 else socket.AF_INET
+        proto = socket.IPPROTO_ICMPV6 if self.ipv6 else socket.IPPROTO_ICMP
+        try:
+            sock = socket.socket(family, socket.SOCK_RAW, proto)
+        except OSError as exc:
+            raise TransportError(self._open_error(exc)) from exc
+        try:
+            if self.ipv6:
+                blocked = [0xFFFFFFFF] * 8
+                blocked[ICMP6_ECHO_REPLY >> 5] &= ~(1 << (ICMP6_ECHO_REPLY & 31))
+                sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMPV6_FILTER, struct.pack("=8I", *blocked))
+            else:
+                blocked_v4 = 0xFFFFFFFF & ~(1 << ICMP_ECHO_REPLY)
+                sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("=I", blocked_v4))
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise TransportError(self._open_error(exc)) from exc
+        return sock
+
+    def _open_error(self, exc: OSError) -> str:
+        kind = "ICMPv6" if self.ipv6 else "ICMP"
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            reason = (
+                f"permission denied ({describe_os_error(exc)}); ping nodes need root or CAP_NET_RAW"
+            )
+        else:
+            reason = describe_os_error(exc)
+        return f"{self.describe()}: cannot open a raw {kind} socket: {reason}"
+
+    async def _resolve(self) -> None:
+        family = socket.AF_INET6 if self.ipv6 else socket.AF_INET
+        addresses: list[tuple[str, tuple[Any, ...]]] = []
+        for host in self.hosts:
+            sockaddr = await resolve_host(host, family, f"{self.info} host")
+            if all(text != sockaddr[0] for text, _ in addresses):
+                addresses.append((str(sockaddr[0]), sockaddr))
+        self._addresses = addresses
+
+    # ----------------------------------------------------------------- running
+
+    async def run(
+        self,
+        inbound: trio.MemorySendChannel[Datagram],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with self._open_socket() as sock:
+            await self._resolve()
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._send_loop, sock)
+                await self._receive_loop(sock, inbound)
+                nursery.cancel_scope.cancel()
+
+    async def _send_loop(self, sock: socket.socket) -> None:
+        while True:
+            self.ping_once(sock)
+            await trio.sleep(self.interval)
+
+    def ping_once(self, sock: socket.socket) -> None:
+        """Send one echo request, with the next sequence number, to every host."""
+        message = ping_message(self.name, self.info, int(self._wallclock()))
+        try:
+            payload = encode(message, self._signer, self._encoding)
+        except ValueError as exc:  # a ping node name the wire cannot carry
+            self._counters.send_error(f"cannot encode the ping message: {exc}")
+            return
+        packet = echo_request(self.ident, self._seq, payload, ipv6=self.ipv6)
+        self._seq = (self._seq + 1) & 0xFFFF
+        for text, sockaddr in self._addresses:
+            try:
+                sock.sendto(packet, sockaddr)
+            except OSError as exc:  # BlockingIOError included: never wait for a ping
+                self._counters.send_error(f"ping {text} failed: {describe_os_error(exc)}")
+                continue
+            self._counters.sent(len(packet))
+
+    async def _receive_loop(
+        self, sock: socket.socket, inbound: trio.MemorySendChannel[Datagram]
+    ) -> None:
+        buffer = bytearray(MAX_PACKET)
+        view = memoryview(buffer)
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(RECEIVE_BURST):
+                try:
+                    size, address = sock.recvfrom_into(buffer)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    self._counters.receive_error(f"receive failed: {describe_os_error(exc)}")
+                    await trio.sleep(_RECV_BACKOFF)
+                    break
+                datagram = self.accept(view[:size].tobytes(), str(address[0]))
+                if datagram is None:
+                    continue
+                try:
+                    await inbound.send(datagram)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return  # nobody listens any more: the daemon is shutting down
+
+    def accept(self, packet: bytes, source: str) -> Datagram | None:
+        """The reply's payload as a :class:`Datagram`, or None (dropped and counted)."""
+        try:
+            echo = parse_icmp(packet, ipv6=self.ipv6)
+        except MalformedPacket as exc:
+            self._counters.receive_error(f"from {source}: {exc}")
+            return None
+        reply = ICMP6_ECHO_REPLY if self.ipv6 else ICMP_ECHO_REPLY
+        if echo.type != reply or echo.ident != self.ident:
+            self._counters.ignored += 1  # somebody else's ICMP
+            return None
+        if all(text != source for text, _ in self._addresses):
+            self._counters.ignored += 1  # our reply, but for another ping link
+            return None
+        # The daemon authenticates the payload again; reading it here too keeps forged
+        # or foreign echoes out of the engine's counters, as Heartbeat's plugins do
+        # (they parse it with MSG_NEEDAUTH).
+        try:
+            message = decode(echo.payload, self._signer).message
+        except WireError as exc:  # unsigned, bad signature, malformed (decode raises no other)
+            self._counters.receive_error(f"reply from {source}: payload refused ({exc.reason})")
+            return None
+        if message.get("t") != "NS_st" or message.get("info") != self.info:
+            self._counters.receive_error(f"reply from {source}: not a {self.info} message")
+            return None
+        if message.get("src") != self.name:
+            self._counters.ignored += 1  # our echo for another ping node on the same host
+            return None
+        if self.info == "ping_group":
+            slot = echo.seq % GROUP_WINDOW
+            if self._recent[slot] == echo.seq:
+                self._counters.ignored += 1  # another host of the group answered the same echo
+                return None
+            self._recent[slot] = echo.seq
+        self._counters.received(len(echo.payload))
+        return Datagram(link=self.name, data=echo.payload, peer=source)
+
+    # ----------------------------------------------------------------- sending
+
+    def try_send_nowait(self, data: bytes) -> bool:
+        """Cluster traffic does not go to ping nodes: accepted and dropped."""
+        return True
+
+    async def send(self, data: bytes) -> None:
+        """Cluster traffic does not go to ping nodes: dropped."""
+        await trio.lowlevel.checkpoint()

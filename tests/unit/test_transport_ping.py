@@ -1,0 +1,303 @@
+"""ICMP ping links without sockets: echo packets, reply filtering, the engine's view."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+import struct
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+from protocol_harness import AUTH, make_config, make_engine
+
+from pulse.errors import TransportError
+from pulse.events import NodeStatus
+from pulse.transport import Datagram
+from pulse.transport.ping import (
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
+    MalformedPacket,
+    PingLink,
+    echo_request,
+    internet_checksum,
+    parse_icmp,
+    ping_message,
+)
+from pulse.wire.auth import Signer
+from pulse.wire.codec import Encoding, decode, encode
+
+ROUTER = "198.51.100.254"
+SIGNER = Signer(AUTH)
+IDENT = 0x4242
+WALL = 1_800_000_000.0
+
+
+def ipv4_header(source: str = ROUTER, *, options: bytes = b"") -> bytes:
+    """A minimal IPv4 header as a raw ICMP socket hands it over (checksum not checked)."""
+    ihl = 5 + len(options) // 4
+    return (
+        bytes([0x40 | ihl, 0])
+        + struct.pack("!HHHBBH", 0, 0, 0, 64, socket.IPPROTO_ICMP, 0)
+        + socket.inet_aton(source)
+        + socket.inet_aton("198.51.100.10")
+        + options
+    )
+
+
+def as_reply(request: bytes) -> bytes:
+    """What a host answers to an ICMP echo request: type 0, same id, seq and data."""
+    unsigned = bytes([ICMP_ECHO_REPLY, 0, 0, 0]) + request[4:]
+    return unsigned[:2] + struct.pack("!H", internet_checksum(unsigned)) + unsigned[4:]
+
+
+class CapturingSocket:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple[Any, ...]]] = []
+
+    def sendto(self, data: bytes, address: tuple[Any, ...]) -> int:
+        self.sent.append((data, address))
+        return len(data)
+
+
+async def resolved(link: PingLink) -> PingLink:
+    await link._resolve()  # literal addresses: no resolver thread
+    return link
+
+
+async def ping_link(
+    name: str = ROUTER, hosts: tuple[str, ...] = (ROUTER,), info: str = "ping"
+) -> PingLink:
+    link = PingLink(
+        name=name, hosts=hosts, info=info, interval=1.0, signer=SIGNER, ident=IDENT,
+        wallclock=lambda: WALL,
+    )  # fmt: skip
+    return await resolved(link)
+
+
+def sent_requests(link: PingLink) -> list[tuple[bytes, tuple[Any, ...]]]:
+    sock = CapturingSocket()
+    link.ping_once(sock)  # type: ignore[arg-type]
+    return sock.sent
+
+
+def payload_for(node: str, info: str = "ping") -> bytes:
+    return encode(ping_message(node, info, int(WALL)), SIGNER, Encoding.CLASSIC)
+
+
+# --------------------------------------------------------------------------- packets
+
+
+def test_checksum_matches_the_rfc_1071_worked_example() -> None:
+    assert internet_checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D
+
+
+def test_checksum_pads_an_odd_length_with_a_zero_byte() -> None:
+    assert internet_checksum(b"\x12\x34\x56") == internet_checksum(b"\x12\x34\x56\x00")
+
+
+def test_an_echo_request_carries_type_8_our_id_the_sequence_and_a_valid_checksum() -> None:
+    packet = echo_request(0xBEEF, 7, b"payload")
+    assert packet[0] == ICMP_ECHO_REQUEST and packet[1] == 0
+    assert struct.unpack("!HH", packet[4:8]) == (0xBEEF, 7)
+    assert packet[8:] == b"payload"
+    assert internet_checksum(packet) == 0
+
+
+def test_an_icmpv6_echo_request_leaves_the_checksum_to_the_kernel() -> None:
+    packet = echo_request(1, 2, b"x", ipv6=True)
+    assert (packet[0], packet[2:4]) == (128, b"\0\0")
+
+
+def test_the_sequence_number_wraps_at_16_bits() -> None:
+    assert struct.unpack("!H", echo_request(1, 0x10001, b"")[6:8]) == (1,)
+
+
+@given(
+    ident=st.integers(0, 0xFFFF),
+    seq=st.integers(0, 0xFFFF),
+    payload=st.binary(max_size=300),
+    options=st.sampled_from([b"", b"\x01\x01\x01\x00", b"\x01" * 8]),
+)
+def test_a_reply_parses_back_to_the_request_fields_behind_any_ipv4_header(
+    ident: int, seq: int, payload: bytes, options: bytes
+) -> None:
+    echo = parse_icmp(ipv4_header(options=options) + as_reply(echo_request(ident, seq, payload)))
+    assert (echo.type, echo.code, echo.ident, echo.seq, echo.payload) == (
+        ICMP_ECHO_REPLY, 0, ident, seq, payload,
+    )  # fmt: skip
+
+
+@given(payload=st.binary(min_size=1, max_size=100), data=st.data())
+def test_any_corrupted_byte_of_the_icmp_part_fails_the_checksum(
+    payload: bytes, data: st.DataObject
+) -> None:
+    packet = bytearray(as_reply(echo_request(IDENT, 3, payload)))
+    at = data.draw(st.integers(0, len(packet) - 1))
+    packet[at] ^= data.draw(st.integers(1, 255))
+    with pytest.raises(MalformedPacket, match="checksum"):
+        parse_icmp(ipv4_header() + bytes(packet))
+
+
+@given(st.binary(max_size=80), st.booleans())
+def test_arbitrary_bytes_parse_or_raise_malformed_packet_and_nothing_else(
+    data: bytes, ipv6: bool
+) -> None:
+    with contextlib.suppress(MalformedPacket):
+        parse_icmp(data, ipv6=ipv6)
+
+
+@pytest.mark.parametrize(
+    ("packet", "problem"),
+    [
+        (b"", "not an IPv4"),
+        (b"\x60" + b"\0" * 40, "not an IPv4"),
+        (b"\x44" + b"\0" * 30, "below 20"),
+        (ipv4_header() + b"\0\0\0", "truncated"),
+        (ipv4_header(options=b"\x01" * 8)[:24], "truncated"),
+    ],
+)
+def test_short_or_non_ipv4_packets_are_malformed(packet: bytes, problem: str) -> None:
+    with pytest.raises(MalformedPacket, match=problem):
+        parse_icmp(packet)
+
+
+# --------------------------------------------------------------------------- the link
+
+
+async def test_once_per_round_every_host_gets_a_signed_ping_message_with_a_rising_seq() -> None:
+    link = await ping_link("routers", ("198.51.100.253", ROUTER), info="ping_group")
+    first, second = sent_requests(link), sent_requests(link)
+    assert [address[0] for _, address in first] == ["198.51.100.253", ROUTER]
+    assert first[0][0] == first[1][0]  # one echo, the same for every host of the group
+    assert [struct.unpack("!H", p[6:8])[0] for p, _ in (first[0], second[0])] == [0, 1]
+    message = decode(first[0][0][8:], SIGNER).message
+    assert [(f.name, f.value) for f in message] == [
+        ("t", b"NS_st"), ("st", b"ping"), ("info", b"ping_group"), ("src", b"routers"),
+        ("ts", b"%x" % int(WALL)),
+    ]  # fmt: skip
+    assert link.statistics().packets_sent == 4
+
+
+async def test_a_netstring_cluster_signs_its_pings_as_netstrings() -> None:
+    link = PingLink(
+        name=ROUTER, hosts=(ROUTER,), info="ping", interval=1.0, signer=SIGNER,
+        encoding=Encoding.NETSTRING,
+    )  # fmt: skip
+    [(packet, _)] = sent_requests(await resolved(link))
+    assert decode(packet[8:], SIGNER).encoding is Encoding.NETSTRING
+
+
+async def test_our_echoed_ping_comes_out_as_a_datagram_on_the_link_named_after_the_node() -> None:
+    link = await ping_link()
+    [(request, _)] = sent_requests(link)
+    dgram = link.accept(ipv4_header() + as_reply(request), ROUTER)
+    assert dgram == Datagram(link=ROUTER, data=request[8:], peer=ROUTER)
+    assert link.statistics().packets_received == 1
+
+
+async def test_the_engine_marks_the_ping_node_ping_from_the_echoed_payload() -> None:
+    config = make_config(("alpha", "beta"), ping=(ROUTER,))
+    engine = make_engine(config, "alpha")
+    link = await ping_link()
+    [(request, _)] = sent_requests(link)
+    dgram = link.accept(ipv4_header() + as_reply(request), ROUTER)
+    assert dgram is not None
+    engine.receive(decode(dgram.data, SIGNER).message, dgram.link, 1.0)
+    [ping_node] = [n for n in engine.view().nodes if n.name == ROUTER]
+    assert ping_node.status is NodeStatus.PING
+
+
+def reply_packet(payload: bytes, *, ident: int = IDENT, kind: int = ICMP_ECHO_REPLY) -> bytes:
+    request = echo_request(ident, 5, payload)
+    unsigned = bytes([kind]) + request[1:2] + b"\0\0" + request[4:]
+    return (
+        ipv4_header() + unsigned[:2] + struct.pack("!H", internet_checksum(unsigned)) + unsigned[4:]
+    )
+
+
+@pytest.mark.parametrize(
+    ("packet", "source", "counter"),
+    [
+        (reply_packet(payload_for(ROUTER), ident=IDENT + 1), ROUTER, "ignored"),
+        (reply_packet(payload_for(ROUTER), kind=ICMP_ECHO_REQUEST), ROUTER, "ignored"),
+        (reply_packet(payload_for(ROUTER)), "198.51.100.99", "ignored"),
+        (reply_packet(payload_for("198.51.100.1")), ROUTER, "ignored"),
+        (reply_packet(payload_for(ROUTER, info="ping_group")), ROUTER, "receive_errors"),
+        (
+            reply_packet(payload_for(ROUTER).replace(b"auth=1 ", b"auth=1 0")),
+            ROUTER,
+            "receive_errors",
+        ),
+        (reply_packet(b"hello from ping(8)"), ROUTER, "receive_errors"),
+        (reply_packet(payload_for(ROUTER))[:30], ROUTER, "receive_errors"),
+        (ipv4_header() + b"\0" * 3, ROUTER, "receive_errors"),
+    ],
+    ids=[
+        "another-id",
+        "an-echo-request",
+        "another-host",
+        "another-ping-node",
+        "wrong-info",
+        "bad-signature",
+        "not-a-message",
+        "truncated",
+        "shorter-than-icmp",
+    ],
+)
+async def test_anything_but_our_signed_reply_is_dropped_and_counted(
+    packet: bytes, source: str, counter: str
+) -> None:
+    link = await ping_link()
+    assert link.accept(packet, source) is None
+    stats = link.statistics()
+    assert getattr(stats, counter) == 1
+    assert stats.packets_received == 0
+
+
+async def test_a_ping_group_passes_on_one_answer_per_echo() -> None:
+    link = await ping_link("routers", ("198.51.100.253", ROUTER), info="ping_group")
+    [(request, _), _] = sent_requests(link)
+    reply = ipv4_header() + as_reply(request)
+    assert link.accept(reply, "198.51.100.253") is not None
+    assert link.accept(reply, ROUTER) is None
+    assert (link.statistics().packets_received, link.statistics().ignored) == (1, 1)
+    [(request, _), _] = sent_requests(link)
+    assert link.accept(ipv4_header() + as_reply(request), ROUTER) is not None
+
+
+async def test_cluster_messages_handed_to_a_ping_link_go_nowhere() -> None:
+    link = await ping_link()
+    assert link.try_send_nowait(b">>>\nt=status\n<<<\n")
+    await link.send(b">>>\nt=status\n<<<\n")
+    assert link.statistics().packets_sent == 0
+
+
+async def test_without_cap_net_raw_the_link_fails_to_open_naming_the_directive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: object) -> socket.socket:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr("pulse.transport.ping.socket.socket", refuse)
+    tx, _rx = trio.open_memory_channel[Datagram](1)
+    link = PingLink(name="routers", hosts=(ROUTER,), info="ping_group", interval=1, signer=SIGNER)
+    with pytest.raises(TransportError) as caught:
+        await link.run(tx)
+    assert str(caught.value) == (
+        f"ping_group routers {ROUTER}: cannot open a raw ICMP socket: permission denied "
+        "(EPERM: Operation not permitted); ping nodes need root or CAP_NET_RAW"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"hosts": ()}, "no host"), ({"interval": 0}, "positive")],
+)
+def test_a_ping_link_needs_a_host_and_an_interval(kwargs: dict[str, Any], message: str) -> None:
+    args: dict[str, Any] = {"name": "r", "hosts": ("r",), "info": "ping", "interval": 1.0}
+    with pytest.raises(ValueError, match=message):
+        PingLink(signer=SIGNER, **{**args, **kwargs})
