@@ -15,14 +15,14 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pulse.demo import WEB_SCRIPT
 from pulse.lab.cluster import PULSE, PulseNode, ha_cf, wait_for
-from pulse.lab.netns import Iface, Node, Topology
+from pulse.lab.netns import Iface, Lan, Node, Topology
 
 # Nodes advertise deadtime + 2 s during their first 5 s (Heartbeat's start-up grace);
 # a hard failure is only detected within deadtime once this much time has passed.
@@ -262,11 +262,14 @@ def web_cluster(
     vip: str,
     script: str = "apache2",
     auto_failback: str = "on",
+    extra: Sequence[str] = (),
+    before_start: Callable[[Lan], object] | None = None,
 ) -> WebCluster:
     """Nodes .11, .12, … on 198.51.100.0/24, the client .50; haresources
-    ``<first node> <vip> <script>`` with the web script in resource.d; started."""
+    ``<first node> <vip> <script>`` with the web script in resource.d; started.
+    *extra* ha.cf lines are added; *before_start* gets the LAN before the daemons start."""
     lan = topology.add_lan("lan0", "198.51.100.0/24")
-    config = ha_cf(names, ["bcast eth0"], auto_failback=auto_failback)
+    config = ha_cf(names, ["bcast eth0"], auto_failback=auto_failback, extra=extra)
     nodes: dict[str, FailoverNode] = {}
     ifaces: dict[str, Iface] = {}
     for i, name in enumerate(names):
@@ -279,5 +282,7 @@ def web_cluster(
         )  # fmt: skip
     client = topology.add_node("client")
     client_iface = topology.connect(client, lan, "eth0", "198.51.100.50")
+    if before_start is not None:
+        before_start(lan)
     start_all(nodes.values())
     return WebCluster(topology, vip, nodes, ifaces, client, client_iface)
