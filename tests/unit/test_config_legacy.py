@@ -404,3 +404,11 @@ def test_respawn_ipfail_turns_the_built_in_ipfail_on_without_heartbeats_binary(
     assert not [w for w in loaded.warnings if "ipfail" in w.message]
     plain = write_legacy(tmp_path, text)
     assert not load_config(plain, node="alpha").config.ipfail
+
+
+def test_ipfail_without_ping_nodes_is_a_warning_on_its_respawn_line(tmp_path: Path) -> None:
+    text = "bcast eth0\nnode alpha beta\nauto_failback on\n"
+    d = write_legacy(tmp_path, text + "respawn hacluster /usr/lib/heartbeat/ipfail\n")
+    (w,) = [w for w in load_config(d, node="alpha").warnings if "ipfail" in w.message]
+    assert w.line == 4
+    assert "add `ping ROUTER`" in w.message

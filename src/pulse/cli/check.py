@@ -85,6 +85,8 @@ def summary(config: Config, node: str) -> str:
         f"{len(keys)} key{'s' if len(keys) != 1 else ''} accepted)"
     )
     out.append(f"auto_failback: {config.auto_failback.value}")
+    if config.ipfail:
+        out.append("ipfail:        built in: groups go to the node reaching more ping nodes")
     if config.groups:
         out.append("groups:")
         for g in config.groups:

@@ -243,6 +243,16 @@ def validate_cluster(cfg: Config, node: str, loc: Locator) -> list[Diagnostic]:
         )
     if len(cfg.media) > MAX_MEDIA:
         out.append(diagnostic(loc.where("media"), f"too many media: at most {MAX_MEDIA}"))
+    if cfg.ipfail and not cfg.ping_nodes:
+        ipfail_src = next((r.source for r in cfg.respawn if r.is_ipfail), None)
+        out.append(
+            diagnostic(
+                ipfail_src or loc.where("media"),
+                "ipfail without ping nodes does nothing; add `ping ROUTER` (or ping_group) "
+                "for the router(s) the nodes must reach",
+                warning=True,
+            )
+        )
 
     keys: dict[str, Source | None] = {}
     for i, group in enumerate(cfg.groups):
