@@ -208,6 +208,7 @@ class HaCf:
     watchdog: str | None = None
     stonith: list[StonithDirective] = field(default_factory=list)
     respawn: list[RespawnDirective] = field(default_factory=list)
+    env: list[tuple[str, str]] = field(default_factory=list)
     apiauth_clients: dict[str, Source] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
     # Port/baud cached by the first line of each plugin (ordering quirk).
@@ -647,10 +648,11 @@ def _h_compression(cf: HaCf, value: str, src: Source) -> bool:
 
 
 def _h_env(cf: HaCf, value: str, src: Source) -> bool:
-    name, eq, _ = value.partition("=")
+    name, eq, text = value.partition("=")
     if not eq or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is None:
         cf.error(src.line, f"env: expected NAME=value, got [{value}]")
         return False
+    cf.env.append((name, text))
     return True
 
 
@@ -1040,6 +1042,7 @@ def build_config(
         watchdog=cf.watchdog,
         stonith=tuple(cf.stonith),
         respawn=tuple(cf.respawn),
+        env=tuple(cf.env),
         parameters=params,
         plugins=dict(plugins or {}),
         origin=origin,
