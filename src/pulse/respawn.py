@@ -297,14 +297,14 @@ class RespawnSupervisor:
         clients: Sequence[ClientSpec],
         *,
         reboot: Reboot,
-        spawn: Spawn = spawn_process,
+        spawn: Spawn | None = None,
         stop_grace: float = STOP_GRACE,
         skipped: Sequence[ClientSpec] = (),
     ) -> None:
         self._clients = [_Client(spec) for spec in clients]
         self._skipped = [_Client(spec, state=ClientState.SKIPPED) for spec in skipped]
         self._reboot = reboot
-        self._spawn = spawn
+        self._spawn = spawn or spawn_process
         self._stop_grace = stop_grace
         self._comms_up = trio.Event()
         self._shutting_down = False
@@ -312,7 +312,13 @@ class RespawnSupervisor:
 
     @classmethod
     def from_config(
-        cls, config: Config, env: Mapping[str, str], *, reboot: Reboot, **kwargs: Any
+        cls,
+        config: Config,
+        env: Mapping[str, str],
+        *,
+        reboot: Reboot,
+        spawn: Spawn | None = None,
+        stop_grace: float = STOP_GRACE,
     ) -> RespawnSupervisor:
         """The ``respawn``/``failfast`` lines of ``config``, minus Heartbeat's API clients."""
         environment = client_environment(config, env)
@@ -337,7 +343,7 @@ class RespawnSupervisor:
                 run.append(spec)
                 continue
             skipped.append(spec)
-        return cls(run, reboot=reboot, skipped=skipped, **kwargs)
+        return cls(run, reboot=reboot, spawn=spawn, stop_grace=stop_grace, skipped=skipped)
 
     @property
     def has_clients(self) -> bool:
