@@ -12,6 +12,7 @@ import pytest
 
 from pulse.lab.cluster import PulseNode, ha_cf, wait_for
 from pulse.lab.netns import Topology
+from pulse.lab.procstat import running
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -25,14 +26,6 @@ def pids(path: Path) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 @pytest.fixture
 def pid_file(tmp_path: Path) -> Iterator[Path]:
     """Where the program writes its pids; whatever is still alive at the end is killed."""
@@ -41,7 +34,7 @@ def pid_file(tmp_path: Path) -> Iterator[Path]:
         yield path
     finally:
         for pid in pids(path):
-            if alive(pid):
+            if running(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -82,6 +75,6 @@ def test_a_respawn_program_starts_when_active_is_restarted_and_dies_with_pulse(
 
     prime.stop()  # SIGTERM; bounded
     assert prime.proc is not None and prime.proc.returncode is not None
-    assert not alive(second)
+    assert not running(second)
     assert f"process group {second} with signal 15" in prime.log()
     assert len(pids(pid_file)) == 2  # not restarted at shutdown

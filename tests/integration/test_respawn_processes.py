@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from pulse.events import Output
+from pulse.lab.procstat import running
 from pulse.respawn import ClientSpec, RespawnSupervisor
 
 WAIT = 10.0  # seconds: the bound of every wait below
@@ -24,15 +25,6 @@ def script(tmp_path: Path, name: str, body: str) -> Path:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(0o755)
     return path
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for init to reap it is not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def until(predicate: Callable[[], bool]) -> None:
@@ -83,7 +75,7 @@ async def test_a_killed_program_is_restarted_with_a_new_pid_and_stop_ends_it(
         assert entry["restarts"] == 1 and entry["pid"] == second
         assert entry["last_exit"] == {"code": None, "signal": signal.SIGKILL}
         await supervisor.stop()
-        assert not alive(second)
+        assert not running(second)
         assert supervisor.status()[0]["state"] == "stopped"
 
 
@@ -124,7 +116,7 @@ async def test_a_program_ignoring_sigterm_and_its_own_children_are_killed_at_sto
         pids = [int(p) for p in lines(out)[0].split()]
         with trio.fail_after(WAIT):
             await supervisor.stop()
-        await until(lambda: not any(alive(p) for p in pids))
+        await until(lambda: not any(running(p) for p in pids))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="running as another user needs root")
