@@ -16,3 +16,8 @@ def data_dir() -> Path:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+# failfast's real reboot refuses to act while this is set; every daemon a test starts
+# in a child process (the lab's `pulse run`, the signal tests) inherits it.
+os.environ["PULSE_NEVER_REBOOT"] = "1"

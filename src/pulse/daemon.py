@@ -12,8 +12,11 @@
                                                        takeover checks, fencing, Send ▶ Engine
                                                        ClusterEvents ▶ EventBus ▶ a task per
                                                        plugin listener (bounded queues)
+    CommsUp ▶ RespawnSupervisor (respawn.py): a task per respawn/failfast program,
+      restarted when it dies; failfast death ▶ DaemonOptions.reboot
     control.serve_control ◀── pulsectl (status, standby, takeover, plugins)
-    _watch_signals: SIGTERM/SIGINT ▶ release every group, send shutdone, stop
+    _watch_signals: SIGTERM/SIGINT ▶ no more respawns, release every group, send
+      shutdone, stop the respawned programs (reverse order), stop
 
 The engine (:mod:`pulse.protocol`) and the scheduler (:mod:`pulse.scheduler`) are
 pure: they get facts and the current trio time, and answer with outputs. Everything
@@ -51,6 +54,7 @@ from pulse.plugins import PluginHost
 from pulse.protocol import ClusterView, Engine
 from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
+from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, env_directives, system_reboot
 from pulse.scheduler import SHUTDONE, SchedulerView
 from pulse.state import load_uuid, next_generation
 from pulse.timerfd import KernelTimer
@@ -91,6 +95,11 @@ class DaemonOptions:
     kernel_timer: bool = False
     # Hand freed C heap back to the kernel after start-up and every 5 minutes (memtrim).
     trim_memory: bool = False
+    # failfast's action when its program dies: the real reboot (refused when
+    # PULSE_NEVER_REBOOT is set or under pytest); tests inject a fake.
+    reboot: Callable[[str], None] = system_reboot
+    respawn_stop_grace: float = STOP_GRACE  # SIGTERM to SIGKILL for respawned programs
+    spawn: Spawn | None = None  # tests: fake processes for respawned programs
 
 
 _WIRE_LOG = {
@@ -139,6 +148,7 @@ class Daemon:
         self._pumps: list[tuple[Link, trio.MemoryReceiveChannel[bytes]]] = []
         self.resources: ResourceManager | None = None
         self.plugins: PluginHost | None = None
+        self.respawn: RespawnSupervisor | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -343,6 +353,7 @@ class Daemon:
             "cluster": view_to_json(view),
             "resources": resources_to_json(resources, self.resources) if resources else None,
             "plugins": self.plugin_status(),
+            "respawn": self.respawn.status() if self.respawn is not None else [],
             "wire": dict(self.wire_counters),
             "links": {link.name: _stats_to_json(link.statistics()) for link in self.links},
         }
@@ -508,11 +519,15 @@ async def _watch_signals(
         if signum == signal.SIGHUP:
             log.info("Configuration unchanged. (reload needs a restart in this version)")
             continue
+        if daemon.respawn is not None:
+            daemon.respawn.shutdown_begins()
         if daemon.resources is not None:
             await daemon.resources.shutdown()
             log.info("All HA resources relinquished.")
         await daemon.stop()
         await trio.sleep(grace)
+        if daemon.respawn is not None:
+            await daemon.respawn.stop()
         log.info("%s Heartbeat shutdown complete.", daemon.loaded.node)
         cancel.cancel()
         return
@@ -567,7 +582,11 @@ async def _serve(
     )
     the_links = list(links) if links is not None else open_links(config)
     daemon = Daemon(loaded, engine, the_links, signer, kernel_timer=options.kernel_timer)
-    env = {"HA_CURHOST": loaded.node, **(dict(options.script_env) if options.script_env else {})}
+    env = {
+        "HA_CURHOST": loaded.node,
+        **env_directives(config),
+        **(dict(options.script_env) if options.script_env else {}),
+    }
     host = options.plugins
     rt = config.resource_options
     timeouts = AgentTimeouts(start=rt.start / 1000, stop=rt.stop / 1000, status=rt.status / 1000)
@@ -594,6 +613,14 @@ async def _serve(
     )
     daemon.resources = manager
     daemon.plugins = host
+    respawn = RespawnSupervisor.from_config(
+        config,
+        env,
+        reboot=options.reboot,
+        spawn=options.spawn,
+        stop_grace=options.respawn_stop_grace,
+    )
+    daemon.respawn = respawn
     daemon.add_subscriber(manager.inbox.clone())
     log.info(
         "pulse %s starting: node %s, generation %d, %d link(s)",
@@ -613,6 +640,8 @@ async def _serve(
                 await nursery.start(link.run, inbound_tx.clone())
         await nursery.start(bus.run)
         await nursery.start(manager.run)
+        if respawn.has_clients:
+            await nursery.start(respawn.run, daemon.subscribe())
         await nursery.start(daemon.run_engine, inbound_rx)
         nursery.start_soon(daemon.run_pumps)
         if options.control_socket is not None:

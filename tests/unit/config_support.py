@@ -74,3 +74,13 @@ def messages(err: ConfigError, root: Path) -> list[str]:
     """The error lines as `pulse check` prints them, with ``root/`` removed."""
     prefix = str(root) + os.sep
     return [str(d).replace(prefix, "") for d in err.diagnostics]
+
+
+def minimal_hacf(tmp_path: Path, *lines: str) -> Path:
+    """A two-node ha.cf directory (alpha, beta) on ``bcast lo`` with ``lines`` added."""
+    head = ["keepalive 1", "deadtime 10", "initdead 20", "auto_failback on", "bcast lo"]
+    (tmp_path / "ha.cf").write_text("\n".join([*head, *lines, "node alpha", "node beta", ""]))
+    (tmp_path / "authkeys").write_text("auth 1\n1 sha1 secret\n")
+    (tmp_path / "authkeys").chmod(0o600)
+    (tmp_path / "haresources").write_text("")
+    return tmp_path

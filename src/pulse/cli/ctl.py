@@ -79,6 +79,12 @@ def format_status(st: dict[str, Any]) -> str:
                 else ("giveup pending" if ipf["giveup_at"] is not None else "balanced")
             )
             lines.append(f"ipfail: this node sees {seen}; peers: {peers}; {state}")
+    programs = st.get("respawn") or []
+    if programs:
+        lines += ["", f"{'PROGRAM':<40} {'STATE':<10} {'PID':>7}  RESTARTS"]
+        for p in programs:
+            pid = "-" if p["pid"] is None else str(p["pid"])
+            lines.append(f"{p['command']:<40} {p['state']:<10} {pid:>7}  {p['restarts']}")
     counters = {k: v for k, v in st.get("wire", {}).items() if v}
     # "own": our own packets that came back too late for the link to recognise them
     # (after a burst) and that the engine dropped by their src; not news.

@@ -33,6 +33,7 @@ from pulse.config.model import (
     Timing,
     UcastMedium,
     derive_initdead,
+    heartbeat_client,
 )
 from pulse.errors import Diagnostic, Severity
 
@@ -281,6 +282,30 @@ def validate_cluster(cfg: Config, node: str, loc: Locator) -> list[Diagnostic]:
             )
         else:
             keys[key] = src
+    out.extend(_respawn_of_api_clients(cfg, loc))
+    return out
+
+
+def _respawn_of_api_clients(cfg: Config, loc: Locator) -> list[Diagnostic]:
+    """A respawn of Heartbeat's own API clients cannot work: pulse has no client API.
+
+    ``ipfail`` is not reported: pulse implements its policy itself and skips it quietly.
+    """
+    out = []
+    for i, r in enumerate(cfg.respawn):
+        client = heartbeat_client(r)
+        if client is None or client == "ipfail":
+            continue
+        what = f"respawn[{i}]" if loc.toml else ("failfast" if r.failfast else "respawn")
+        out.append(
+            diagnostic(
+                r.source,
+                f"{what}: [{r.program}] is Heartbeat's {client}, which needs Heartbeat's "
+                "client API; pulse does not have it, so it will not be started",
+                file=loc.file,
+                warning=True,
+            )
+        )
     return out
 
 
@@ -390,9 +415,9 @@ def host_facts(
             add(st_dir.source, f"stonith: cannot read parameter file [{st_dir.params_file}]")
 
     for r in cfg.respawn:
-        prog = r.command[0] if r.command else ""
-        if r.is_ipfail:
-            continue  # built into pulse: Heartbeat's binary need not be installed
+        prog = r.program
+        if heartbeat_client(r) is not None:
+            continue  # never started (validate_cluster says so)
         if not _is_executable_file(Path(prog)):
             what = "failfast" if r.failfast else "respawn"
             add(r.source, f"{what}: [{prog}] is not an executable file")

@@ -209,6 +209,7 @@ class HaCf:
     stonith: list[StonithDirective] = field(default_factory=list)
     respawn: list[RespawnDirective] = field(default_factory=list)
     ipfail: bool = False  # TOML's [cluster] ipfail (ha.cf: a `respawn … ipfail` line)
+    env: list[tuple[str, str]] = field(default_factory=list)
     apiauth_clients: dict[str, Source] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
     # Port/baud cached by the first line of each plugin (ordering quirk).
@@ -648,10 +649,11 @@ def _h_compression(cf: HaCf, value: str, src: Source) -> bool:
 
 
 def _h_env(cf: HaCf, value: str, src: Source) -> bool:
-    name, eq, _ = value.partition("=")
+    name, eq, text = value.partition("=")
     if not eq or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is None:
         cf.error(src.line, f"env: expected NAME=value, got [{value}]")
         return False
+    cf.env.append((name, text))
     return True
 
 
@@ -1042,6 +1044,7 @@ def build_config(
         stonith=tuple(cf.stonith),
         respawn=tuple(cf.respawn),
         ipfail=cf.ipfail or any(r.is_ipfail for r in cf.respawn),
+        env=tuple(cf.env),
         parameters=params,
         plugins=dict(plugins or {}),
         origin=origin,

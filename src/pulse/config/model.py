@@ -260,15 +260,35 @@ class StonithDirective:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RespawnDirective:
+    """``respawn USER /PATH ARGS...`` or ``failfast ...``: a program pulse keeps running."""
+
     user: str
-    command: tuple[str, ...]
+    command: tuple[str, ...]  # the line split on blanks: argv, never a shell command
     failfast: bool = False
     source: Source | None = None
 
     @property
     def is_ipfail(self) -> bool:
         """Heartbeat's ipfail client, whose policy pulse runs itself (no process)."""
-        return bool(self.command) and self.command[0].rsplit("/", 1)[-1] == "ipfail"
+        return self.program.rsplit("/", 1)[-1] == "ipfail"
+
+    @property
+    def program(self) -> str:
+        return self.command[0] if self.command else ""
+
+
+# Heartbeat's own API clients: they talk to Heartbeat over its client API, which pulse
+# does not have, so a `respawn` of one of them cannot work (ipfail's policy is built in).
+BUILTIN_CLIENTS = frozenset({"ipfail"})
+HEARTBEAT_API_CLIENTS = frozenset(
+    {"ccm", "dopd", "attrd", "crmd", "cib", "mgmtd", "stonithd", "lrmd", "pingd"}
+)
+
+
+def heartbeat_client(directive: RespawnDirective) -> str | None:
+    """The Heartbeat API client a respawn line names (``ipfail``, ``ccm``...), else None."""
+    name = directive.program.rsplit("/", 1)[-1]
+    return name if name in BUILTIN_CLIENTS | HEARTBEAT_API_CLIENTS else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,6 +314,9 @@ class Config:
     respawn: tuple[RespawnDirective, ...] = ()
     # Heartbeat's ipfail policy, built in (`respawn … ipfail` or TOML [cluster] ipfail).
     ipfail: bool = False
+    # `env NAME=value` lines in order: exported as HA_NAME=value to respawned programs
+    # and resource scripts (Heartbeat sets them in its own environment).
+    env: tuple[tuple[str, str], ...] = ()
     # Every directive as written (last value wins), as `cl_status hbparameter` shows it
     # and as exported to scripts as HA_<name>.
     parameters: Mapping[str, str] = field(default_factory=dict)

@@ -22,6 +22,7 @@ from typing import Any
 from pulse.cli.ctl import NotRunning, call
 from pulse.control.protocol import Reply, Request
 from pulse.lab.netns import Node, Topology
+from pulse.respawn import NEVER_REBOOT_ENV
 
 PULSE = [sys.executable, "-m", "pulse"]
 
@@ -90,7 +91,10 @@ class PulseNode:
             "--control-socket", self.socket, "--state-dir", str(self.dir / "state"),
         ]  # fmt: skip
         out = open(self.logfile, "ab")  # noqa: SIM115 - owned by the process
-        self.proc = self.topology.popen(self.node, argv, stdout=out, stderr=subprocess.STDOUT)
+        env = {**os.environ, NEVER_REBOOT_ENV: "1"}  # a lab's failfast never reboots the host
+        self.proc = self.topology.popen(
+            self.node, argv, stdout=out, stderr=subprocess.STDOUT, env=env
+        )
         out.close()
         wait_for(lambda: os.path.exists(self.socket), 10, f"{self.name}'s control socket")
 

@@ -49,6 +49,15 @@ def read_stat(pid: int) -> ProcStat | None:
         return None
 
 
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text.rpartition(")")[2].split()[:1] != ["Z"]
+
+
 def read_rss_kib(pid: int) -> int:
     try:
         return parse_rss_kib(Path(f"/proc/{pid}/status").read_text())
