@@ -7,7 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from config_support import BROKEN, LEGACY, install
+from config_support import BROKEN, LEGACY, install, write_legacy
 
 
 def pulse(*args: str) -> subprocess.CompletedProcess[str]:
@@ -85,3 +85,21 @@ def test_convert_of_a_broken_config_fails_like_check(tmp_path: Path) -> None:
     r = pulse("convert", "-c", str(d), "--node", "alpha")
     assert r.returncode == 1 and r.stdout == ""
     assert "pacemaker/crm must be off" in r.stderr
+
+
+def test_check_says_ipfail_is_built_in_and_which_respawn_lines_are_not_started(
+    tmp_path: Path,
+) -> None:
+    d = write_legacy(
+        tmp_path,
+        "bcast lo\nping 198.51.100.254\nauto_failback on\nnode alpha beta\n"
+        "respawn hacluster /usr/lib/heartbeat/ipfail\nrespawn hacluster /usr/lib/heartbeat/ccm\n"
+        "failfast root /bin/true\n",
+    )
+    r = pulse("check", "-c", str(d), "--node", "alpha")
+    assert r.returncode == 0, r.stderr
+    assert "ipfail:        built in: groups go to the node reaching more ping nodes" in r.stdout
+    assert (
+        "respawn:       /usr/lib/heartbeat/ipfail (not started: built in); "
+        "/usr/lib/heartbeat/ccm (not started: a Heartbeat API client); /bin/true (failfast)"
+    ) in r.stdout

@@ -22,8 +22,10 @@ from pulse.config.model import (
     Medium,
     PingGroupMedium,
     PingMedium,
+    RespawnDirective,
     SerialMedium,
     UcastMedium,
+    heartbeat_client,
 )
 from pulse.errors import ConfigError
 from pulse.plugins import errors_of, load_plugins, plugin_agent_names
@@ -102,8 +104,17 @@ def summary(config: Config, node: str) -> str:
     if config.stonith:
         out.append("stonith:       " + "; ".join(s.type for s in config.stonith))
     if config.respawn:
-        out.append("respawn:       " + "; ".join(" ".join(r.command) for r in config.respawn))
+        out.append("respawn:       " + "; ".join(_respawn_line(r) for r in config.respawn))
     return "\n".join(out)
+
+
+def _respawn_line(r: RespawnDirective) -> str:
+    text = " ".join(r.command)
+    if r.is_ipfail:
+        return f"{text} (not started: built in)"
+    if heartbeat_client(r) is not None:
+        return f"{text} (not started: a Heartbeat API client)"
+    return text + (" (failfast)" if r.failfast else "")
 
 
 def run_check(ns: argparse.Namespace) -> int:
