@@ -132,6 +132,9 @@ def ipfail_cluster(
     pulse.wait_node(ROUTER, "ping", 15)
     hb.wait_nodestatus(ROUTER, "ping", 15)
     time.sleep(5)  # past both nodes' start-up grace
+    if hb.log_lines(r"wants to go standby \[foreign\]"):
+        # ipfail's level-count foreign give-up at start-up (auto_failback on): let it end.
+        hb.wait_log(r"Other node completed standby takeover of foreign resources", 10)
     return hb, pulse
 
 
@@ -186,3 +189,21 @@ def test_pulse_node_that_loses_its_router_hands_the_vip_to_heartbeat_and_gets_it
     hb.wait_log(r"ipfail.*Giving up foreign resources \(auto_failback\)", 5, since=mark)
     assert pulse.status()["resources"]["ipfail"]["giving_up"] is False
     print(f"pulse1 lost its router: hb1 served after {took:.2f}s; back after {back:.2f}s")
+
+
+def test_router_lost_for_both_nodes_moves_nothing(
+    topology: Topology, peers: HeartbeatPeers, tmp_path: Path
+) -> None:
+    hb, pulse = ipfail_cluster(topology, peers, tmp_path, "hb1")
+    mark = hb.mark()
+    for node in (hb.node, pulse.node):
+        topology.nft(node, CUT_ROUTER)
+    pulse.wait_node(ROUTER, "dead", 6)
+    hb.wait_nodestatus(ROUTER, "dead", 6)
+    # Whoever noticed first may have started a delayed give-up; the other's count ends it.
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        assert has_vip(topology, hb.node) and not has_vip(topology, pulse.node)
+        time.sleep(0.2)
+    assert not hb.log_lines(r"wants to go standby", since=mark)
+    assert pulse.status()["resources"]["ipfail"]["giving_up"] is False
