@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 GIVEUP_KEEPALIVES = 2  # ipfail's delay_giveup(-1): twice the keepalive
+IPFAIL_CLIENT = "ipfail"  # Heartbeat's API client id, in from_id/to_id of its messages
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +68,11 @@ class Connectivity:
     def peer_count(self, peer: str, count: int) -> None:
         self._peers[peer] = count
 
+    def peer_sees_more(self, peer: str) -> None:
+        """*peer* says it reaches more ping nodes than we do, without a number (Heartbeat
+        ipfail's ``you_are_dead``): at least one more than our count."""
+        self._peers[peer] = max(self._peers.get(peer, 0), self.count + 1)
+
     def peer_gone(self, peer: str) -> None:
         self._peers.pop(peer, None)
 
@@ -93,6 +99,12 @@ class Connectivity:
 def num_ping_nodes_fields(count: int) -> tuple[tuple[str, str], ...]:
     """ipfail's message: ``t=num_ping_nodes num_ping=N``."""
     return (("t", "num_ping_nodes"), ("num_ping", str(count)))
+
+
+def ipfail_reply_fields(kind: str, peer: str) -> tuple[tuple[str, str], ...]:
+    """A reply to a Heartbeat node's ipfail (``you_are_dead``, ``abort_giveup``): sent to
+    that node only, for its API client ``ipfail``."""
+    return (("t", kind), ("dest", peer), ("to_id", IPFAIL_CLIENT))
 
 
 def parse_num_ping(text: str | None) -> int | None:

@@ -43,8 +43,10 @@ from dataclasses import dataclass
 from pulse.config.model import AutoFailback, Config, ResourceGroup
 from pulse.connectivity import (
     GIVEUP_KEEPALIVES,
+    IPFAIL_CLIENT,
     Connectivity,
     ConnectivityView,
+    ipfail_reply_fields,
     num_ping_nodes_fields,
     parse_num_ping,
 )
@@ -356,7 +358,38 @@ class Scheduler:
             count = parse_num_ping(msg.get("num_ping"))
             if count is not None:
                 self.connectivity.peer_count(src, count)
+                if msg.get("from_id") == IPFAIL_CLIENT:
+                    out += self._answer_ipfail(src, peer, count, now)
                 out += self._check_connectivity(now)
+        elif kind == "you_are_dead" and self.connectivity is not None:
+            # A Heartbeat node's ipfail answered our count: it reaches more ping nodes.
+            self.connectivity.peer_sees_more(src)
+            out += self._check_connectivity(now)
+        elif kind == "abort_giveup" and self.connectivity is not None:
+            # ... or as many as we do.
+            self.connectivity.peer_count(src, self.connectivity.count)
+            out += self._check_connectivity(now)
+        return out
+
+    def _answer_ipfail(self, src: str, peer: Peer, count: int, now: float) -> list[Action]:
+        """Answer a Heartbeat node's ipfail as its peer ipfail would (ipfail.c,
+        msg_ping_nodes): it only gives its groups up when told that we see more."""
+        assert self.connectivity is not None
+        mine = self.connectivity.count
+        if mine > count:
+            return [
+                Send(Message.of(*ipfail_reply_fields("you_are_dead", src))),
+                Decision(f"{src} sees {count} ping node(s), this node {mine}: told it to give up"),
+            ]
+        if mine < count:
+            return []  # our own delayed give-up
+        out: list[Action] = [Send(Message.of(*ipfail_reply_fields("abort_giveup", src)))]
+        if not peer.pulse and peer.standby:
+            # Its ipfail gave its groups up; level again, ipfail hands foreign groups back
+            # under auto_failback on: the peer no longer refuses them, the policy decides.
+            peer.standby = frozenset()
+            out.append(Decision(f"ping node count of {src} is balanced ({count}): giveup ended"))
+            out += self._plan(now, cause=f"{src}'s ping node count is balanced")
         return out
 
     def ping_status(self, node: str, up: bool, now: float) -> list[Action]:

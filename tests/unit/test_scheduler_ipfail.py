@@ -6,10 +6,11 @@ give-up waits exactly 2 s.
 
 from __future__ import annotations
 
+import pytest
 from scheduler_harness import Cluster, make_config
 
 from pulse.config.model import AutoFailback
-from pulse.scheduler import Release, Send
+from pulse.scheduler import Acquire, Action, Release, Scheduler, Send
 from pulse.wire.message import Message
 
 ROUTER = "198.51.100.254"
@@ -181,3 +182,120 @@ def test_the_ping_count_goes_out_in_ipfails_own_message() -> None:
     see(cluster, "prime", ROUTER, False)
     sent = [a.message for _, n, a in cluster.journal if n == "prime" and isinstance(a, Send)]
     assert [(m.get("t"), m.get("num_ping")) for m in sent] == [("num_ping_nodes", "0")]
+
+
+def test_a_pulse_peers_lower_count_gets_no_answer() -> None:
+    cluster = cluster_with_ping()
+    cluster.journal.clear()
+    see(cluster, "calc", ROUTER, False)
+    sent = [a.message.type for _, n, a in cluster.journal if n == "prime" and isinstance(a, Send)]
+    assert "you_are_dead" not in sent and "abort_giveup" not in sent
+
+
+# ----------------------------------------------------------------------------- Heartbeat
+# A Heartbeat node runs its own ipfail, which speaks to "the other node's ipfail" through
+# Heartbeat's API: its messages carry from_id=ipfail, and it only gives up when told.
+
+
+def hb_ipfail(*fields: tuple[str, str]) -> Message:
+    return Message.of(*fields, ("src", "hb1"), ("dest", "pulse1"), ("from_id", "ipfail"))
+
+
+def ipfail_sends(actions: list[Action]) -> list[tuple[str | None, str | None, str | None]]:
+    return [
+        (a.message.type, a.message.get("dest"), a.message.get("to_id"))
+        for a in actions
+        if isinstance(a, Send) and a.message.type in ("you_are_dead", "abort_giveup")
+    ]
+
+
+def mixed_with_ping(policy: AutoFailback = AutoFailback.ON) -> Scheduler:
+    """pulse1 next to Heartbeat node hb1: each runs its own group, both reach the router."""
+    config = make_config(
+        ["hb1", "pulse1"], {"hbvip": "hb1", "pvip": "pulse1"}, policy, ping=(ROUTER,), ipfail=True
+    )
+    sched = Scheduler(config=config, local="pulse1", now=0.0)
+    sched.node_status("hb1", True, 0.0)
+    sched.comms_up(0.0)
+    resource = Message.of(
+        ("t", "resource"), ("rsc_hold", "local"), ("rtype", "full"), ("isstable", "1")
+    )
+    sched.message(resource.with_field("src", "hb1"), 0.1)
+    sched.done("pvip", 0.2, ok=True)
+    sched.ping_status(ROUTER, True, 0.3)
+    return sched
+
+
+def ask(info: str, what: str = "all") -> Message:
+    return hb_ipfail(("t", "ask_resources"), ("rsc_hold", what), ("info", info))
+
+
+def heartbeat_gave_up_to_us(policy: AutoFailback = AutoFailback.ON) -> Scheduler:
+    """hb1's ipfail reported fewer ping nodes, was told so, and handed us its group."""
+    sched = mixed_with_ping(policy)
+    actions = sched.message(hb_ipfail(("t", "num_ping_nodes"), ("num_ping", "0")), 1.0)
+    assert ipfail_sends(actions) == [("you_are_dead", "hb1", "ipfail")]
+    assert not any(isinstance(a, Acquire | Release) for a in actions)
+    # Its ipfail gives up 2 x keepalive later, through Heartbeat's standby exchange.
+    sched.message(ask("me"), 3.0)
+    actions = sched.message(ask("done"), 3.5)
+    assert [a.group for a in actions if isinstance(a, Acquire)] == ["hbvip"]
+    sched.done("hbvip", 3.6, ok=True)
+    return sched
+
+
+def test_heartbeats_ipfail_seeing_fewer_ping_nodes_is_told_to_give_up_and_we_take_over() -> None:
+    sched = heartbeat_gave_up_to_us()
+    assert sched.holder("hbvip") == "pulse1"
+    assert sched.holder("pvip") == "pulse1"
+
+
+@pytest.mark.parametrize("policy", [AutoFailback.ON, AutoFailback.OFF])
+def test_heartbeats_ipfail_back_to_a_level_count_ends_its_giveup(policy: AutoFailback) -> None:
+    sched = heartbeat_gave_up_to_us(policy)
+    actions = sched.message(hb_ipfail(("t", "num_ping_nodes"), ("num_ping", "1")), 10.0)
+    assert ipfail_sends(actions) == [("abort_giveup", "hb1", "ipfail")]
+    if policy is AutoFailback.ON:  # handed back as ipfail does: standby exchange, foreign
+        assert sends_info(actions)[-1] == ("ask_resources", "foreign", "me")
+        assert sched.exchange is not None and sched.exchange.keys == {"hbvip"}
+    else:  # left here
+        assert sched.exchange is None
+        assert sched.holder("hbvip") == "pulse1"
+
+
+def sends_info(actions: list[Action]) -> list[tuple[str | None, str | None, str | None]]:
+    sent = [a.message for a in actions if isinstance(a, Send)]
+    return [(m.type, m.get("rsc_hold"), m.get("info")) for m in sent]
+
+
+def test_you_are_dead_from_heartbeats_ipfail_starts_our_delayed_giveup() -> None:
+    sched = mixed_with_ping()
+    sched.ping_status(ROUTER, False, 5.0)  # we tell hb1 num_ping=0; its ipfail answers:
+    sched.message(hb_ipfail(("t", "you_are_dead")), 5.1)
+    assert sched.next_deadline() == 5.1 + DELAY
+    assert sched.tick(5.0 + DELAY) == []
+    assert sends_info(sched.tick(5.1 + DELAY)) == [("ask_resources", "local", "me")]
+    view = sched.view().connectivity
+    assert view is not None and view.giving_up and view.peers == {"hb1": 1}
+
+
+def test_both_nodes_losing_the_router_cancels_the_giveup() -> None:
+    sched = mixed_with_ping()
+    sched.ping_status(ROUTER, False, 5.0)
+    sched.message(hb_ipfail(("t", "you_are_dead")), 5.1)
+    # hb1 loses it too, before our delay is over: its ipfail sends its count.
+    actions = sched.message(hb_ipfail(("t", "num_ping_nodes"), ("num_ping", "0")), 5.5)
+    assert ipfail_sends(actions) == [("abort_giveup", "hb1", "ipfail")]
+    assert sched.tick(20.0) == []
+    view = sched.view().connectivity
+    assert view is not None and view.giveup_at is None and not view.giving_up
+
+
+def test_abort_giveup_from_heartbeats_ipfail_means_level_counts() -> None:
+    sched = mixed_with_ping()
+    sched.ping_status(ROUTER, False, 5.0)
+    sched.message(hb_ipfail(("t", "you_are_dead")), 5.1)
+    sched.message(hb_ipfail(("t", "abort_giveup")), 5.5)
+    assert sched.tick(20.0) == []
+    view = sched.view().connectivity
+    assert view is not None and view.peers == {"hb1": 0} and not view.giving_up
