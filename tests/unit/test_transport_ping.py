@@ -211,8 +211,10 @@ async def test_the_engine_marks_the_ping_node_ping_from_the_echoed_payload() -> 
     assert ping_node.status is NodeStatus.PING
 
 
-def reply_packet(payload: bytes, *, ident: int = IDENT, kind: int = ICMP_ECHO_REPLY) -> bytes:
-    request = echo_request(ident, 5, payload)
+def reply_packet(
+    payload: bytes, *, ident: int = IDENT, kind: int = ICMP_ECHO_REPLY, seq: int = 0
+) -> bytes:
+    request = echo_request(ident, seq, payload)
     unsigned = bytes([kind]) + request[1:2] + b"\0\0" + request[4:]
     return (
         ipv4_header() + unsigned[:2] + struct.pack("!H", internet_checksum(unsigned)) + unsigned[4:]
@@ -225,14 +227,15 @@ def reply_packet(payload: bytes, *, ident: int = IDENT, kind: int = ICMP_ECHO_RE
         (reply_packet(payload_for(ROUTER), ident=IDENT + 1), ROUTER, "ignored"),
         (reply_packet(payload_for(ROUTER), kind=ICMP_ECHO_REQUEST), ROUTER, "ignored"),
         (reply_packet(payload_for(ROUTER)), "198.51.100.99", "ignored"),
+        (reply_packet(payload_for(ROUTER), seq=7), ROUTER, "ignored"),
         (reply_packet(payload_for("198.51.100.1")), ROUTER, "ignored"),
-        (reply_packet(payload_for(ROUTER, info="ping_group")), ROUTER, "receive_errors"),
+        (reply_packet(payload_for(ROUTER, info="ping_group")), ROUTER, "ignored"),
         (
             reply_packet(payload_for(ROUTER).replace(b"auth=1 ", b"auth=1 0")),
             ROUTER,
-            "receive_errors",
+            "ignored",
         ),
-        (reply_packet(b"hello from ping(8)"), ROUTER, "receive_errors"),
+        (reply_packet(b"hello from ping(8)"), ROUTER, "ignored"),
         (reply_packet(payload_for(ROUTER))[:30], ROUTER, "receive_errors"),
         (ipv4_header() + b"\0" * 3, ROUTER, "receive_errors"),
     ],
@@ -240,6 +243,7 @@ def reply_packet(payload: bytes, *, ident: int = IDENT, kind: int = ICMP_ECHO_RE
         "another-id",
         "an-echo-request",
         "another-host",
+        "a-sequence-never-sent",
         "another-ping-node",
         "wrong-info",
         "bad-signature",
@@ -248,14 +252,25 @@ def reply_packet(payload: bytes, *, ident: int = IDENT, kind: int = ICMP_ECHO_RE
         "shorter-than-icmp",
     ],
 )
-async def test_anything_but_our_signed_reply_is_dropped_and_counted(
+async def test_anything_but_the_echo_of_what_we_sent_is_dropped_and_counted(
     packet: bytes, source: str, counter: str
 ) -> None:
     link = await ping_link()
+    [(request, _)] = sent_requests(link)
+    assert request[8:] == payload_for(ROUTER)  # what a faithful echo would carry back
     assert link.accept(packet, source) is None
     stats = link.statistics()
     assert getattr(stats, counter) == 1
     assert stats.packets_received == 0
+
+
+async def test_a_replayed_reply_is_passed_on_once() -> None:
+    link = await ping_link()
+    [(request, _)] = sent_requests(link)
+    reply = ipv4_header() + as_reply(request)
+    assert link.accept(reply, ROUTER) is not None
+    assert link.accept(reply, ROUTER) is None
+    assert (link.statistics().packets_received, link.statistics().ignored) == (1, 1)
 
 
 async def test_a_ping_group_passes_on_one_answer_per_echo() -> None:
@@ -301,3 +316,46 @@ def test_a_ping_link_needs_a_host_and_an_interval(kwargs: dict[str, Any], messag
     args: dict[str, Any] = {"name": "r", "hosts": ("r",), "info": "ping", "interval": 1.0}
     with pytest.raises(ValueError, match=message):
         PingLink(signer=SIGNER, **{**args, **kwargs})
+
+
+class TimedSocket(CapturingSocket):
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def sendto(self, data: bytes, address: tuple[Any, ...]) -> int:
+        self.times.append(trio.current_time())
+        return super().sendto(data, address)
+
+
+async def test_echoes_ride_on_outgoing_statuses_and_the_timer_only_fills_gaps(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    link = await ping_link()  # interval 1 s
+    sock = TimedSocket()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link._send_loop, sock)
+        for k in range(5):  # our status heartbeat goes out at 0.9, 1.9, ... 4.9
+            await trio.sleep_until(0.9 + k)
+            assert link.try_send_nowait(b">>>\nt=status\n<<<\n")
+            await trio.sleep_until(1.2 + k)  # an ACK 0.3 s later takes no echo along
+            assert link.try_send_nowait(b">>>\nt=NS_ackmsg\n<<<\n")
+        await trio.sleep_until(10.0)  # no more statuses: the link's own timer, every 1.25 s
+        nursery.cancel_scope.cancel()
+    assert sock.times == pytest.approx([0.0, 0.9, 1.9, 2.9, 3.9, 4.9, 6.15, 7.4, 8.65, 9.9])
+    seqs = [struct.unpack("!H", packet[6:8])[0] for packet, _ in sock.sent]
+    assert seqs == list(range(10))
+
+
+async def test_from_any_phase_the_echoes_lock_onto_the_statuses_within_a_few_rounds(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    link = await ping_link()
+    sock = TimedSocket()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link._send_loop, sock)
+        for k in range(8):  # statuses at 0.6, 1.6, ...: at first too soon after an echo
+            await trio.sleep_until(0.6 + k)
+            link.try_send_nowait(b">>>\nt=status\n<<<\n")
+        nursery.cancel_scope.cancel()
+    assert sock.times == pytest.approx([0.0, 1.25, 2.5, 3.6, 4.6, 5.6, 6.6, 7.6])
