@@ -1,12 +1,14 @@
 """Types shared by every link: the datagram handed to membership, the Link protocol,
-its statistics record, and the bookkeeping (counters, rate-limited logging) that the
-UDP and serial implementations have in common."""
+its statistics record, the bookkeeping (counters, rate-limited logging) that the
+UDP, serial and ICMP implementations have in common, and the socket receive loop of
+the UDP and ICMP links."""
 
 from __future__ import annotations
 
 import errno
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,6 +19,12 @@ from pulse.errors import TransportError
 log = logging.getLogger("pulse.transport")
 
 _MAX_TRACKED_TEXTS = 32
+
+#: Datagrams taken from a socket per wake-up before other tasks get a turn.
+RECEIVE_BURST = 64
+# Back-off between receive errors that repeat (a socket that keeps failing must not spin).
+_RECV_BACKOFF_MIN = 0.05
+_RECV_BACKOFF_MAX = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,3 +215,51 @@ async def resolve_host(host: str, family: socket.AddressFamily, what: str) -> tu
     if not infos:
         raise TransportError(f"cannot resolve {what} {host!r}: no address")
     return tuple(infos[0][4])
+
+
+async def receive_datagrams(
+    sock: socket.socket,
+    inbound: trio.MemorySendChannel[Datagram],
+    counters: Counters,
+    accept: Callable[[bytes, Any], Datagram | None],
+    *,
+    max_size: int = 65535,
+) -> None:
+    """Receive from a non-blocking datagram socket until ``inbound`` is closed.
+
+    One wake-up per burst: wait until the socket is readable, then take every packet
+    already queued (up to :data:`RECEIVE_BURST`) into one reused buffer and hand what
+    ``accept(packet, address)`` makes of it to the engine, without a checkpoint of its
+    own. An idle node wakes once per packet instead of four times (recvfrom's
+    checkpoint, the channel's, the retry, the wait), which is most of what a heartbeat
+    costs a Python process. ``accept`` counts what it drops and returns None for it.
+    Receive errors are counted, with a growing back-off while they repeat.
+    """
+    backoff = _RECV_BACKOFF_MIN
+    # recvfrom(65535) would allocate (and shrink) a 64 KiB object for every packet,
+    # and once more for the attempt that finds the socket empty.
+    buffer = bytearray(max_size)
+    view = memoryview(buffer)
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        for _ in range(RECEIVE_BURST):
+            try:
+                size, address = sock.recvfrom_into(buffer)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                counters.receive_error(f"receive failed: {describe_os_error(exc)}")
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, _RECV_BACKOFF_MAX)
+                break
+            backoff = _RECV_BACKOFF_MIN
+            datagram = accept(view[:size].tobytes(), address)
+            if datagram is None:
+                continue
+            try:
+                try:
+                    inbound.send_nowait(datagram)
+                except trio.WouldBlock:
+                    await inbound.send(datagram)  # the engine is behind: wait for room
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # nobody listens any more: the daemon is shutting down

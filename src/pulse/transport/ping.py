@@ -46,7 +46,14 @@ from pulse.wire.auth import Signer
 from pulse.wire.codec import Encoding, encode
 from pulse.wire.message import Message
 
-from ._link import Counters, Datagram, LinkStatistics, describe_os_error, resolve_host
+from ._link import (
+    Counters,
+    Datagram,
+    LinkStatistics,
+    describe_os_error,
+    receive_datagrams,
+    resolve_host,
+)
 
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
@@ -67,8 +74,6 @@ FALLBACK_AFTER = 1.25
 
 #: Largest packet read: an IPv4 header with options, the ICMP header, a message.
 MAX_PACKET = 65535
-RECEIVE_BURST = 64
-_RECV_BACKOFF = 0.1
 
 # Kernel-side type filters (<linux/icmp.h> ICMP_FILTER, <linux/icmpv6.h> ICMPV6_FILTER):
 # a set bit blocks a type, so only echo replies reach the socket.
@@ -253,7 +258,9 @@ class PingLink:
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._send_loop, sock)
-                    await self._receive_loop(sock, inbound)
+                    await receive_datagrams(
+                        sock, inbound, self._counters, self._accept, max_size=MAX_PACKET
+                    )
                     nursery.cancel_scope.cancel()
             finally:
                 self._sock = None
@@ -295,29 +302,8 @@ class PingLink:
                 continue
             self._counters.sent(len(packet))
 
-    async def _receive_loop(
-        self, sock: socket.socket, inbound: trio.MemorySendChannel[Datagram]
-    ) -> None:
-        buffer = bytearray(MAX_PACKET)
-        view = memoryview(buffer)
-        while True:
-            await trio.lowlevel.wait_readable(sock)
-            for _ in range(RECEIVE_BURST):
-                try:
-                    size, address = sock.recvfrom_into(buffer)
-                except BlockingIOError:
-                    break
-                except OSError as exc:
-                    self._counters.receive_error(f"receive failed: {describe_os_error(exc)}")
-                    await trio.sleep(_RECV_BACKOFF)
-                    break
-                datagram = self.accept(view[:size].tobytes(), str(address[0]))
-                if datagram is None:
-                    continue
-                try:
-                    await inbound.send(datagram)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return  # nobody listens any more: the daemon is shutting down
+    def _accept(self, packet: bytes, address: Any) -> Datagram | None:
+        return self.accept(packet, str(address[0]))
 
     def accept(self, packet: bytes, source: str) -> Datagram | None:
         """The reply's payload as a :class:`Datagram`, or None (dropped and counted)."""

@@ -22,12 +22,20 @@ import fcntl
 import ipaddress
 import socket
 import struct
+from typing import Any
 
 import trio
 
 from pulse.errors import TransportError
 
-from ._link import Counters, Datagram, LinkStatistics, describe_os_error, resolve_host
+from ._link import (
+    Counters,
+    Datagram,
+    LinkStatistics,
+    describe_os_error,
+    receive_datagrams,
+    resolve_host,
+)
 
 #: Heartbeat's receive buffer is MAXMSG (256 KiB) but a UDP payload cannot exceed this.
 MAX_UDP_PAYLOAD = 65535
@@ -42,11 +50,6 @@ _IFNAMSIZ = 16
 _IPTOS_LOWDELAY = 0x10
 BROADCAST_RECHECK = 5.0  # seconds between two looks at an interface's broadcast address
 
-# Back-off between receive errors that repeat (a socket that keeps failing must not spin).
-_RECV_BACKOFF_MIN = 0.05
-_RECV_BACKOFF_MAX = 1.0
-#: Datagrams taken from the socket per wake-up before others get a turn.
-RECEIVE_BURST = 64
 #: How many of our latest packets a link remembers to recognise them coming back. An
 #: echo older than that (after a burst of retransmissions) goes on to the engine, which
 #: drops it by its ``src``.
@@ -187,49 +190,18 @@ class UdpLink:
                 self._send_sock, self._send_raw = sender, raw
                 try:
                     task_status.started()
-                    await self._receive_loop(receiver, inbound)
+                    await receive_datagrams(
+                        receiver, inbound, self._counters, self._accept, max_size=MAX_UDP_PAYLOAD
+                    )
                 finally:
                     self._send_sock = self._send_raw = None
 
-    async def _receive_loop(
-        self, sock: socket.socket, inbound: trio.MemorySendChannel[Datagram]
-    ) -> None:
-        # One wake-up per burst: wait until the socket is readable, then take every
-        # datagram already queued (up to RECEIVE_BURST) and hand each to the engine
-        # without a checkpoint of its own. An idle node wakes once per packet instead
-        # of four times (recvfrom's checkpoint, the channel's, the retry, the wait),
-        # which is most of what a heartbeat costs a Python process.
-        backoff = _RECV_BACKOFF_MIN
-        # recvfrom(65535) would allocate (and shrink) a 64 KiB object for every packet,
-        # and once more for the attempt that finds the socket empty.
-        buffer = bytearray(MAX_UDP_PAYLOAD)
-        view = memoryview(buffer)
-        while True:
-            await trio.lowlevel.wait_readable(sock)
-            for _ in range(RECEIVE_BURST):
-                try:
-                    size, address = sock.recvfrom_into(buffer)
-                    data = view[:size].tobytes()
-                except BlockingIOError:
-                    break
-                except OSError as exc:
-                    self._counters.receive_error(f"receive failed: {describe_os_error(exc)}")
-                    await trio.sleep(backoff)
-                    backoff = min(backoff * 2, _RECV_BACKOFF_MAX)
-                    break
-                backoff = _RECV_BACKOFF_MIN
-                if data in self._sent_recently:
-                    self._counters.echoes += 1
-                    continue
-                self._counters.received(len(data))
-                datagram = Datagram(link=self.name, data=data, peer=f"{address[0]}:{address[1]}")
-                try:
-                    try:
-                        inbound.send_nowait(datagram)
-                    except trio.WouldBlock:
-                        await inbound.send(datagram)  # the engine is behind: wait for room
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return  # nobody listens any more: the daemon is shutting down
+    def _accept(self, data: bytes, address: Any) -> Datagram | None:
+        if data in self._sent_recently:
+            self._counters.echoes += 1  # our own broadcast, back through the receive socket
+            return None
+        self._counters.received(len(data))
+        return Datagram(link=self.name, data=data, peer=f"{address[0]}:{address[1]}")
 
     # ----------------------------------------------------------------- sending
 
