@@ -27,12 +27,6 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 VIP = "198.51.100.100"
 ROUTER = "198.51.100.254"
 IPFAIL = ["respawn hacluster /usr/lib/heartbeat/ipfail", f"ping {ROUTER}"]
-CUT_ROUTER = f"""
-table inet no_router {{
-    chain out {{ type filter hook output priority 0; ip daddr {ROUTER} drop; }}
-    chain in {{ type filter hook input priority 0; ip saddr {ROUTER} drop; }}
-}}
-"""
 
 
 def ipfail_cluster(topology: Topology, tmp_path: Path, auto_failback: str = "on") -> WebCluster:
@@ -62,7 +56,7 @@ def test_node_that_loses_its_router_hands_the_service_over_and_gets_it_back(
     prime = web.nodes["prime"]
     assert ipfail_status(web, "prime")["peers"] == {"calc": 1}
 
-    topology.nft(prime.node, CUT_ROUTER)
+    topology.cut_off(prime.node, ROUTER)
     prime.wait_node(ROUTER, "dead", 5)
     took = web.serving("calc", 10)
     assert ipfail_status(web, "prime")["giving_up"] is True, web.describe()
@@ -70,7 +64,7 @@ def test_node_that_loses_its_router_hands_the_service_over_and_gets_it_back(
     # prime stays a cluster member: the heartbeat LAN never went down.
     assert web.nodes["calc"].node_status("prime") == "active"
 
-    topology.run(prime.node, ["nft", "delete", "table", "inet", "no_router"])
+    topology.reconnect(prime.node)
     back = web.serving("prime", 10)  # auto_failback on
     assert ipfail_status(web, "prime")["giving_up"] is False
     print(f"router lost: calc served after {took:.2f}s; router back: prime after {back:.2f}s")
@@ -79,7 +73,7 @@ def test_node_that_loses_its_router_hands_the_service_over_and_gets_it_back(
 def test_router_lost_for_both_nodes_moves_nothing(topology: Topology, tmp_path: Path) -> None:
     web = ipfail_cluster(topology, tmp_path)
     for node in web.nodes.values():
-        topology.nft(node.node, CUT_ROUTER)
+        topology.cut_off(node.node, ROUTER)
     for node in web.nodes.values():
         node.wait_node(ROUTER, "dead", 5)
     assert_keeps_serving(topology, web.client, VIP, "prime", 3.0)
@@ -91,8 +85,8 @@ def test_auto_failback_off_leaves_the_service_on_the_better_connected_node(
 ) -> None:
     web = ipfail_cluster(topology, tmp_path, auto_failback="off")
     prime = web.nodes["prime"]
-    topology.nft(prime.node, CUT_ROUTER)
+    topology.cut_off(prime.node, ROUTER)
     web.serving("calc", 10)
-    topology.run(prime.node, ["nft", "delete", "table", "inet", "no_router"])
+    topology.reconnect(prime.node)
     wait_for(lambda: ipfail_status(web, "prime")["giving_up"] is False, 10, "balanced counts")
     assert_keeps_serving(topology, web.client, VIP, "calc", 2.0)

@@ -32,12 +32,6 @@ VIP = "198.51.100.100"
 ROUTER = "198.51.100.254"
 IPFAIL_BIN = Path("/usr/libexec/heartbeat/ipfail")
 AUTHKEYS = "auth 1\n1 sha1 pulse-interop-secret\n"
-CUT_ROUTER = f"""
-table inet no_router {{
-    chain out {{ type filter hook output priority 0; ip daddr {ROUTER} drop; }}
-    chain in {{ type filter hook input priority 0; ip saddr {ROUTER} drop; }}
-}}
-"""
 
 
 @pytest.fixture
@@ -140,13 +134,13 @@ def ipfail_cluster(
 
 def cut_router(topology: Topology, loser: Node, winner: Node) -> float:
     """Cut *loser* from the router; seconds until the VIP is on *winner* only."""
-    topology.nft(loser, CUT_ROUTER)
+    topology.cut_off(loser, ROUTER)
     return wait_vip_only_on(topology, winner, loser, 20)
 
 
 def restore_router(topology: Topology, loser: Node, winner: Node) -> float:
     """Give *loser* its router back; seconds until the VIP is home again (failback on)."""
-    topology.run(loser, ["nft", "delete", "table", "inet", "no_router"])
+    topology.reconnect(loser)
     return wait_vip_only_on(topology, loser, winner, 20)
 
 
@@ -197,7 +191,7 @@ def test_router_lost_for_both_nodes_moves_nothing(
     hb, pulse = ipfail_cluster(topology, peers, tmp_path, "hb1")
     mark = hb.mark()
     for node in (hb.node, pulse.node):
-        topology.nft(node, CUT_ROUTER)
+        topology.cut_off(node, ROUTER)
     pulse.wait_node(ROUTER, "dead", 6)
     hb.wait_nodestatus(ROUTER, "dead", 6)
     # Whoever noticed first may have started a delayed give-up; the other's count ends it.

@@ -48,24 +48,6 @@ def lone_node(topology: Topology, tmp_path: Path, media: list[str]) -> PulseNode
     return PulseNode(topology, ns, tmp_path, name="prime", ha_cf=config)
 
 
-def cut_off(topology: Topology, node: PulseNode, *hosts: str) -> None:
-    """Drop ICMP to and from *hosts* inside *node*'s namespace."""
-    addresses = ", ".join(hosts)
-    topology.nft(
-        node.node,
-        "table inet pingcut {\n"
-        f" chain in {{ type filter hook input priority 0; ip saddr {{ {addresses} }}"
-        " meta l4proto icmp drop; }\n"
-        f" chain out {{ type filter hook output priority 0; ip daddr {{ {addresses} }}"
-        " meta l4proto icmp drop; }\n"
-        "}\n",
-    )
-
-
-def reconnect(topology: Topology, node: PulseNode) -> None:
-    topology.run(node.node, ["nft", "delete", "table", "inet", "pingcut"])
-
-
 def test_a_pinged_router_is_ping_and_dies_only_for_the_node_cut_off_from_it(
     topology: Topology, tmp_path: Path
 ) -> None:
@@ -75,7 +57,7 @@ def test_a_pinged_router_is_ping_and_dies_only_for_the_node_cut_off_from_it(
     prime.wait_node("calc", "active", 10)
     assert f"{ROUTER:<20} ping     {ROUTER} up" in format_status(prime.status()).splitlines()
 
-    cut_off(topology, calc, ROUTER)
+    topology.cut_off(calc.node, ROUTER)
     took = calc.wait_node(ROUTER, "dead", DEADPING + SLACK)
     assert took >= DEADPING / 2  # it was alive when the cut began
     calc.wait_log(f"node {ROUTER}: is dead")
@@ -83,7 +65,7 @@ def test_a_pinged_router_is_ping_and_dies_only_for_the_node_cut_off_from_it(
     assert calc.node_status("prime") == "active"  # a ping node's death takes nothing over
     assert calc.status()["links"][ROUTER]["send_errors"] > 0  # output hook: EPERM, counted
 
-    reconnect(topology, calc)
+    topology.reconnect(calc.node)
     calc.wait_node(ROUTER, "ping", SLACK)
     calc.wait_log(f"Status update for node {ROUTER}: status ping")
     assert prime.node_status(ROUTER) == "ping"
@@ -98,17 +80,17 @@ def test_a_ping_group_is_up_while_any_of_its_hosts_answers(
     stats = calc.status()["links"]["routers"]
     assert stats["packets_sent"] >= 2 and stats["ignored"] >= 1  # both hosts answer
 
-    cut_off(topology, calc, ROUTER)
+    topology.cut_off(calc.node, ROUTER)
     with pytest.raises(TimeoutError):
         calc.wait_node("routers", "dead", DEADPING + 1)
     assert calc.node_status("routers") == "ping"
 
-    reconnect(topology, calc)
-    cut_off(topology, calc, ROUTER, SPARE)
+    topology.reconnect(calc.node)
+    topology.cut_off(calc.node, ROUTER, SPARE)
     calc.wait_node("routers", "dead", DEADPING + SLACK)
     assert prime.node_status("routers") == "ping"
 
-    reconnect(topology, calc)
+    topology.reconnect(calc.node)
     calc.wait_node("routers", "ping", SLACK)
 
 

@@ -53,6 +53,7 @@ ALLOWED_NETWORKS = (
 COMMAND_TIMEOUT = 20.0
 TERMINATE_GRACE = 3.0
 BRIDGE = "br0"
+_CUT_TABLE = "pulse_cut"  # the nftables table of Topology.cut_off and reconnect
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,15}$")
 _PREFIX_RE = re.compile(r"^[a-z]{1,6}$")
 
@@ -385,6 +386,22 @@ class Topology:
         }
         """
         self.run(node, ["nft", "-f", "-"], input=ruleset)
+
+    def cut_off(self, node: Node, *addresses: str) -> None:
+        """Drop every IPv4 packet between *node* and *addresses* (a router it can no
+        longer reach), inside the node's namespace; the rest of its LAN stays up."""
+        hosts = ", ".join(addresses)
+        self.nft(
+            node,
+            f"table inet {_CUT_TABLE} {{\n"
+            f"  chain out {{ type filter hook output priority 0; ip daddr {{ {hosts} }} drop; }}\n"
+            f"  chain in {{ type filter hook input priority 0; ip saddr {{ {hosts} }} drop; }}\n"
+            "}\n",
+        )
+
+    def reconnect(self, node: Node) -> None:
+        """Undo :meth:`cut_off`."""
+        self.run(node, ["nft", "delete", "table", "inet", _CUT_TABLE])
 
     def serial_pair(self) -> tuple[str, str]:
         """Two ptys joined by socat, like a null-modem cable; paths are stable symlinks."""
