@@ -179,7 +179,8 @@ class Faults:
             raise ValueError(f"loss must be 1..100 %, not {percent}")
         if direction not in ("in", "out", "both"):
             raise ValueError(f"direction must be in, out or both, not {direction!r}")
-        rule = f"{match} numgen random mod 100 < {percent} drop"
+        chance = "" if percent == 100 else f"numgen random mod 100 < {percent} "  # 0-99 only
+        rule = f"{match} {chance}drop"
         chains = ""
         for name, hook in (("in", "input"), ("out", "output")):
             if direction in (name, "both"):
