@@ -90,6 +90,9 @@ class PulseNode:
             *PULSE, "run", "-c", str(self.dir), "--node", self.name,
             "--control-socket", self.socket, "--state-dir", str(self.dir / "state"),
         ]  # fmt: skip
+        # A daemon killed with SIGKILL leaves its socket file behind: waiting for the
+        # socket must wait for the new daemon's.
+        Path(self.socket).unlink(missing_ok=True)
         out = open(self.logfile, "ab")  # noqa: SIM115 - owned by the process
         env = {**os.environ, NEVER_REBOOT_ENV: "1"}  # a lab's failfast never reboots the host
         self.proc = self.topology.popen(
