@@ -20,6 +20,8 @@ Rules implemented here:
 * A status received more than warntime after the previous one is *late*; more
   than the dead time is *overdue*: the node is declared dead and alive again at
   once (this only happens when :meth:`Membership.expire` was not called in time).
+* After the local node was stalled (:meth:`Membership.grant_grace`), no node or
+  link is declared dead, and no status overdue, until the grace ends.
 
 The local node is not tracked here: the engine knows its own status.
 """
@@ -106,6 +108,9 @@ class Membership:
         self._timing = timing
         self._start = start
         self._comms_up = False
+        # After this node itself was stalled, nobody is declared dead before this
+        # engine time (see grant_grace).
+        self._grace_until = -1.0
         self._nodes: dict[str, NodeRecord] = {}
         for name in peers:
             self._nodes[name] = NodeRecord(
@@ -152,14 +157,14 @@ class Membership:
         if rec.status is NodeStatus.DEAD:
             return None
         since = self._start if rec.last_status is None else rec.last_status
-        return since + self.dead_time_ms(name) / 1000
+        return max(since + self.dead_time_ms(name) / 1000, self._grace_until)
 
     def link_deadline(self, name: str, link: str) -> float | None:
         """When the link will be declared dead without a packet; None if not up."""
         lrec = self._nodes[name].links.get(link)
         if lrec is None or lrec.status is not LinkStatus.UP or lrec.last_heard is None:
             return None
-        return lrec.last_heard + self.dead_time_ms(name) / 1000
+        return max(lrec.last_heard + self.dead_time_ms(name) / 1000, self._grace_until)
 
     def next_deadline(self) -> float | None:
         """The earliest node or link deadline, or None when nothing can expire."""
@@ -185,6 +190,15 @@ class Membership:
     def restart_clock(self, now: float) -> None:
         """Count never-heard nodes from *now* (called when the engine starts)."""
         self._start = now
+
+    def grant_grace(self, until: float) -> None:
+        """Declare no node or link dead before *until*, nor a status overdue.
+
+        For after this node itself did not run (stopped, paused, starved): the
+        silence it measured is its own, and the packets its peers sent meanwhile are
+        still waiting in its sockets.
+        """
+        self._grace_until = max(self._grace_until, until)
 
     def declare_comms_up(self) -> None:
         """Switch from ``initdead`` to per-node dead times."""
@@ -220,7 +234,7 @@ class Membership:
         if rec.last_status is not None and old not in (NodeStatus.DEAD, NodeStatus.INIT):
             interval_ms = round((now - rec.last_status) * 1000)
             late = interval_ms > self._timing.warntime
-            if interval_ms > self.dead_time_ms(name):
+            if interval_ms > self.dead_time_ms(name) and now > self._grace_until:
                 overdue = True
                 reason = f"Late heartbeat: Node {name}: interval {interval_ms} ms"
                 changes.append(

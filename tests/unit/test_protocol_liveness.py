@@ -81,18 +81,34 @@ def test_late_heartbeat_warned_at_the_interval_beyond_warntime() -> None:
     assert Log(level="WARN", text="Late heartbeat: Node beta: interval 1750 ms") in out
 
 
-def test_status_later_than_deadtime_is_critical_and_node_bounces() -> None:
+def test_a_status_found_after_our_own_stall_is_late_but_the_peer_never_bounces() -> None:
     alpha = make_engine(make_config(deadtime=3.0, initdead=6.0), "alpha")
     alpha.start(0.0)
     alpha.receive(status_message("beta", 1), "eth0", 1.0)
-    # the driver was late: nobody ticked at the 7.0 deadline
+    # alpha did not run from 1.0 to 7.5 (SIGSTOP): nobody ticked at the 7.0 deadline,
+    # and beta's status was waiting in the socket all along.
     out = alpha.receive(status_message("beta", 2), "eth0", 7.5)
-    assert Log(level="CRIT", text="Late heartbeat: Node beta: interval 6500 ms") in out
-    changes = [(c.old, c.new) for c in of_type(out, NodeStatusChanged)]
-    assert changes == [
-        (NodeStatus.ACTIVE, NodeStatus.DEAD),
-        (NodeStatus.DEAD, NodeStatus.ACTIVE),
-    ]
+    assert Log(level="WARN", text="Late heartbeat: Node beta: interval 6500 ms") in out
+    assert of_type(out, NodeStatusChanged) == []
+    stall = [o for o in out if isinstance(o, Log) and o.text.startswith("pulse did not run")]
+    assert len(stall) == 1 and "6500 ms" in stall[0].text
+    assert alpha.counters["stalls"] == 1
+    assert alpha.counters["stall-ms-max"] == 6500
+
+
+def test_after_a_stall_a_silent_peer_is_declared_dead_one_and_a_half_keepalives_later() -> None:
+    alpha = make_engine(make_config(deadtime=3.0, initdead=6.0), "alpha")
+    alpha.start(0.0)
+    alpha.receive(status_message("beta", 1), "eth0", 1.0)
+    # alpha resumes at 7.5 with nothing queued from beta (beta really died at 1.0).
+    assert of_type(alpha.tick(7.5), NodeStatusChanged) == []
+    out = []
+    for _ in range(10):  # the timer task, on time from now on (keepalive 1 s)
+        if alpha.next_deadline() > 9.0:
+            break
+        out += alpha.tick(alpha.next_deadline())
+    deaths = of_type(out, NodeStatusChanged)
+    assert [(d.node, d.new, d.at) for d in deaths] == [("beta", NodeStatus.DEAD, 9.0)]
 
 
 def test_three_nodes_both_survivors_see_the_same_death_time() -> None:
