@@ -21,6 +21,7 @@ import trio
 from pulse.config.model import Config
 from pulse.events import (
     CommsUp,
+    CutOff,
     Delivered,
     NodeStatus,
     NodeStatusChanged,
@@ -198,6 +199,8 @@ class ResourceManager:
             self._apply(sched.comms_up(now, item.peers))
         elif isinstance(item, Delivered):
             self._apply(sched.message(item.message, now))
+        elif isinstance(item, CutOff):
+            self._apply(sched.set_cut_off(item.cut_off, now, detail=item.detail))
         if sched.leaving and sched.is_released():
             self._released.set()
 

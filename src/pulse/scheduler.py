@@ -151,6 +151,7 @@ class SchedulerView:
     decision: str
     groups: tuple[GroupView, ...]
     connectivity: ConnectivityView | None = None  # the built-in ipfail, when enabled
+    cut_off: bool = False  # every link of ours fails to send: nothing is taken over
 
 
 @dataclass(slots=True)
@@ -220,6 +221,9 @@ class Scheduler:
         self.failed_here: set[str] = set()  # groups whose start failed here
         self.takeover_pref: dict[str, str] = {}  # group -> node that asked to take it
         self.comms: bool = False
+        # Every link of ours fails to send (our own interfaces are down): we keep what
+        # we run and take nothing over (docs/failover.md, "Cut off").
+        self.cut_off = False
         self.stable = False
         self.leaving = False
         self.awaiting: set[str] = set()
@@ -312,6 +316,19 @@ class Scheduler:
             out += self._become_stable(now, f"{node} died while we were starting")
         out += self._plan(now, cause=f"{node} dead at {when or _hms(now)}")
         return out
+
+    def set_cut_off(self, cut_off: bool, now: float, *, detail: str = "") -> list[Action]:
+        """Our own links all fail (or one works again): see :attr:`cut_off`."""
+        if cut_off == self.cut_off:
+            return []
+        self.cut_off = cut_off
+        if cut_off:
+            text = "this node is cut off (every link fails to send"
+            text += f": {detail})" if detail else ")"
+            text += "; keeping what runs here, taking nothing over"
+        else:
+            text = "this node is no longer cut off"
+        return [self._decide(text), *self._plan(now, cause="")]
 
     def may_hold(self, node: str) -> bool:
         """Whether *node* might run resources: it claims some, or never said (fencing rule:
@@ -655,6 +672,7 @@ class Scheduler:
         if node == self.local:
             return (
                 not self.leaving
+                and not (self.cut_off and self.mine[key].state not in CLAIMED)
                 and not (strict and key in self.refused)
                 and key not in self.failed_here
                 and self.mine[key].state is not GroupState.FAILED
@@ -1107,6 +1125,7 @@ class Scheduler:
             decision=self.decision,
             groups=tuple(groups),
             connectivity=self.connectivity.view() if self.connectivity is not None else None,
+            cut_off=self.cut_off,
         )
 
 

@@ -88,3 +88,29 @@ def test_a_holder_frozen_past_deadtime_resumes_without_declaring_its_peer_dead(
     prime.wait_log("pulse did not run for")
     assert "node calc: is dead" not in prime.log(), "prime acted on its own stale timers"
     assert prime.status()["cluster"]["counters"]["stalls"] >= 1
+
+
+def test_a_standby_whose_own_cable_is_out_takes_nothing_over_and_the_client_sees_nothing(
+    topology: Topology, tmp_path: Path
+) -> None:
+    web = web_cluster(topology, tmp_path, ["prime", "calc"], vip=VIP)
+    prime, calc = web.nodes["prime"], web.nodes["calc"]
+    web.serving("prime", 15)
+    calc.wait_holder(VIP, "prime", 5)
+    wait_past_startup_grace(web.nodes.values())
+
+    web.cut("calc")
+    calc.wait_log("node prime: is dead", timeout=5)
+    calc.wait_log("this node is cut off")
+    prime.wait_log("node calc: is dead", timeout=5)
+    time.sleep(0.5)
+    assert holders(web) == ["prime"], "calc started the VIP on its dead link"
+    assert calc.status()["resources"]["cut_off"] is True
+    assert not (tmp_path / "calc" / "demo-web.pid").exists(), "calc started the web server"
+    web.serving("prime", 1)
+
+    web.restore("calc")
+    calc.wait_log("this node is no longer cut off", timeout=5)
+    prime.wait_holder(VIP, "prime", 5)
+    calc.wait_holder(VIP, "prime", 5)
+    assert holders(web) == ["prime"]

@@ -133,3 +133,38 @@ def test_no_group_is_acquired_anew_while_a_double_claim_is_settled() -> None:
     cluster.apply("c", cluster.nodes["c"].node_status("a", True, 1.2))
     assert cluster.holders() == {"web": "a", "db": "b"}
     assert not [a for n, a in events_after(cluster, mark) if isinstance(a, Acquire)]
+
+
+def test_a_node_that_is_cut_off_keeps_its_groups_and_takes_nothing_over() -> None:
+    cluster = Cluster(make_config(["prime", "calc"], {"web": "prime", "db": "calc"}))
+    cluster.start("prime")
+    cluster.start("calc")
+    cluster.check_safety = False
+    prime, calc = cluster.nodes["prime"], cluster.nodes["calc"]
+    # calc's cable is out: its sends fail, then it declares prime dead.
+    cluster.cut("prime", "calc")
+    cluster.apply("calc", calc.set_cut_off(True, 1.0, detail="eth0: ENETUNREACH"))
+    cluster.apply("calc", calc.node_status("prime", False, 1.5))
+    assert calc.mine["web"].state is GroupState.STOPPED, "a cut-off node takes nothing over"
+    assert calc.mine["db"].state is GroupState.RUNNING, "and keeps what it runs"
+    assert calc.view().cut_off
+    # prime, whose link works, takes db over.
+    cluster.apply("prime", prime.node_status("calc", False, 1.5))
+    assert prime.mine["db"].state is GroupState.RUNNING
+    # The cable is back: calc is no longer cut off, hears prime, and db settles on calc
+    # (its preferred node), web stays on prime.
+    cluster.heal()
+    cluster.apply("calc", calc.set_cut_off(False, 3.0))
+    cluster.apply("calc", calc.node_status("prime", True, 3.0))
+    cluster.apply("prime", prime.node_status("calc", True, 3.0))
+    assert cluster.holders() == {"web": "prime", "db": "calc"}
+
+
+def test_a_node_still_cut_off_when_its_peer_dies_takes_over_once_a_link_works() -> None:
+    cluster = healthy()
+    calc = cluster.nodes["calc"]
+    cluster.apply("calc", calc.set_cut_off(True, 1.0))
+    cluster.kill("prime")  # prime really dies while calc's cable is out
+    assert calc.mine["web"].state is GroupState.STOPPED
+    cluster.apply("calc", calc.set_cut_off(False, 2.0))
+    assert calc.mine["web"].state is GroupState.RUNNING
