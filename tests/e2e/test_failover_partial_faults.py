@@ -28,6 +28,15 @@ PRIME_IP = "198.51.100.11"
 SETTLE = 3.0  # seconds a heal may take here, on a loaded 2-core machine (measured: < 0.5)
 
 
+def settled_cluster(topology: Topology, tmp_path: Path) -> WebCluster:
+    """prime serving the VIP, calc agreeing, both past their start-up grace."""
+    web = web_cluster(topology, tmp_path, ["prime", "calc"], vip=VIP)
+    web.serving("prime", 15)
+    web.nodes["calc"].wait_holder(VIP, "prime", 5)
+    wait_past_startup_grace(web.nodes.values())
+    return web
+
+
 def holders(web: WebCluster) -> list[str]:
     return [n for n, node in web.nodes.items() if VIP in addresses(web.topology, node.node, "eth0")]
 
@@ -40,11 +49,8 @@ def wait_single_holder(web: WebCluster, who: str, timeout: float) -> float:
 def test_heartbeats_dropped_one_way_leave_one_holder_soon_after_the_drop_ends(
     topology: Topology, tmp_path: Path
 ) -> None:
-    web = web_cluster(topology, tmp_path, ["prime", "calc"], vip=VIP)
+    web = settled_cluster(topology, tmp_path)
     prime, calc = web.nodes["prime"], web.nodes["calc"]
-    web.serving("prime", 15)
-    calc.wait_holder(VIP, "prime", 5)
-    wait_past_startup_grace(web.nodes.values())
 
     for trial in range(2):
         # calc stops hearing prime; prime still hears calc, so it never sees a death.
@@ -69,11 +75,8 @@ def test_heartbeats_dropped_one_way_leave_one_holder_soon_after_the_drop_ends(
 def test_a_holder_frozen_past_deadtime_resumes_without_declaring_its_peer_dead(
     topology: Topology, tmp_path: Path
 ) -> None:
-    web = web_cluster(topology, tmp_path, ["prime", "calc"], vip=VIP)
+    web = settled_cluster(topology, tmp_path)
     prime, calc = web.nodes["prime"], web.nodes["calc"]
-    web.serving("prime", 15)
-    calc.wait_holder(VIP, "prime", 5)
-    wait_past_startup_grace(web.nodes.values())
     assert prime.proc is not None
 
     os.kill(prime.proc.pid, signal.SIGSTOP)
@@ -93,11 +96,8 @@ def test_a_holder_frozen_past_deadtime_resumes_without_declaring_its_peer_dead(
 def test_a_standby_whose_own_cable_is_out_takes_nothing_over_and_the_client_sees_nothing(
     topology: Topology, tmp_path: Path
 ) -> None:
-    web = web_cluster(topology, tmp_path, ["prime", "calc"], vip=VIP)
+    web = settled_cluster(topology, tmp_path)
     prime, calc = web.nodes["prime"], web.nodes["calc"]
-    web.serving("prime", 15)
-    calc.wait_holder(VIP, "prime", 5)
-    wait_past_startup_grace(web.nodes.values())
 
     web.cut("calc")
     calc.wait_log("node prime: is dead", timeout=5)
