@@ -77,6 +77,9 @@ STALL_KEEPALIVES = 1.0
 STALL_GRACE = 1.5
 
 NOSEQ_PREFIX = "NS_"
+# Unsequenced messages that show their sender alive when addressed to us by UUID and
+# of its current generation (Membership.heard_life).
+LIFE_NOSEQ = frozenset({"NS_ackmsg", "NS_rexmit", "NS_nak_rexmit"})
 PROTOCOL_VERSION = "1"
 
 _STATUS_VALUES = {
@@ -329,6 +332,13 @@ class Engine:
             link_up = self._membership.heard_packet(name, link, now)
             if link_up is not None:
                 out += self._link_changed(link_up)
+            if (
+                mtype in LIFE_NOSEQ
+                and message.field("destuuid") is not None
+                and peer.generation is not None
+                and _parse_hex(message.get("hg")) == peer.generation
+            ):
+                self._membership.heard_life(name, now)
             out += self._dispatch_noseq(peer, mtype, message, link, now)
             out += self._check_comms(now)
             return out
@@ -397,6 +407,8 @@ class Engine:
             return out
         if verdict == "in-order":
             out += self._maybe_ack(peer, seq, now)
+        if verdict in ("in-order", "gap") and not is_status and hg == peer.generation:
+            self._membership.heard_life(name, now)
         if not self._for_us(message):
             self.counters["not-for-us"] += 1
             return out

@@ -8,8 +8,11 @@ from protocol_harness import (
     make_config,
     make_engine,
     of_type,
+    peer_message,
+    run_timers,
     status_message,
     two_nodes,
+    uuid_of,
 )
 
 from pulse.events import (
@@ -21,6 +24,8 @@ from pulse.events import (
     NodeStatus,
     NodeStatusChanged,
 )
+from pulse.protocol import Engine
+from pulse.wire.message import FieldType, Message
 
 
 def test_two_nodes_go_active_together_at_start() -> None:
@@ -185,3 +190,54 @@ def test_returning_peer_after_restart_is_up_again() -> None:
     statuses = {n.name: n.status for n in wire.engines["alpha"].view().nodes}
     assert statuses["beta"] is NodeStatus.ACTIVE
     assert (20.0, "Heartbeat restart on node beta") in wire.logs("alpha")
+
+
+def _ack_to_alpha(hg: int = 7) -> Message:
+    ack = peer_message("NS_ackmsg", "beta", hg=hg, dest="alpha", extra=[("ackseq", "1")])
+    return ack.with_field("destuuid", uuid_of("alpha"), FieldType.BINARY)
+
+
+def _alpha_hearing_beta(beta_generation: int = 7) -> Engine:
+    """alpha with comms up at 0.0, beta's last status at 0.0 (deadtime 3 s)."""
+    alpha = make_engine(make_config(deadtime=3.0), "alpha")
+    alpha.start(0.0)
+    alpha.receive(status_message("beta", 1, hg=beta_generation), "eth0", 0.0)
+    nodes = peer_message("repnodes", "beta", seq=2, hg=beta_generation, dest="alpha")
+    alpha.receive(nodes, "eth0", 0.0)
+    assert alpha.comms_up
+    return alpha
+
+
+def _beta_death(engine: Engine, until: float) -> float | None:
+    deaths = [
+        c.at
+        for c in of_type(run_timers(engine, until), NodeStatusChanged)
+        if c.node == "beta" and c.new is NodeStatus.DEAD
+    ]
+    return deaths[0] if deaths else None
+
+
+def test_an_ack_addressed_to_us_keeps_a_peer_alive_whose_statuses_were_lost() -> None:
+    alpha = _alpha_hearing_beta()
+    run_timers(alpha, 2.5)
+    alpha.receive(_ack_to_alpha(), "eth0", 2.5)  # beta's statuses are lost, its ACK is not
+    assert _beta_death(alpha, 5.4) is None
+    assert _beta_death(alpha, 6.0) == 5.5
+
+
+def test_replayed_acks_keep_a_silent_peer_alive_for_at_most_one_more_deadtime() -> None:
+    alpha = _alpha_hearing_beta()
+    for t in (1.0, 2.0, 3.0, 4.0, 5.0):  # one replayed ACK a second, no status
+        run_timers(alpha, t)
+        alpha.receive(_ack_to_alpha(), "eth0", t)
+    death = _beta_death(alpha, 10.0)
+    assert death == 6.0  # the last status at 0 + 2 x deadtime
+
+
+def test_an_ack_of_an_older_generation_or_without_our_uuid_proves_nothing() -> None:
+    alpha = _alpha_hearing_beta(beta_generation=8)
+    run_timers(alpha, 2.5)
+    alpha.receive(_ack_to_alpha(hg=7), "eth0", 2.5)
+    bare = peer_message("NS_ackmsg", "beta", hg=8, dest="alpha", extra=[("ackseq", "1")])
+    alpha.receive(bare, "eth0", 2.6)
+    assert _beta_death(alpha, 4.0) == 3.0
