@@ -60,6 +60,9 @@ class LinkStatistics:
     that is not a reply to its own echoes (always 0 for UDP and serial)."""
     last_error: str | None = None
     """Text of the most recent error, for ``pulsectl`` and logs."""
+    failing_since: float | None = None
+    """trio time of the first send that failed because this node's interface is down
+    (LINK_DOWN_ERRNOS) since the last packet that went out; None when sends work."""
 
 
 class Link(Protocol):
@@ -117,6 +120,7 @@ class Counters:
         "bytes_received",
         "bytes_sent",
         "echoes",
+        "failing_since",
         "ignored",
         "last_error",
         "packets_received",
@@ -141,17 +145,23 @@ class Counters:
         self.echoes = 0
         self.ignored = 0
         self.last_error: str | None = None
+        self.failing_since: float | None = None
 
     def sent(self, size: int) -> None:
         self.packets_sent += 1
         self.bytes_sent += size
+        self.failing_since = None
 
     def received(self, size: int) -> None:
         self.packets_received += 1
         self.bytes_received += size
 
-    def send_error(self, text: str) -> None:
+    def send_error(self, text: str, *, error: int | None = None) -> None:
+        """Count a failed send; *error* (an errno) in LINK_DOWN_ERRNOS means the
+        interface is down here (a firewall's EPERM or a full buffer do not)."""
         self.send_errors += 1
+        if error in LINK_DOWN_ERRNOS and self.failing_since is None:
+            self.failing_since = trio.current_time()
         self._error(text, logging.DEBUG)
 
     def receive_error(self, text: str, *, level: int = logging.WARNING) -> None:
@@ -174,6 +184,7 @@ class Counters:
             echoes=self.echoes,
             ignored=self.ignored,
             last_error=self.last_error,
+            failing_since=self.failing_since,
         )
 
     def _error(self, text: str, level: int) -> None:
@@ -189,6 +200,12 @@ class Counters:
         if seen is None and len(self._logged) >= _MAX_TRACKED_TEXTS:
             self._logged.pop(next(iter(self._logged)))  # forget the oldest text
         self._logged[text] = (now, 0)
+
+
+#: Send errors that mean this node's own interface (or its address) is gone or down.
+LINK_DOWN_ERRNOS = frozenset(
+    {errno.ENETDOWN, errno.ENETUNREACH, errno.ENODEV, errno.ENXIO, errno.EADDRNOTAVAIL}
+)
 
 
 def describe_os_error(exc: OSError) -> str:
