@@ -93,9 +93,9 @@ async def runs_on(world: FakeResources, nodes: set[str]) -> None:
 
 
 def test_version_is_the_package_version() -> None:
+    code = "import sys; from pulse.cli.ctl import main; sys.exit(main())"
     done = subprocess.run(
-        [sys.executable, "-c", "import sys; from pulse.cli.ctl import main; sys.exit(main())"]
-        + ["--version"],
+        [sys.executable, "-c", code, "--version"],
         capture_output=True,
         text=True,
     )
