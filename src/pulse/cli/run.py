@@ -64,6 +64,8 @@ def _run_locked(
         plugins=plugins,
         kernel_timer=True,
         trim_memory=True,
+        systemd_notify=True,
+        watchdog_device=True,
     )
     status = 0
     try:
