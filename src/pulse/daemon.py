@@ -51,6 +51,7 @@ from pulse.events import CommsUp, CutOff, Log, Output, Transmit
 from pulse.extensions import EventBus
 from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
+from pulse.notify import notify_listeners
 from pulse.plugins import PluginHost
 from pulse.protocol import ClusterView, Engine
 from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
@@ -690,7 +691,8 @@ async def _serve(
         ]
         for group in config.groups
     }
-    bus = EventBus(host.event_listeners(config, loaded.node) if host is not None else [])
+    listeners = host.event_listeners(config, loaded.node) if host is not None else []
+    bus = EventBus([*listeners, *notify_listeners(config.notify)])
     manager = ResourceManager(
         config=config,
         local=loaded.node,
