@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pulse.config import load_config
-from pulse.plugin.settings import SettingsReader, parse_seconds
+from pulse.plugin.settings import SettingsReader, parse_flag, parse_seconds
 
 TOML = """\
 cluster = { nodes = ["prime", "calc"], auto_failback = "off" }
@@ -149,3 +149,20 @@ def test_an_unknown_key_is_reported_with_the_closest_known_one() -> None:
     r = reader({"hots": "x", "port": 25})
     r.check_keys(("host", "port"))
     assert messages(r) == ["pulse.toml: plugins.example.hots: unknown key (did you mean host?)"]
+
+
+def test_a_flag_in_a_word_is_read_as_heartbeat_reads_one() -> None:
+    assert [parse_flag(v) for v in ("yes", "OFF", "1", "n", True, "maybe", 1)] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        None,
+        None,
+    ]
+
+
+def test_a_list_of_strings_keeps_each_as_written() -> None:
+    r = reader({"argv": ["asterisk", "-rx", " core reload "]})
+    assert r.strings("argv", example="[]") == ("asterisk", "-rx", " core reload ")

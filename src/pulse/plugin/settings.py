@@ -39,13 +39,13 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from pulse.config.durations import parse_duration
+from pulse.config.durations import parse_bool, parse_duration
 from pulse.config.legacy import did_you_mean as _did_you_mean
 from pulse.config.model import Config
 from pulse.config.toml import format_path, line_at
 from pulse.errors import Diagnostic, Severity
 
-__all__ = ["KeyPath", "SettingsReader", "did_you_mean", "parse_seconds"]
+__all__ = ["KeyPath", "SettingsReader", "did_you_mean", "parse_flag", "parse_seconds"]
 
 KeyPath = tuple[str | int, ...]
 _D = TypeVar("_D")
@@ -77,6 +77,15 @@ def parse_seconds(value: object) -> float | None:
     else:
         return None
     return seconds if math.isfinite(seconds) else None
+
+
+def parse_flag(value: object) -> bool | None:
+    """``True``/``False``, or a word as Heartbeat reads one (yes/no, on/off, true/false,
+    y/n, 1/0, any case), else None: for flags written in an haresources ``k=v`` word.
+    (A TOML flag is a TOML boolean: :meth:`SettingsReader.flag`.)"""
+    if isinstance(value, bool):
+        return value
+    return parse_bool(value) if isinstance(value, str) else None
 
 
 class SettingsReader:
@@ -212,7 +221,8 @@ class SettingsReader:
         example: str,
         empty: bool = True,
     ) -> tuple[str, ...]:
-        """A list of strings (each non-empty); an empty list only with ``empty=True``.
+        """A list of strings, each not blank (kept as written); an empty list only with
+        ``empty=True``.
         *example* shows a good value, e.g. ``'["sip.conf", "iax.conf"]'``."""
         value = self._value(key)
         if key not in self.table:
@@ -225,7 +235,7 @@ class SettingsReader:
             what = "a list of strings" if empty else "a non-empty list of strings"
             self.error(key, f"expected {what}, got {value!r} (e.g. {key} = {example})")
             return tuple(default)
-        return tuple(str(item).strip() for item in value)
+        return tuple(str(item) for item in value)
 
     def choice(self, key: str, choices: Sequence[str], default: str) -> str:
         """One of *choices*."""
