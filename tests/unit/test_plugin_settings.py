@@ -166,3 +166,11 @@ def test_a_flag_in_a_word_is_read_as_heartbeat_reads_one() -> None:
 def test_a_list_of_strings_keeps_each_as_written() -> None:
     r = reader({"argv": ["asterisk", "-rx", " core reload "]})
     assert r.strings("argv", example="[]") == ("asterisk", "-rx", " core reload ")
+
+
+def test_a_required_key_that_is_missing_says_how_to_write_it() -> None:
+    r = reader({"kind": "fence-agent"})
+    assert r.require("kind", example='"x"') and not r.require("agent", example='"fence_ipmilan"')
+    assert messages(r) == [
+        'pulse.toml: plugins.example.agent: required (e.g. agent = "fence_ipmilan")'
+    ]

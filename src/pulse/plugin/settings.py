@@ -160,6 +160,14 @@ class SettingsReader:
             self._read.append(key)
         return self.table.get(key)
 
+    def require(self, key: str, *, example: str) -> bool:
+        """Whether *key* is there; when not, report ``required (e.g. key = example)``."""
+        self._value(key)
+        if key in self.table:
+            return True
+        self.error(key, f"required (e.g. {key} = {example})")
+        return False
+
     def text(self, key: str, default: _D, *, example: str) -> str | _D:
         """A non-empty string, stripped. *example* is a value to show, e.g. ``'"pulse"'``."""
         value = self._value(key)
