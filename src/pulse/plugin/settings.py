@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from pulse.config.durations import parse_bool, parse_duration
 from pulse.config.legacy import did_you_mean as _did_you_mean
@@ -182,8 +182,12 @@ class SettingsReader:
         """A non-empty string, or None when the key is absent (or wrong)."""
         return self.text(key, None, example=example)
 
-    def flag(self, key: str, default: bool = False) -> bool:
-        """``true`` or ``false``."""
+    @overload
+    def flag(self, key: str) -> bool: ...
+    @overload
+    def flag(self, key: str, default: _D) -> bool | _D: ...
+    def flag(self, key: str, default: object = False) -> object:
+        """``true`` or ``false`` (default: false)."""
         value = self._value(key)
         if key not in self.table:
             return default
@@ -192,7 +196,7 @@ class SettingsReader:
         self.error(key, f"expected true or false, got {value!r}")
         return default
 
-    def integer(self, key: str, default: int, *, low: int, high: int) -> int:
+    def integer(self, key: str, default: _D, *, low: int, high: int) -> int | _D:
         """A whole number from *low* to *high*."""
         value = self._value(key)
         if key not in self.table:
@@ -245,7 +249,7 @@ class SettingsReader:
             return tuple(default)
         return tuple(str(item) for item in value)
 
-    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
+    def choice(self, key: str, choices: Sequence[str], default: _D) -> str | _D:
         """One of *choices*."""
         value = self._value(key)
         if key not in self.table:
