@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from pulse.config.model import ResourceSpec
+from pulse.config.model import CLUSTER_EVENT_KINDS, ResourceSpec
 from pulse.errors import Diagnostic, Severity
 from pulse.plugin.settings import SettingsReader, did_you_mean
 
@@ -24,17 +24,8 @@ DEFAULT_SUBJECT = "Resource Group"
 DEFAULT_STATE_DIR = "/run/resource-agents"
 DEFAULT_SENDMAIL = "/usr/sbin/sendmail"
 
-EVENT_KINDS = (
-    "node-dead",
-    "node-up",
-    "acquired",
-    "released",
-    "acquire-failed",
-    "release-failed",
-    "fenced",
-    "fence-failed",
-    "shutdown",
-)
+# Every kind of cluster event pulse publishes (one list, shared with [[notify]]).
+EVENT_KINDS = CLUSTER_EVENT_KINDS
 DEFAULT_EVENTS = ("node-dead", "acquire-failed", "release-failed", "fenced", "fence-failed")
 TRANSPORTS = ("smtp", "sendmail")
 
