@@ -22,6 +22,7 @@ from pulse import hookspecs
 from pulse.config.model import Config, ResourceGroup, ResourceSpec
 from pulse.errors import Diagnostic, PulseError, Severity
 from pulse.plugin.api import PluginContext
+from pulse.plugin.settings import did_you_mean
 
 log = logging.getLogger("pulse.plugins")
 
@@ -345,7 +346,31 @@ def load_plugins(
         host = PluginHost.for_config(config, **kwargs)
     except Exception as exc:  # an entry point that does not import, a bad hookimpl
         return None, [Diagnostic(config.origin, 0, f"cannot load plugins: {exc}")]
-    return host, host.configure(config, node)
+    return host, unknown_plugin_tables(config, host) + host.configure(config, node)
+
+
+def unknown_plugin_tables(config: Config, host: PluginHost) -> list[Diagnostic]:
+    """A ``[plugins.NAME]`` table no plugin reads: an error when NAME looks like a
+    misspelt installed plugin (``[plugins.mialto]``), a warning otherwise (the plugin
+    is not installed yet, or its table is left over)."""
+    known = sorted({p.name for p in host.plugins()} | set(host.blocked))
+    out: list[Diagnostic] = []
+    for name in config.plugins:
+        if name in known:
+            continue
+        line = config.key_lines.get(("plugins", name), 0)
+        hint = did_you_mean(name, known)
+        installed = ", ".join(known) or "none"
+        if hint:
+            text = f"plugins.{name}: no plugin is called {name}{hint}; installed: {installed}"
+            out.append(Diagnostic(config.origin, line, text))
+        else:
+            text = (
+                f"plugins.{name}: no plugin called {name} is installed, so this table is "
+                f"ignored (installed: {installed})"
+            )
+            out.append(Diagnostic(config.origin, line, text, Severity.WARNING))
+    return out
 
 
 def plugin_agent_names(config: Config, node: str) -> set[str]:

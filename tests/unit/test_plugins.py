@@ -14,6 +14,7 @@ import pluggy
 import pytest
 
 from pulse import hookimpl, hookspecs
+from pulse.config import load_config
 from pulse.config.model import (
     AuthKey,
     AuthKeys,
@@ -24,7 +25,13 @@ from pulse.config.model import (
 )
 from pulse.errors import Diagnostic, Severity
 from pulse.plugin import PluginContext
-from pulse.plugins import PluginError, PluginHost, disabled_from, load_plugins
+from pulse.plugins import (
+    PluginError,
+    PluginHost,
+    disabled_from,
+    load_plugins,
+    unknown_plugin_tables,
+)
 from pulse.resources import make_agent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,3 +308,31 @@ def test_every_hook_has_a_test_named_after_it() -> None:
         names |= set(re.findall(r"def (test_hook_\w+)", path.read_text()))
     for hook in HOOKS:
         assert any(n.startswith(f"test_hook_{hook}") for n in names), f"no test_hook_{hook}*"
+
+
+def test_a_misspelt_plugin_table_is_an_error_with_a_suggestion_and_an_unknown_one_a_warning(
+    tmp_path: Path,
+) -> None:
+    text = (
+        '[cluster]\nnodes = ["alpha", "beta"]\nauto_failback = "on"\n'
+        '[[links]]\ntype = "bcast"\ninterface = "lo"\n'
+        '[auth]\nuse = 1\nkeys = [{index = 1, method = "crc"}]\n'
+        '[plugins.mialto]\nto = ["ops@example.com"]\n'
+        "[plugins.pagerduty]\nkey = 1\n"
+    )
+    path = tmp_path / "pulse.toml"
+    path.write_text(text)
+    path.chmod(0o600)
+    config = load_config(path, node="alpha").config
+
+    class Mail:
+        pass
+
+    host = PluginHost(load_entrypoints=False, plugins={"mailto": Mail()})
+    diags = unknown_plugin_tables(config, host)
+    assert [str(d) for d in diags] == [
+        f"{path}:10: plugins.mialto: no plugin is called mialto (did you mean mailto?); "
+        "installed: mailto",
+        f"{path}:12: warning: plugins.pagerduty: no plugin called pagerduty is installed, "
+        "so this table is ignored (installed: mailto)",
+    ]
