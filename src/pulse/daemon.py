@@ -668,7 +668,7 @@ async def _watch_signals(
     signals: AsyncIterator[int],
     cancel: trio.CancelScope,
     grace: float,
-    reloader: Callable[[], Loaded] | None,
+    reloader: Callable[[], Loaded] | None = None,
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
