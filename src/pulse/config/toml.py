@@ -86,7 +86,7 @@ STRUCTURED_DIRECTIVES = frozenset(
 # ha.cf directives with no structured key: kept verbatim under [heartbeat].
 HEARTBEAT_KEYS = (*(d for d in OPTION_DIRECTIVES if d not in STRUCTURED_DIRECTIVES), "apiauth")
 TOP_KEYS = ("cluster", "timing", "links", "auth", "groups", "logging", "stonith", "respawn",
-            "heartbeat", "plugins", "resources", "metrics", "notify")  # fmt: skip
+            "heartbeat", "plugins", "resources", "metrics", "notify", "control")  # fmt: skip
 RESOURCE_KEYS = (
     "start_timeout", "stop_timeout", "status_timeout", "stop_retries", "arp_count", "arp_interval"
 )  # fmt: skip
@@ -423,6 +423,8 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
 
     timeouts = _resource_options(r, top.get("resources", {}))
     metrics = _metrics(r, top.get("metrics"))
+    control = r.table(top.get("control", {}), ("control",), ("group",))
+    control_group = r.string(control["group"], ("control", "group")) if "group" in control else None
     notify = tuple(
         n
         for i, t in enumerate(r.array_of_tables(top.get("notify", []), ("notify",)))
@@ -466,6 +468,7 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
             resource_options=timeouts,
             metrics=metrics,
             notify=notify,
+            control_group=control_group,
             key_lines=r.lines,
         )
     return config
