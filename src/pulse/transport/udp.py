@@ -48,7 +48,14 @@ _SIOCGIFBRDADDR = 0x8919
 _SIOCGIFNETMASK = 0x891B
 _IFNAMSIZ = 16
 _IPTOS_LOWDELAY = 0x10
+_SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; Python's socket module does not name it
 BROADCAST_RECHECK = 5.0  # seconds between two looks at an interface's broadcast address
+
+#: The receive buffer asked for (the kernel doubles it for its bookkeeping): room for a
+#: few thousand small datagrams, so that a burst of junk arriving while the daemon is
+#: busy does not push out a heartbeat behind it (docs/hostile-input.md). Set with
+#: SO_RCVBUFFORCE when we may (root), else SO_RCVBUF up to net.core.rmem_max.
+RECEIVE_BUFFER = 1 << 20
 
 #: How many of our latest packets a link remembers to recognise them coming back. An
 #: echo older than that (after a burst of retransmissions) goes on to the engine, which
@@ -99,6 +106,15 @@ def _open_error(interface: str, what: str, exc: OSError) -> TransportError:
     else:
         reason = describe_os_error(exc)
     return TransportError(f"{what} on {interface}: {reason}")
+
+
+def _grow_receive_buffer(sock: socket.socket, size: int) -> None:
+    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * size:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+    except OSError:  # no CAP_NET_ADMIN: what net.core.rmem_max allows
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 class UdpLink:
@@ -156,6 +172,7 @@ class UdpLink:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             self._bind_to_device(sock)
             sock.bind(self._receive_address())
+            _grow_receive_buffer(sock, RECEIVE_BUFFER)
             self._configure_receiver(sock)
             sock.setblocking(False)
         except OSError as exc:
