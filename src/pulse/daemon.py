@@ -46,7 +46,7 @@ from pulse.config.model import ResourceOptions
 from pulse.connectivity import ConnectivityView
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
-from pulse.events import Log, Output, Transmit
+from pulse.events import Log, NodeStatus, NodeStatusChanged, Output, Transmit
 from pulse.extensions import EventBus
 from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
@@ -56,7 +56,13 @@ from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
 from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, env_directives, system_reboot
 from pulse.scheduler import SHUTDONE, SchedulerView
-from pulse.state import load_uuid, next_generation
+from pulse.state import (
+    PeerMark,
+    load_peer_marks,
+    load_uuid,
+    next_generation,
+    save_peer_marks,
+)
 from pulse.timerfd import KernelTimer
 from pulse.transport import Datagram, Link, open_links
 from pulse.wire.auth import Signer
@@ -100,6 +106,10 @@ class DaemonOptions:
     reboot: Callable[[str], None] = system_reboot
     respawn_stop_grace: float = STOP_GRACE  # SIGTERM to SIGKILL for respawned programs
     spawn: Spawn | None = None  # tests: fake processes for respawned programs
+    # pulse run: start from the peers' generations and seqs in the state directory and
+    # save them when a peer dies and at a clean shutdown (pulse_peers, state.py), in a
+    # worker thread; tests in virtual time leave the file system alone.
+    remember_peers: bool = False
 
 
 _WIRE_LOG = {
@@ -149,6 +159,7 @@ class Daemon:
         self.resources: ResourceManager | None = None
         self.plugins: PluginHost | None = None
         self.respawn: RespawnSupervisor | None = None
+        self._marks_wanted = trio.Event()  # set when a peer died: save pulse_peers
 
     # ------------------------------------------------------------------ events
 
@@ -179,6 +190,8 @@ class Daemon:
             elif isinstance(out, Log):
                 log.log(LEVELS.get(out.level, logging.INFO), "%s", out.text)
             else:
+                if isinstance(out, NodeStatusChanged) and out.new is NodeStatus.DEAD:
+                    self._marks_wanted.set()
                 self._publish(out)
 
     def _transmit(self, message: Message, cache: dict[Encoding, bytes]) -> None:
@@ -347,6 +360,20 @@ class Daemon:
                 await trio.sleep_forever()
             finally:
                 self._timer_scope = None
+
+    async def remember_peers(self, state_dir: Path) -> None:
+        """Save the peers' marks after a peer died (a task: the save runs in a thread)."""
+        while True:
+            await self._marks_wanted.wait()
+            self._marks_wanted = trio.Event()
+            await self.save_peer_marks(state_dir)
+
+    async def save_peer_marks(self, state_dir: Path) -> None:
+        marks = self.engine.peer_marks()
+        try:
+            await trio.to_thread.run_sync(save_peer_marks, state_dir, marks)
+        except OSError as exc:
+            log.warning("cannot save the peers' sequence numbers in %s: %s", state_dir, exc)
 
     async def run_pumps(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -534,7 +561,11 @@ async def _loadavg_task(cache: list[str]) -> None:
 
 
 async def _watch_signals(
-    daemon: Daemon, signals: AsyncIterator[int], cancel: trio.CancelScope, grace: float
+    daemon: Daemon,
+    signals: AsyncIterator[int],
+    cancel: trio.CancelScope,
+    grace: float,
+    state_dir: Path | None = None,
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
@@ -549,6 +580,8 @@ async def _watch_signals(
         await trio.sleep(grace)
         if daemon.respawn is not None:
             await daemon.respawn.stop()
+        if state_dir is not None:
+            await daemon.save_peer_marks(state_dir)
         log.info("%s Heartbeat shutdown complete.", daemon.loaded.node)
         cancel.cancel()
         return
@@ -589,6 +622,9 @@ async def _serve(
     uuid = options.uuid
     if uuid is None:
         uuid = await trio.to_thread.run_sync(load_uuid, options.state_dir)
+    marks: Mapping[str, PeerMark] = {}
+    if options.remember_peers:
+        marks = await trio.to_thread.run_sync(load_peer_marks, options.state_dir)
     loadavg_cache = ["n/a"]
     loadavg = options.loadavg or (lambda: loadavg_cache[0])
     engine = Engine(
@@ -600,6 +636,7 @@ async def _serve(
         wallclock=wall,
         loadavg=loadavg,
         rng=options.rng or random.Random(),
+        peer_marks=marks,
     )
     the_links = list(links) if links is not None else open_links(config)
     daemon = Daemon(loaded, engine, the_links, signer, kernel_timer=options.kernel_timer)
@@ -667,8 +704,16 @@ async def _serve(
         nursery.start_soon(daemon.run_pumps)
         if options.control_socket is not None:
             await nursery.start(serve_control, options.control_socket, daemon.handle_request)
+        state_dir = options.state_dir if options.remember_peers else None
+        if state_dir is not None:
+            nursery.start_soon(daemon.remember_peers, state_dir)
         if signals is not None:
             nursery.start_soon(
-                _watch_signals, daemon, signals, nursery.cancel_scope, options.shutdown_grace
+                _watch_signals,
+                daemon,
+                signals,
+                nursery.cancel_scope,
+                options.shutdown_grace,
+                state_dir,
             )
         task_status.started(daemon)

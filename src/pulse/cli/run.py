@@ -48,6 +48,7 @@ def run(ns: argparse.Namespace) -> int:
         plugins=plugins,
         kernel_timer=True,
         trim_memory=True,
+        remember_peers=True,
     )
     status = 0
     try:
