@@ -167,31 +167,10 @@ def send(
     return sent
 
 
-def capture(port: int, source: str, duration: float, limit: int) -> list[bytes]:
-    """Datagrams from *source* to *port* (broadcast too) for *duration* s, at most *limit*."""
-    out: list[bytes] = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        sock.bind(("0.0.0.0", port))
-        end = time.monotonic() + duration
-        while len(out) < limit:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            sock.settimeout(left)
-            try:
-                data, address = sock.recvfrom(65536)
-            except TimeoutError:
-                break
-            if address[0] == source:
-                out.append(data)
-    return out
-
-
-def listen(port: int, source: str, duration: float, ready: Path | None) -> list[float]:
-    """``time.monotonic()`` of each datagram from *source* to *port* for *duration* s."""
-    arrivals: list[float] = []
+def _datagrams(
+    port: int, source: str, duration: float, ready: Path | None = None
+) -> Iterator[bytes]:
+    """Datagrams from *source* to *port* (broadcast too) for *duration* seconds."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -199,18 +178,24 @@ def listen(port: int, source: str, duration: float, ready: Path | None) -> list[
         if ready is not None:
             ready.touch()
         end = time.monotonic() + duration
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
+        while (left := end - time.monotonic()) > 0:
             sock.settimeout(left)
             try:
-                _, address = sock.recvfrom(65536)
+                data, address = sock.recvfrom(65536)
             except TimeoutError:
-                break
+                return
             if address[0] == source:
-                arrivals.append(time.monotonic())
-    return arrivals
+                yield data
+
+
+def capture(port: int, source: str, duration: float, limit: int) -> list[bytes]:
+    """Datagrams from *source* to *port* for *duration* s, at most *limit* of them."""
+    return list(itertools.islice(_datagrams(port, source, duration), limit))
+
+
+def listen(port: int, source: str, duration: float, ready: Path | None) -> list[float]:
+    """``time.monotonic()`` of each datagram from *source* to *port* for *duration* s."""
+    return [time.monotonic() for _ in _datagrams(port, source, duration, ready)]
 
 
 def max_gap(arrivals: Sequence[float], start: float, end: float) -> float | None:
