@@ -493,6 +493,8 @@ def _canonical_typed_lines(body: bytes) -> bool:
 
 
 def _screen_classic(data: bytes, signer: Signer) -> str | None:
+    if b"auth=" not in data:  # not even a typed "(0)auth=" field
+        return "unsigned"
     packet = data.rstrip(b"\0")
     if not packet.endswith(b"\n" + _CLASSIC_END):
         return None
