@@ -40,13 +40,14 @@ from typing import Any
 
 import trio
 
-from pulse import __version__, memtrim
+from pulse import __version__, logsetup, memtrim, metrics
 from pulse.config import Loaded
 from pulse.config.model import ResourceOptions
 from pulse.connectivity import ConnectivityView
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
-from pulse.events import Log, NodeStatus, NodeStatusChanged, Output, Transmit
+from pulse.errors import PulseError
+from pulse.events import CommsUp, CutOff, Log, NodeStatus, NodeStatusChanged, Output, Transmit
 from pulse.extensions import EventBus
 from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
@@ -55,7 +56,7 @@ from pulse.protocol import ClusterView, Engine
 from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
 from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, env_directives, system_reboot
-from pulse.scheduler import SHUTDONE, SchedulerView
+from pulse.scheduler import SHUTDONE, GroupState, SchedulerView
 from pulse.state import (
     PeerMark,
     load_peer_marks,
@@ -63,6 +64,7 @@ from pulse.state import (
     next_generation,
     save_peer_marks,
 )
+from pulse.supervision import HardwareWatchdog, SystemdNotifier
 from pulse.timerfd import KernelTimer
 from pulse.transport import Datagram, Link, open_links
 from pulse.wire.auth import Signer
@@ -106,6 +108,11 @@ class DaemonOptions:
     reboot: Callable[[str], None] = system_reboot
     respawn_stop_grace: float = STOP_GRACE  # SIGTERM to SIGKILL for respawned programs
     spawn: Spawn | None = None  # tests: fake processes for respawned programs
+    # systemd's NOTIFY_SOCKET (READY, STATUS, WATCHDOG, STOPPING) and ha.cf's watchdog
+    # device; pulse run turns both on, virtual-time tests leave them off.
+    systemd_notify: bool = False
+    watchdog_device: bool = False
+    serve_metrics: bool = True  # the [metrics] endpoint, when the config asks for one
     # pulse run: start from the peers' generations and seqs in the state directory and
     # save them when a peer dies and at a clean shutdown (pulse_peers, state.py), in a
     # worker thread; tests in virtual time leave the file system alone.
@@ -159,6 +166,15 @@ class Daemon:
         self.resources: ResourceManager | None = None
         self.plugins: PluginHost | None = None
         self.respawn: RespawnSupervisor | None = None
+        # Links that carry heartbeats (not ping nodes' ICMP links): when every one of
+        # them fails to send, this node is cut off (events.CutOff).
+        media = {m.name for m in self.config.links}
+        self._heartbeat_links = [link for link in self.links if link.name in media]
+        self.cut_off = False
+        self.metrics_port: int | None = None  # the metrics endpoint's port, once listening
+        self.notifier: SystemdNotifier | None = None
+        self.watchdog: HardwareWatchdog | None = None
+        self._fed_for: float | None = None  # the status the watchers were last fed for
         self._marks_wanted = trio.Event()  # set when a peer died: save pulse_peers
 
     # ------------------------------------------------------------------ events
@@ -190,6 +206,8 @@ class Daemon:
             elif isinstance(out, Log):
                 log.log(LEVELS.get(out.level, logging.INFO), "%s", out.text)
             else:
+                if isinstance(out, CommsUp) and self.notifier is not None:
+                    self.notifier.ready(self.status_line())
                 if isinstance(out, NodeStatusChanged) and out.new is NodeStatus.DEAD:
                     self._marks_wanted.set()
                 self._publish(out)
@@ -304,6 +322,32 @@ class Daemon:
                         accepted = self.handle(dgram, trio.current_time()) or accepted
                     if accepted:
                         self._poke_timers()
+                        if self.engine.last_status_sent != self._fed_for:
+                            self._feed_watchers(trio.current_time())  # a coalesced status
+
+    def _feed_watchers(self, now: float) -> None:
+        """After our status went out: feed the watchdog device, systemd's watchdog and
+        its status line, from the heartbeat path itself (a stuck loop feeds nothing)."""
+        sent = self.engine.last_status_sent
+        if sent is None or sent == self._fed_for:
+            return
+        self._fed_for = sent
+        if self.watchdog is not None:
+            self.watchdog.feed()
+        if self.notifier is not None:
+            self.notifier.heartbeat(now)
+            self.notifier.status(self.status_line())
+
+    def status_line(self) -> str:
+        """What this node is doing, in a few words (systemd's STATUS=)."""
+        text = str(self.engine.status)
+        if self.resources is not None:
+            sched = self.resources.scheduler
+            held = [k for k, m in sched.mine.items() if m.state is GroupState.RUNNING]
+            text += f", holds {', '.join(held)}" if held else ", holds nothing"
+            if sched.cut_off:
+                text += ", cut off"
+        return text
 
     def _poke_timers(self) -> None:
         """Move the timer task's wake-up to the engine's next deadline.
@@ -323,11 +367,39 @@ class Daemon:
         if scope is not None:
             scope.deadline = self.engine.next_deadline()
 
+    def _check_cut_off(self, now: float) -> None:
+        """Publish CutOff when every heartbeat link has failed every send for a keepalive
+        (this node's own interfaces are down), and again when one works."""
+        if not self._heartbeat_links:
+            return
+        since = self.config.timing.keepalive / 1000
+        failing: list[str] = []
+        for link in self._heartbeat_links:
+            stats = link.statistics()
+            first = getattr(stats, "failing_since", None)
+            if first is None or now - first < since:
+                break
+            failing.append(f"{link.name}: {getattr(stats, 'last_error', None) or 'failing'}")
+        cut = len(failing) == len(self._heartbeat_links)
+        if cut == self.cut_off:
+            return
+        self.cut_off = cut
+        detail = "; ".join(failing)
+        if cut:
+            log.warning("Every link of this node fails to send (%s): it is cut off", detail)
+        else:
+            log.info("A link of this node sends again: no longer cut off")
+        self._publish(CutOff(cut_off=cut, at=now, detail=detail))
+
     def _tick_if_due(self) -> bool:
         """Run the engine's due timers; False if something is still due after that."""
         now = trio.current_time()
         if self.engine.next_deadline() <= now:
+            # Before the tick: a peer declared dead by it must not be taken over by a
+            # node whose own cables are out.
+            self._check_cut_off(now)
             self.dispatch(self.engine.tick(now))
+            self._feed_watchers(now)
             return self.engine.next_deadline() > now  # still due: should not happen
         return True
 
@@ -385,6 +457,8 @@ class Daemon:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        if self.notifier is not None:
+            self.notifier.stopping()
         log.info("Heartbeat shutdown in progress. (%d)", os.getpid())
         now = trio.current_time()
         self.dispatch(self.engine.send(SHUTDONE, now))
@@ -428,6 +502,11 @@ class Daemon:
             "fencing": dict(manager.fence_state) if manager else {},
         }
 
+    async def metrics_text(self) -> str:
+        """The Prometheus text of this node (the endpoint and ``pulsectl metrics``)."""
+        process = await trio.to_thread.run_sync(metrics.read_process)  # reads /proc
+        return metrics.render(self.status(), process)
+
     async def handle_request(self, request: Request) -> Reply:
         if request.command == "ping":
             return Reply(True, "pong")
@@ -435,6 +514,8 @@ class Daemon:
             return Reply(True, self.status())
         if request.command == "plugins":
             return Reply(True, self.plugin_status())
+        if request.command == "metrics":
+            return Reply(True, await self.metrics_text())
         if request.command in ("standby", "takeover"):
             if self.resources is None:
                 return Reply(False, error="this node manages no resources")
@@ -490,6 +571,8 @@ def resources_to_json(view: SchedulerView, manager: ResourceManager | None) -> d
     return {
         "stable": view.stable,
         "leaving": view.leaving,
+        "cut_off": view.cut_off,
+        "statistics": manager.statistics.as_json() if manager is not None else {},
         "standby": list(view.standby),
         "decision": manager.last_decision if manager is not None else view.decision,
         "groups": [
@@ -569,7 +652,12 @@ async def _watch_signals(
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
-            log.info("Configuration unchanged. (reload needs a restart in this version)")
+            if daemon.notifier is not None:
+                daemon.notifier.reloading()
+            logsetup.reopen()
+            log.info("Log files reopened. Configuration unchanged (reload needs a restart).")
+            if daemon.notifier is not None:
+                daemon.notifier.ready(daemon.status_line())
             continue
         if daemon.respawn is not None:
             daemon.respawn.shutdown_begins()
@@ -580,6 +668,8 @@ async def _watch_signals(
         await trio.sleep(grace)
         if daemon.respawn is not None:
             await daemon.respawn.stop()
+        if daemon.watchdog is not None:
+            daemon.watchdog.disarm()  # a clean stop: the machine must not reboot
         if state_dir is not None:
             await daemon.save_peer_marks(state_dir)
         log.info("%s Heartbeat shutdown complete.", daemon.loaded.node)
@@ -687,7 +777,37 @@ async def _serve(
         generation,
         len(the_links),
     )
+    if options.systemd_notify:
+        daemon.notifier = SystemdNotifier.from_environment()
     inbound_tx, inbound_rx = trio.open_memory_channel[Datagram](INBOUND_QUEUE)
+    try:
+        await _run_tasks(
+            daemon, options, the_links, signals, task_status, inbound_tx, inbound_rx,
+            bus=bus, loadavg_cache=loadavg_cache,
+        )  # fmt: skip
+    finally:
+        if daemon.watchdog is not None:
+            daemon.watchdog.close()  # not disarmed unless the stop was clean: it stays armed
+        if daemon.notifier is not None:
+            daemon.notifier.close()
+
+
+async def _run_tasks(
+    daemon: Daemon,
+    options: DaemonOptions,
+    the_links: Sequence[Link],
+    signals: AsyncIterator[int] | None,
+    task_status: trio.TaskStatus[Daemon],
+    inbound_tx: trio.MemorySendChannel[Datagram],
+    inbound_rx: trio.MemoryReceiveChannel[Datagram],
+    *,
+    bus: EventBus,
+    loadavg_cache: list[str],
+) -> None:
+    """Start every task of the daemon in one nursery (the wiring diagram at the top)."""
+    config = daemon.config
+    manager, respawn = daemon.resources, daemon.respawn
+    assert manager is not None and respawn is not None
     async with trio.open_nursery() as nursery:
         if options.loadavg is None:
             nursery.start_soon(_loadavg_task, loadavg_cache)
@@ -704,6 +824,18 @@ async def _serve(
         nursery.start_soon(daemon.run_pumps)
         if options.control_socket is not None:
             await nursery.start(serve_control, options.control_socket, daemon.handle_request)
+        if config.metrics is not None and options.serve_metrics:
+            try:
+                listeners = await nursery.start(
+                    metrics.serve_metrics,
+                    config.metrics.host,
+                    config.metrics.port,
+                    daemon.metrics_text,
+                )
+            except OSError as exc:
+                raise PulseError(f"[metrics] listen {config.metrics}: {exc.strerror}") from None
+            daemon.metrics_port = listeners[0].socket.getsockname()[1]
+            log.info("metrics on http://%s/metrics", config.metrics)
         state_dir = options.state_dir if options.remember_peers else None
         if state_dir is not None:
             nursery.start_soon(daemon.remember_peers, state_dir)
@@ -715,5 +847,10 @@ async def _serve(
                 nursery.cancel_scope,
                 options.shutdown_grace,
                 state_dir,
+            )
+        if options.watchdog_device and config.watchdog is not None:
+            # Armed last: a daemon that fails to start must not reboot the machine.
+            daemon.watchdog = HardwareWatchdog.open(
+                config.watchdog, deadtime_ms=config.timing.deadtime
             )
         task_status.started(daemon)

@@ -11,16 +11,19 @@ operations report back through a channel, control commands through another.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
 from pulse.config.model import Config
 from pulse.events import (
     CommsUp,
+    CutOff,
     Delivered,
     NodeStatus,
     NodeStatusChanged,
@@ -57,6 +60,11 @@ class _Done:
 
 
 @dataclass(frozen=True, slots=True)
+class _Refreshed:
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Fenced:
     node: str
     ok: bool
@@ -70,7 +78,38 @@ class _Command:
     reply: Callable[[str | None], None]  # None = accepted, text = refused
 
 
-_Item = Output | _Done | _Command | _Fenced
+_Item = Output | _Done | _Command | _Fenced | _Refreshed
+
+
+@dataclass(slots=True)
+class GroupStatistics:
+    """What this node did with its groups since it started (metrics, status)."""
+
+    acquired: collections.Counter[str] = field(default_factory=collections.Counter)
+    released: collections.Counter[str] = field(default_factory=collections.Counter)
+    acquire_failed: collections.Counter[str] = field(default_factory=collections.Counter)
+    release_failed: collections.Counter[str] = field(default_factory=collections.Counter)
+    takeovers: collections.Counter[str] = field(default_factory=collections.Counter)
+    last_failover: float | None = None  # Unix time
+
+    def record(self, kind: str, group: str, reason: str) -> None:
+        getattr(self, kind.replace("-", "_"))[group] += 1
+        if kind == "acquired" and reason.startswith("took over"):
+            cause = "node-dead" if " dead at " in reason else "other"
+            if "(takeover)" in reason:
+                cause = "takeover"
+            self.takeovers[cause] += 1
+            self.last_failover = time.time()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "acquired": dict(self.acquired),
+            "released": dict(self.released),
+            "acquire_failed": dict(self.acquire_failed),
+            "release_failed": dict(self.release_failed),
+            "takeovers": dict(self.takeovers),
+            "last_failover": self.last_failover,
+        }
 
 
 class ResourceManager:
@@ -111,6 +150,7 @@ class ResourceManager:
         self._fencing: dict[str, trio.CancelScope] = {}
         self._released = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self.statistics = GroupStatistics()
 
     # ------------------------------------------------------------------ API
 
@@ -187,10 +227,14 @@ class ResourceManager:
                 self._apply(sched.ping_status(item.node, item.new is NodeStatus.PING, now))
         elif isinstance(item, _Fenced):
             self._fenced(item, now)
+        elif isinstance(item, _Refreshed):
+            self._apply(sched.refreshed(item.group, now))
         elif isinstance(item, CommsUp):
             self._apply(sched.comms_up(now, item.peers))
         elif isinstance(item, Delivered):
             self._apply(sched.message(item.message, now))
+        elif isinstance(item, CutOff):
+            self._apply(sched.set_cut_off(item.cut_off, now, detail=item.detail))
         if sched.leaving and sched.is_released():
             self._released.set()
 
@@ -280,7 +324,14 @@ class ResourceManager:
             elif isinstance(action, Refresh):
                 assert self._nursery is not None
                 log.info("%s", action.reason)
-                self._nursery.start_soon(self._refresh, self.agents[action.group], ())
+                self._nursery.start_soon(self._refresh_and_report, action.group)
+
+    async def _refresh_and_report(self, group: str) -> None:
+        # The first announcement of each address is out when refresh() returns (the
+        # rest of the series goes on in the background): the scheduler may now tell a
+        # node that also runs the group to release it.
+        await self._refresh(self.agents[group], ())
+        await self.inbox.send(_Refreshed(group))
 
     async def _refresh(self, agents: Sequence[ResourceAgent], skip: Sequence[str]) -> None:
         for agent in agents:
@@ -332,6 +383,7 @@ class ResourceManager:
                 kind = "acquired" if result.ok else "acquire-failed"
             else:
                 kind = "released" if result.ok else "release-failed"
+            self.statistics.record(kind, key, action.reason)
             self._publish(kind, self.local, key, action.reason if result.ok else result.reason)
         except Exception as exc:  # an agent bug: the group's state is unknown, say so
             log.exception("internal error while operating on %s", key)

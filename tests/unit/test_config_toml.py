@@ -183,3 +183,23 @@ def test_cluster_ipfail_must_be_a_boolean(tmp_path: Path) -> None:
     assert errors(tmp_path, text) == [
         "pulse.toml:4: cluster.ipfail: expected true or false, got string 'yes'"
     ]
+
+
+def test_metrics_listen_takes_an_address_and_a_port_and_round_trips(tmp_path: Path) -> None:
+    for listen, host in (("127.0.0.1:9694", "127.0.0.1"), ("[::1]:9694", "::1")):
+        cfg = load_config(
+            write(tmp_path, MINIMAL + f'[metrics]\nlisten = "{listen}"\n'), node="alpha"
+        )
+        assert cfg.config.metrics is not None
+        assert (cfg.config.metrics.host, cfg.config.metrics.port) == (host, 9694)
+        again = load_config(write(tmp_path, to_toml(cfg.config)), node="alpha").config
+        assert again.metrics == cfg.config.metrics
+
+
+def test_metrics_listen_must_be_an_ip_address_and_a_port(tmp_path: Path) -> None:
+    for bad in ("localhost:9694", "127.0.0.1", "127.0.0.1:99999"):
+        text = MINIMAL + f'[metrics]\nlisten = "{bad}"\n'
+        assert errors(tmp_path, text) == [
+            f'pulse.toml:13: metrics.listen: expected "ADDRESS:PORT" with an IP address, '
+            f"e.g. \"127.0.0.1:9694\", got '{bad}'"
+        ]

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+from pulse import __version__
+from pulse.cli import closed_pipe_safe
 from pulse.control.protocol import DEFAULT_SOCKET, MAX_LINE, Reply, Request
 
 EXIT_RUNNING = 0
@@ -120,8 +122,10 @@ def format_status(st: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@closed_pipe_safe
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pulsectl", description="Control the local pulse daemon.")
+    p.add_argument("--version", action="version", version=f"pulsectl (pulse) {__version__}")
     p.add_argument(
         "-s",
         "--socket",
@@ -145,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     sp = sub.add_parser("plugins", help="list loaded plugins, their versions and health")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("metrics", help="print the metrics in the Prometheus text format")
     ns = p.parse_args(argv)
     args = {"what": ns.what} if ns.command in ("standby", "takeover") else {}
 
@@ -169,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(reply.result, indent=2, sort_keys=True))
         else:
             print(format_plugins(reply.result))
+    elif ns.command == "metrics":
+        sys.stdout.write(str(reply.result))
     else:
         print(reply.result)
     return EXIT_RUNNING

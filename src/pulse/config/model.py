@@ -235,6 +235,17 @@ class ResourceOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsOptions:
+    """``[metrics] listen = "HOST:PORT"``: where the OpenMetrics endpoint listens."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Logging:
     logfile: str | None = None
     debugfile: str | None = None
@@ -326,6 +337,8 @@ class Config:
     disabled_plugins: tuple[str, ...] = ()
     # Resource operation timeouts ([resources] in TOML; Heartbeat's fixed values otherwise).
     resource_options: ResourceOptions = field(default_factory=ResourceOptions)
+    # The metrics endpoint ([metrics] listen); None: not served (pulsectl metrics still is).
+    metrics: MetricsOptions | None = None
     # Where the config came from: the ha.d directory or the TOML file.
     origin: str = ""
     # Where each Heartbeat-compatible resource script directory is (resource.d).

@@ -10,6 +10,7 @@ global checks. Diagnostics name the key path and its line:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -42,6 +43,7 @@ from pulse.config.model import (
     BcastMedium,
     Config,
     McastMedium,
+    MetricsOptions,
     PingGroupMedium,
     PingMedium,
     ResourceGroup,
@@ -81,7 +83,7 @@ STRUCTURED_DIRECTIVES = frozenset(
 # ha.cf directives with no structured key: kept verbatim under [heartbeat].
 HEARTBEAT_KEYS = (*(d for d in OPTION_DIRECTIVES if d not in STRUCTURED_DIRECTIVES), "apiauth")
 TOP_KEYS = ("cluster", "timing", "links", "auth", "groups", "logging", "stonith", "respawn",
-            "heartbeat", "plugins", "resources")  # fmt: skip
+            "heartbeat", "plugins", "resources", "metrics")  # fmt: skip
 RESOURCE_KEYS = (
     "start_timeout", "stop_timeout", "status_timeout", "stop_retries", "arp_count", "arp_interval"
 )  # fmt: skip
@@ -412,6 +414,7 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     auth = _auth(r, top.get("auth"), path, mode)
 
     timeouts = _resource_options(r, top.get("resources", {}))
+    metrics = _metrics(r, top.get("metrics"))
     plugins: dict[str, Mapping[str, object]] = {}
     disabled: tuple[str, ...] = ()
     raw_plugins = top.get("plugins", {})
@@ -443,9 +446,37 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     )
     r.diags.extend(cf.diagnostics)
     r.diags.extend(diags)
-    if config is not None and (disabled or timeouts != ResourceOptions()):
-        config = dataclasses.replace(config, disabled_plugins=disabled, resource_options=timeouts)
+    if config is not None and (disabled or timeouts != ResourceOptions() or metrics):
+        config = dataclasses.replace(
+            config, disabled_plugins=disabled, resource_options=timeouts, metrics=metrics
+        )
     return config
+
+
+def _metrics(r: _Reader, value: object) -> MetricsOptions | None:
+    """``[metrics] listen = "127.0.0.1:9694"`` (or ``"[::1]:9694"``)."""
+    if value is None:
+        return None
+    table = r.table(value, ("metrics",), ("listen",))
+    raw = table.get("listen")
+    if raw is None:
+        r.error(("metrics",), 'expected listen = "HOST:PORT", e.g. listen = "127.0.0.1:9694"')
+        return None
+    if isinstance(raw, str):
+        host, sep, port = raw.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        try:
+            ipaddress.ip_address(host)
+            number = int(port)
+        except ValueError:
+            number = 0
+        if sep and 0 < number < 65536:
+            return MetricsOptions(host=host, port=number)
+    r.error(
+        ("metrics", "listen"),
+        f'expected "ADDRESS:PORT" with an IP address, e.g. "127.0.0.1:9694", got {raw!r}',
+    )
+    return None
 
 
 def _resource_options(r: _Reader, value: object) -> ResourceOptions:

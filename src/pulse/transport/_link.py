@@ -63,6 +63,9 @@ class LinkStatistics:
     (a flood: docs/hostile-input.md); UDP links only, from SO_MEMINFO."""
     last_error: str | None = None
     """Text of the most recent error, for ``pulsectl`` and logs."""
+    failing_since: float | None = None
+    """trio time of the first send that failed because this node's interface is down
+    (LINK_DOWN_ERRNOS) since the last packet that went out; None when sends work."""
 
 
 class Link(Protocol):
@@ -120,6 +123,7 @@ class Counters:
         "bytes_received",
         "bytes_sent",
         "echoes",
+        "failing_since",
         "ignored",
         "kernel_drops",
         "last_error",
@@ -146,17 +150,23 @@ class Counters:
         self.ignored = 0
         self.kernel_drops = 0
         self.last_error: str | None = None
+        self.failing_since: float | None = None
 
     def sent(self, size: int) -> None:
         self.packets_sent += 1
         self.bytes_sent += size
+        self.failing_since = None
 
     def received(self, size: int) -> None:
         self.packets_received += 1
         self.bytes_received += size
 
-    def send_error(self, text: str) -> None:
+    def send_error(self, text: str, *, error: int | None = None) -> None:
+        """Count a failed send; *error* (an errno) in LINK_DOWN_ERRNOS means the
+        interface is down here (a firewall's EPERM or a full buffer do not)."""
         self.send_errors += 1
+        if error in LINK_DOWN_ERRNOS and self.failing_since is None:
+            self.failing_since = trio.current_time()
         self._error(text, logging.DEBUG)
 
     def receive_error(self, text: str, *, level: int = logging.WARNING) -> None:
@@ -180,6 +190,7 @@ class Counters:
             ignored=self.ignored,
             kernel_drops=self.kernel_drops,
             last_error=self.last_error,
+            failing_since=self.failing_since,
         )
 
     def _error(self, text: str, level: int) -> None:
@@ -195,6 +206,12 @@ class Counters:
         if seen is None and len(self._logged) >= _MAX_TRACKED_TEXTS:
             self._logged.pop(next(iter(self._logged)))  # forget the oldest text
         self._logged[text] = (now, 0)
+
+
+#: Send errors that mean this node's own interface (or its address) is gone or down.
+LINK_DOWN_ERRNOS = frozenset(
+    {errno.ENETDOWN, errno.ENETUNREACH, errno.ENODEV, errno.ENXIO, errno.EADDRNOTAVAIL}
+)
 
 
 def describe_os_error(exc: OSError) -> str:
