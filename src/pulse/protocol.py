@@ -359,6 +359,9 @@ class Engine:
             peer.uuid = srcuuid.value
 
         if mtype.startswith(NOSEQ_PREFIX):
+            noseq_hg = _parse_hex(message.get("hg"))
+            if not peer.ping and noseq_hg is not None and noseq_hg < (peer.generation or 0):
+                return out + self._replay(peer, noseq_hg, peer.generation or 0)  # an old ACK
             if not self._for_us(message):
                 self.counters["not-for-us"] += 1
                 return out

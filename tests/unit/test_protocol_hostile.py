@@ -8,7 +8,7 @@ import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from protocol_harness import Wire, deaths, make_config, status_message, uuid_of
+from protocol_harness import Wire, deaths, make_config, peer_message, status_message, uuid_of
 
 from pulse.events import NodeStatus, NodeStatusChanged
 from pulse.protocol import Engine
@@ -174,3 +174,13 @@ def test_the_saved_mark_is_the_real_stream_not_a_mutated_jump() -> None:
     wire, _ = attacked_cluster([{"seq": ("abs", 2**40), "hg": ("rel", 0), "t": "status"}], 0.3)
     mark = wire.engines["alpha"].peer_marks()["beta"]
     assert mark.seq < 100
+
+
+def test_an_ack_or_rexmit_request_of_an_older_generation_is_counted_as_a_replay() -> None:
+    engine = restarted_alpha({"beta": PeerMark(7, 100)})
+    fields = [("ackseq", "1"), ("firstseq", "1"), ("lastseq", "1")]
+    for t in ("NS_ackmsg", "NS_rexmit"):
+        engine.receive(peer_message(t, "beta", hg=6, extra=fields, dest="alpha"), "eth0", 0.5)
+    assert engine.counters["replay"] == 2
+    links = {n.name: n.links for n in engine.view().nodes}["beta"]
+    assert all(str(status) == "dead" for status in links.values())
