@@ -441,7 +441,7 @@ class Daemon:
             await self.save_peer_marks(state_dir)
 
     async def save_peer_marks(self, state_dir: Path) -> None:
-        marks = self.engine.peer_marks()
+        marks = self.engine.peer_marks(trio.current_time())
         try:
             await trio.to_thread.run_sync(save_peer_marks, state_dir, marks)
         except OSError as exc:

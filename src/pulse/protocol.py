@@ -582,14 +582,16 @@ class Engine:
             counters=dict(self.counters),
         )
 
-    def peer_marks(self) -> dict[str, PeerMark]:
+    def peer_marks(self, now: float) -> dict[str, PeerMark]:
         """Each peer's generation and highest seq: what a restarted node must not take
         for new (``pulse_peers``, :func:`pulse.state.save_peer_marks`). A jump still
-        undoable counts from before it: a mutated packet must not raise the mark."""
+        undoable at *now* counts from before it: a mutated packet must not raise the mark."""
         marks: dict[str, PeerMark] = {}
         for name in self._normal_peers:
             peer = self._peers[name]
             before = peer.before_jump
+            if before is not None and self._jump_expired(peer, before, now):
+                before = None
             if before is not None and before.generation is not None and before.last_seq is not None:
                 marks[name] = PeerMark(before.generation, before.last_seq)
             elif peer.tracked_generation is not None and peer.last_seq is not None:

@@ -2,8 +2,8 @@
 
 Built to keep answering a real ``pulsectl`` while other clients misbehave
 (docs/hostile-input.md): a deep listen backlog, a request-size cap and a nesting cap
-(a clear error reply, no traceback), a short idle timeout for the request line, and at
-most :data:`MAX_CLIENTS` connections at once, the oldest one still silent making room
+(a clear error reply, no traceback), a short idle timeout for the request line, and
+from :data:`MAX_CLIENTS` open connections on, the oldest one still silent making room
 for a new one.
 """
 
