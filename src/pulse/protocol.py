@@ -360,8 +360,15 @@ class Engine:
 
         if mtype.startswith(NOSEQ_PREFIX):
             noseq_hg = _parse_hex(message.get("hg"))
-            if not peer.ping and noseq_hg is not None and noseq_hg < (peer.generation or 0):
-                return out + self._replay(peer, noseq_hg, peer.generation or 0)  # an old ACK
+            known = peer.generation or 0
+            # An ACK or a retransmission request of an older generation, or of the one a
+            # previous run of ours knew (it has no seq to prove it new): a replay.
+            if (
+                not peer.ping
+                and noseq_hg is not None
+                and (noseq_hg < known or (noseq_hg == known and peer.floor is not None))
+            ):
+                return out + self._replay(peer, noseq_hg, known)
             if not self._for_us(message):
                 self.counters["not-for-us"] += 1
                 return out

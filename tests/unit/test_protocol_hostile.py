@@ -181,5 +181,9 @@ def test_an_ack_or_rexmit_request_of_an_older_generation_is_counted_as_a_replay(
     for t in ("NS_ackmsg", "NS_rexmit"):
         engine.receive(peer_message(t, "beta", hg=6, extra=fields, dest="alpha"), "eth0", 0.5)
     assert engine.counters["replay"] == 2
+    # ... and so is one of the very generation our previous run knew: it has no seq
+    # that could show it new (a status past the mark does).
+    engine.receive(peer_message("NS_ackmsg", "beta", hg=7, extra=fields, dest="alpha"), "eth0", 0.6)
+    assert engine.counters["replay"] == 3
     links = {n.name: n.links for n in engine.view().nodes}["beta"]
     assert all(str(status) == "dead" for status in links.values())
