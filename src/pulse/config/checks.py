@@ -508,6 +508,10 @@ def host_facts(
             what = "failfast" if r.failfast else "respawn"
             add(r.source, f"{what}: [{prog}] is not an executable file")
 
+    for script in cfg.notify:
+        if not _is_executable_file(Path(script.command[0])):
+            add(script.source, f"notify: [{script.command[0]}] is not an executable file")
+
     if cfg.watchdog is not None and not path_exists(cfg.watchdog):
         add(None, f"watchdog: device [{cfg.watchdog}] does not exist on this machine")
     return out
