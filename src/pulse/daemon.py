@@ -48,7 +48,7 @@ from pulse.connectivity import ConnectivityView
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
 from pulse.errors import ConfigError, PulseError
-from pulse.events import CommsUp, CutOff, Log, Output, Transmit
+from pulse.events import CommsUp, CutOff, Log, NodeStatus, NodeStatusChanged, Output, Transmit
 from pulse.extensions import EventBus
 from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
@@ -60,12 +60,18 @@ from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
 from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, env_directives, system_reboot
 from pulse.scheduler import SHUTDONE, GroupState, SchedulerView
-from pulse.state import load_uuid, next_generation
+from pulse.state import (
+    PeerMark,
+    load_peer_marks,
+    load_uuid,
+    next_generation,
+    save_peer_marks,
+)
 from pulse.supervision import HardwareWatchdog, SystemdNotifier
 from pulse.timerfd import KernelTimer
 from pulse.transport import Datagram, Link, open_links
 from pulse.wire.auth import Signer
-from pulse.wire.codec import Encoding, decode, encode
+from pulse.wire.codec import Encoding, decode, encode, screen
 from pulse.wire.message import Message
 
 log = logging.getLogger(LOGGER_NAME)
@@ -112,6 +118,10 @@ class DaemonOptions:
     serve_metrics: bool = True  # the [metrics] endpoint, when the config asks for one
     # SIGHUP: load the configuration again (pulse run: as at start); None: logs only.
     reloader: Callable[[], Loaded] | None = None
+    # pulse run: start from the peers' generations and seqs in the state directory and
+    # save them when a peer dies and at a clean shutdown (pulse_peers, state.py), in a
+    # worker thread; tests in virtual time leave the file system alone.
+    remember_peers: bool = False
 
 
 _WIRE_LOG = {
@@ -171,6 +181,7 @@ class Daemon:
         self.notifier: SystemdNotifier | None = None
         self.watchdog: HardwareWatchdog | None = None
         self._fed_for: float | None = None  # the status the watchers were last fed for
+        self._marks_wanted = trio.Event()  # set when a peer died: save pulse_peers
 
     # ------------------------------------------------------------------ events
 
@@ -203,6 +214,8 @@ class Daemon:
             else:
                 if isinstance(out, CommsUp) and self.notifier is not None:
                     self.notifier.ready(self.status_line())
+                if isinstance(out, NodeStatusChanged) and out.new is NodeStatus.DEAD:
+                    self._marks_wanted.set()
                 self._publish(out)
 
     def _transmit(self, message: Message, cache: dict[Encoding, bytes]) -> None:
@@ -239,22 +252,33 @@ class Daemon:
 
     # ------------------------------------------------------------------ inputs
 
-    def handle(self, dgram: Datagram, now: float) -> None:
+    def handle(self, dgram: Datagram, now: float) -> bool:
+        """Decode, verify and pass one packet to the engine; False if it was dropped.
+
+        The signature is checked over the raw bytes first (``codec.screen``): a flood
+        of packets with a wrong key costs an HMAC per packet, not a parse.
+        """
         try:
+            reason = screen(dgram.data, self.signer)
+            if reason is not None:
+                self.wire_counters[reason] += 1
+                self._log_badpack(reason, dgram, "refused before decoding", now)
+                return False
             decoded = decode(dgram.data, self.signer)
         except Exception as exc:  # WireError; anything else is a codec bug, never fatal
             reason = getattr(exc, "reason", "decoder-bug")
             self.wire_counters[reason] += 1
             self._log_badpack(reason, dgram, str(getattr(exc, "detail", exc)), now)
-            return
+            return False
         self.wire_counters["accepted"] += 1
         try:
             outputs = self.engine.receive(decoded.message, dgram.link, now)
         except Exception:  # an engine bug must not take the node down
             self.wire_counters["engine-bug"] += 1
             log.exception("internal error while processing a packet from %s", dgram.peer)
-            return
+            return True
         self.dispatch(outputs)
+        return True
 
     def _log_badpack(self, reason: str, dgram: Datagram, detail: str, now: float) -> None:
         if self.config.parameters.get("log_badpack", "true").lower() in ("false", "off", "no"):
@@ -292,11 +316,20 @@ class Daemon:
             task_status.started()
             async with inbound:
                 async for dgram in inbound:
-                    now = trio.current_time()
-                    self.handle(dgram, now)
-                    self._poke_timers()
-                    if self.engine.last_status_sent != self._fed_for:
-                        self._feed_watchers(now)  # a status coalesced with a peer's
+                    accepted = self.handle(dgram, trio.current_time())
+                    # Take what else is queued without a checkpoint per packet (a flood
+                    # arrives in bursts), and move the timer once for all of it: a
+                    # dropped packet changes no deadline.
+                    for _ in range(INBOUND_QUEUE):
+                        try:
+                            dgram = inbound.receive_nowait()
+                        except trio.WouldBlock:
+                            break
+                        accepted = self.handle(dgram, trio.current_time()) or accepted
+                    if accepted:
+                        self._poke_timers()
+                        if self.engine.last_status_sent != self._fed_for:
+                            self._feed_watchers(trio.current_time())  # a coalesced status
 
     def _feed_watchers(self, now: float) -> None:
         """After our status went out: feed the watchdog device, systemd's watchdog and
@@ -405,6 +438,20 @@ class Daemon:
                 await trio.sleep_forever()
             finally:
                 self._timer_scope = None
+
+    async def remember_peers(self, state_dir: Path) -> None:
+        """Save the peers' marks after a peer died (a task: the save runs in a thread)."""
+        while True:
+            await self._marks_wanted.wait()
+            self._marks_wanted = trio.Event()
+            await self.save_peer_marks(state_dir)
+
+    async def save_peer_marks(self, state_dir: Path) -> None:
+        marks = self.engine.peer_marks(trio.current_time())
+        try:
+            await trio.to_thread.run_sync(save_peer_marks, state_dir, marks)
+        except OSError as exc:
+            log.warning("cannot save the peers' sequence numbers in %s: %s", state_dir, exc)
 
     async def run_pumps(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -669,6 +716,7 @@ async def _watch_signals(
     cancel: trio.CancelScope,
     grace: float,
     reloader: Callable[[], Loaded] | None = None,
+    state_dir: Path | None = None,
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
@@ -685,6 +733,8 @@ async def _watch_signals(
             await daemon.respawn.stop()
         if daemon.watchdog is not None:
             daemon.watchdog.disarm()  # a clean stop: the machine must not reboot
+        if state_dir is not None:
+            await daemon.save_peer_marks(state_dir)
         log.info("%s Heartbeat shutdown complete.", daemon.loaded.node)
         cancel.cancel()
         return
@@ -725,6 +775,9 @@ async def _serve(
     uuid = options.uuid
     if uuid is None:
         uuid = await trio.to_thread.run_sync(load_uuid, options.state_dir)
+    marks: Mapping[str, PeerMark] = {}
+    if options.remember_peers:
+        marks = await trio.to_thread.run_sync(load_peer_marks, options.state_dir)
     loadavg_cache = ["n/a"]
     loadavg = options.loadavg or (lambda: loadavg_cache[0])
     engine = Engine(
@@ -736,6 +789,7 @@ async def _serve(
         wallclock=wall,
         loadavg=loadavg,
         rng=options.rng or random.Random(),
+        peer_marks=marks,
     )
     the_links = list(links) if links is not None else open_links(config)
     daemon = Daemon(loaded, engine, the_links, signer, kernel_timer=options.kernel_timer)
@@ -846,6 +900,9 @@ async def _run_tasks(
                 raise PulseError(f"[metrics] listen {config.metrics}: {exc.strerror}") from None
             daemon.metrics_port = listeners[0].socket.getsockname()[1]
             log.info("metrics on http://%s/metrics", config.metrics)
+        state_dir = options.state_dir if options.remember_peers else None
+        if state_dir is not None:
+            nursery.start_soon(daemon.remember_peers, state_dir)
         if signals is not None:
             nursery.start_soon(
                 _watch_signals,
@@ -854,6 +911,7 @@ async def _run_tasks(
                 nursery.cancel_scope,
                 options.shutdown_grace,
                 options.reloader,
+                state_dir,
             )
         if options.watchdog_device and config.watchdog is not None:
             # Armed last: a daemon that fails to start must not reboot the machine.

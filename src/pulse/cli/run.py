@@ -65,6 +65,7 @@ def _run_locked(
         plugins=plugins,
         kernel_timer=True,
         trim_memory=True,
+        remember_peers=True,
         systemd_notify=True,
         watchdog_device=True,
         reloader=functools.partial(
