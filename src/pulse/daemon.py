@@ -28,6 +28,7 @@ waits for a plugin, a resource script or a slow link.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import random
@@ -40,28 +41,37 @@ from typing import Any
 
 import trio
 
-from pulse import __version__, logsetup, memtrim
+from pulse import __version__, logsetup, memtrim, metrics
 from pulse.config import Loaded
 from pulse.config.model import ResourceOptions
 from pulse.connectivity import ConnectivityView
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
-from pulse.events import CommsUp, CutOff, Log, Output, Transmit
+from pulse.errors import ConfigError, PulseError
+from pulse.events import CommsUp, CutOff, Log, NodeStatus, NodeStatusChanged, Output, Transmit
 from pulse.extensions import EventBus
 from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
+from pulse.notify import notify_listeners
 from pulse.plugins import PluginHost
 from pulse.protocol import ClusterView, Engine
+from pulse.reload import ReloadPlan, plan_reload
 from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
 from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, env_directives, system_reboot
 from pulse.scheduler import SHUTDONE, GroupState, SchedulerView
-from pulse.state import load_uuid, next_generation
+from pulse.state import (
+    PeerMark,
+    load_peer_marks,
+    load_uuid,
+    next_generation,
+    save_peer_marks,
+)
 from pulse.supervision import HardwareWatchdog, SystemdNotifier
 from pulse.timerfd import KernelTimer
 from pulse.transport import Datagram, Link, open_links
 from pulse.wire.auth import Signer
-from pulse.wire.codec import Encoding, decode, encode
+from pulse.wire.codec import Encoding, decode, encode, screen
 from pulse.wire.message import Message
 
 log = logging.getLogger(LOGGER_NAME)
@@ -105,6 +115,13 @@ class DaemonOptions:
     # device; pulse run turns both on, virtual-time tests leave them off.
     systemd_notify: bool = False
     watchdog_device: bool = False
+    serve_metrics: bool = True  # the [metrics] endpoint, when the config asks for one
+    # SIGHUP: load the configuration again (pulse run: as at start); None: logs only.
+    reloader: Callable[[], Loaded] | None = None
+    # pulse run: start from the peers' generations and seqs in the state directory and
+    # save them when a peer dies and at a clean shutdown (pulse_peers, state.py), in a
+    # worker thread; tests in virtual time leave the file system alone.
+    remember_peers: bool = False
 
 
 _WIRE_LOG = {
@@ -159,9 +176,12 @@ class Daemon:
         media = {m.name for m in self.config.links}
         self._heartbeat_links = [link for link in self.links if link.name in media]
         self.cut_off = False
+        self.metrics_port: int | None = None  # the metrics endpoint's port, once listening
+        self.reloads = 0  # configurations applied by SIGHUP
         self.notifier: SystemdNotifier | None = None
         self.watchdog: HardwareWatchdog | None = None
         self._fed_for: float | None = None  # the status the watchers were last fed for
+        self._marks_wanted = trio.Event()  # set when a peer died: save pulse_peers
 
     # ------------------------------------------------------------------ events
 
@@ -194,6 +214,8 @@ class Daemon:
             else:
                 if isinstance(out, CommsUp) and self.notifier is not None:
                     self.notifier.ready(self.status_line())
+                if isinstance(out, NodeStatusChanged) and out.new is NodeStatus.DEAD:
+                    self._marks_wanted.set()
                 self._publish(out)
 
     def _transmit(self, message: Message, cache: dict[Encoding, bytes]) -> None:
@@ -230,22 +252,33 @@ class Daemon:
 
     # ------------------------------------------------------------------ inputs
 
-    def handle(self, dgram: Datagram, now: float) -> None:
+    def handle(self, dgram: Datagram, now: float) -> bool:
+        """Decode, verify and pass one packet to the engine; False if it was dropped.
+
+        The signature is checked over the raw bytes first (``codec.screen``): a flood
+        of packets with a wrong key costs an HMAC per packet, not a parse.
+        """
         try:
+            reason = screen(dgram.data, self.signer)
+            if reason is not None:
+                self.wire_counters[reason] += 1
+                self._log_badpack(reason, dgram, "refused before decoding", now)
+                return False
             decoded = decode(dgram.data, self.signer)
         except Exception as exc:  # WireError; anything else is a codec bug, never fatal
             reason = getattr(exc, "reason", "decoder-bug")
             self.wire_counters[reason] += 1
             self._log_badpack(reason, dgram, str(getattr(exc, "detail", exc)), now)
-            return
+            return False
         self.wire_counters["accepted"] += 1
         try:
             outputs = self.engine.receive(decoded.message, dgram.link, now)
         except Exception:  # an engine bug must not take the node down
             self.wire_counters["engine-bug"] += 1
             log.exception("internal error while processing a packet from %s", dgram.peer)
-            return
+            return True
         self.dispatch(outputs)
+        return True
 
     def _log_badpack(self, reason: str, dgram: Datagram, detail: str, now: float) -> None:
         if self.config.parameters.get("log_badpack", "true").lower() in ("false", "off", "no"):
@@ -283,11 +316,20 @@ class Daemon:
             task_status.started()
             async with inbound:
                 async for dgram in inbound:
-                    now = trio.current_time()
-                    self.handle(dgram, now)
-                    self._poke_timers()
-                    if self.engine.last_status_sent != self._fed_for:
-                        self._feed_watchers(now)  # a status coalesced with a peer's
+                    accepted = self.handle(dgram, trio.current_time())
+                    # Take what else is queued without a checkpoint per packet (a flood
+                    # arrives in bursts), and move the timer once for all of it: a
+                    # dropped packet changes no deadline.
+                    for _ in range(INBOUND_QUEUE):
+                        try:
+                            dgram = inbound.receive_nowait()
+                        except trio.WouldBlock:
+                            break
+                        accepted = self.handle(dgram, trio.current_time()) or accepted
+                    if accepted:
+                        self._poke_timers()
+                        if self.engine.last_status_sent != self._fed_for:
+                            self._feed_watchers(trio.current_time())  # a coalesced status
 
     def _feed_watchers(self, now: float) -> None:
         """After our status went out: feed the watchdog device, systemd's watchdog and
@@ -397,6 +439,20 @@ class Daemon:
             finally:
                 self._timer_scope = None
 
+    async def remember_peers(self, state_dir: Path) -> None:
+        """Save the peers' marks after a peer died (a task: the save runs in a thread)."""
+        while True:
+            await self._marks_wanted.wait()
+            self._marks_wanted = trio.Event()
+            await self.save_peer_marks(state_dir)
+
+    async def save_peer_marks(self, state_dir: Path) -> None:
+        marks = self.engine.peer_marks(trio.current_time())
+        try:
+            await trio.to_thread.run_sync(save_peer_marks, state_dir, marks)
+        except OSError as exc:
+            log.warning("cannot save the peers' sequence numbers in %s: %s", state_dir, exc)
+
     async def run_pumps(self) -> None:
         async with trio.open_nursery() as nursery:
             for link, rx in self._pumps:
@@ -422,6 +478,14 @@ class Daemon:
             "version": __version__,
             "node": self.loaded.node,
             "uptime": round(trio.current_time() - self.started_at, 3),
+            "config": {
+                "origin": self.config.origin,
+                "keepalive_ms": self.config.timing.keepalive,
+                "deadtime_ms": self.config.timing.deadtime,
+                "warntime_ms": self.config.timing.warntime,
+                "deadping_ms": self.config.timing.deadping,
+                "reloads": self.reloads,
+            },
             "cluster": view_to_json(view),
             "resources": resources_to_json(resources, self.resources) if resources else None,
             "plugins": self.plugin_status(),
@@ -452,6 +516,64 @@ class Daemon:
             "fencing": dict(manager.fence_state) if manager else {},
         }
 
+    async def reload(self, reloader: Callable[[], Loaded] | None) -> bool:
+        """SIGHUP: reopen the logs, re-read the configuration and apply what may change
+        while running (pulse.reload). A configuration with errors changes nothing."""
+        if self.notifier is not None:
+            self.notifier.reloading()
+        try:
+            logsetup.reopen()
+            if reloader is None:
+                log.info("Log files reopened.")
+                return False
+            try:
+                loaded = await trio.to_thread.run_sync(reloader)
+            except ConfigError as exc:
+                for d in exc.diagnostics:
+                    log.error("Reload failed: %s", d)
+                log.error("Configuration unchanged: fix the errors above and reload again.")
+                return False
+            except (OSError, PulseError) as exc:
+                log.error("Reload failed: %s. Configuration unchanged.", exc)
+                return False
+            return self._apply_reload(plan_reload(self.config, loaded.config))
+        finally:
+            if self.notifier is not None:
+                self.notifier.ready(self.status_line())
+
+    def _apply_reload(self, plan: ReloadPlan) -> bool:
+        for line in plan.refused:
+            log.warning("Reload: %s", line)
+        applied = set(plan.applied)
+        if "logging" in applied:
+            try:
+                logsetup.configure(plan.config.logging)
+            except OSError as exc:
+                log.error("Reload: cannot open the new log file (%s); logging unchanged", exc)
+                applied.discard("logging")
+                plan = dataclasses.replace(
+                    plan, config=dataclasses.replace(plan.config, logging=self.config.logging)
+                )
+        if "auth" in applied:
+            self.signer = Signer(plan.config.auth)
+        self.config = plan.config
+        self.loaded = dataclasses.replace(self.loaded, config=plan.config)
+        if applied & {"timing", "max_rexmit_delay"}:
+            self.dispatch(self.engine.reconfigure(plan.config, trio.current_time()))
+            self._poke_timers()
+            if self.resources is not None:
+                self.resources.scheduler.keep_wait_limit = plan.config.timing.keepalive / 1000
+        self.reloads += 1
+        done = ", ".join(sorted(applied)) if applied else "nothing to apply"
+        refused = f"; {len(plan.refused)} change(s) need a restart" if plan.refused else ""
+        log.info("Configuration reloaded: %s%s.", done, refused)
+        return True
+
+    async def metrics_text(self) -> str:
+        """The Prometheus text of this node (the endpoint and ``pulsectl metrics``)."""
+        process = await trio.to_thread.run_sync(metrics.read_process)  # reads /proc
+        return metrics.render(self.status(), process)
+
     async def handle_request(self, request: Request) -> Reply:
         if request.command == "ping":
             return Reply(True, "pong")
@@ -459,6 +581,8 @@ class Daemon:
             return Reply(True, self.status())
         if request.command == "plugins":
             return Reply(True, self.plugin_status())
+        if request.command == "metrics":
+            return Reply(True, await self.metrics_text())
         if request.command in ("standby", "takeover"):
             if self.resources is None:
                 return Reply(False, error="this node manages no resources")
@@ -515,6 +639,7 @@ def resources_to_json(view: SchedulerView, manager: ResourceManager | None) -> d
         "stable": view.stable,
         "leaving": view.leaving,
         "cut_off": view.cut_off,
+        "statistics": manager.statistics.as_json() if manager is not None else {},
         "standby": list(view.standby),
         "decision": manager.last_decision if manager is not None else view.decision,
         "groups": [
@@ -586,16 +711,16 @@ async def _loadavg_task(cache: list[str]) -> None:
 
 
 async def _watch_signals(
-    daemon: Daemon, signals: AsyncIterator[int], cancel: trio.CancelScope, grace: float
+    daemon: Daemon,
+    signals: AsyncIterator[int],
+    cancel: trio.CancelScope,
+    grace: float,
+    reloader: Callable[[], Loaded] | None = None,
+    state_dir: Path | None = None,
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
-            if daemon.notifier is not None:
-                daemon.notifier.reloading()
-            logsetup.reopen()
-            log.info("Log files reopened. Configuration unchanged (reload needs a restart).")
-            if daemon.notifier is not None:
-                daemon.notifier.ready(daemon.status_line())
+            await daemon.reload(reloader)
             continue
         if daemon.respawn is not None:
             daemon.respawn.shutdown_begins()
@@ -608,6 +733,8 @@ async def _watch_signals(
             await daemon.respawn.stop()
         if daemon.watchdog is not None:
             daemon.watchdog.disarm()  # a clean stop: the machine must not reboot
+        if state_dir is not None:
+            await daemon.save_peer_marks(state_dir)
         log.info("%s Heartbeat shutdown complete.", daemon.loaded.node)
         cancel.cancel()
         return
@@ -648,6 +775,9 @@ async def _serve(
     uuid = options.uuid
     if uuid is None:
         uuid = await trio.to_thread.run_sync(load_uuid, options.state_dir)
+    marks: Mapping[str, PeerMark] = {}
+    if options.remember_peers:
+        marks = await trio.to_thread.run_sync(load_peer_marks, options.state_dir)
     loadavg_cache = ["n/a"]
     loadavg = options.loadavg or (lambda: loadavg_cache[0])
     engine = Engine(
@@ -659,6 +789,7 @@ async def _serve(
         wallclock=wall,
         loadavg=loadavg,
         rng=options.rng or random.Random(),
+        peer_marks=marks,
     )
     the_links = list(links) if links is not None else open_links(config)
     daemon = Daemon(loaded, engine, the_links, signer, kernel_timer=options.kernel_timer)
@@ -679,7 +810,8 @@ async def _serve(
         ]
         for group in config.groups
     }
-    bus = EventBus(host.event_listeners(config, loaded.node) if host is not None else [])
+    listeners = host.event_listeners(config, loaded.node) if host is not None else []
+    bus = EventBus([*listeners, *notify_listeners(config.notify)])
     manager = ResourceManager(
         config=config,
         local=loaded.node,
@@ -756,9 +888,30 @@ async def _run_tasks(
         nursery.start_soon(daemon.run_pumps)
         if options.control_socket is not None:
             await nursery.start(serve_control, options.control_socket, daemon.handle_request)
+        if config.metrics is not None and options.serve_metrics:
+            try:
+                listeners = await nursery.start(
+                    metrics.serve_metrics,
+                    config.metrics.host,
+                    config.metrics.port,
+                    daemon.metrics_text,
+                )
+            except OSError as exc:
+                raise PulseError(f"[metrics] listen {config.metrics}: {exc.strerror}") from None
+            daemon.metrics_port = listeners[0].socket.getsockname()[1]
+            log.info("metrics on http://%s/metrics", config.metrics)
+        state_dir = options.state_dir if options.remember_peers else None
+        if state_dir is not None:
+            nursery.start_soon(daemon.remember_peers, state_dir)
         if signals is not None:
             nursery.start_soon(
-                _watch_signals, daemon, signals, nursery.cancel_scope, options.shutdown_grace
+                _watch_signals,
+                daemon,
+                signals,
+                nursery.cancel_scope,
+                options.shutdown_grace,
+                options.reloader,
+                state_dir,
             )
         if options.watchdog_device and config.watchdog is not None:
             # Armed last: a daemon that fails to start must not reboot the machine.

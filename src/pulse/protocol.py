@@ -43,6 +43,7 @@ from pulse.events import (
     Transmit,
 )
 from pulse.membership import Membership
+from pulse.state import PeerMark
 from pulse.wire.message import Field, FieldType, Message
 
 #: Sent sequenced messages kept for retransmission (MAXMSGHIST).
@@ -75,6 +76,10 @@ TURN_SLACK = 0.125
 # dead, since their packets are still queued in our sockets (docs/failover.md).
 STALL_KEEPALIVES = 1.0
 STALL_GRACE = 1.5
+
+#: How long (in the peer's dead times) a jump in sequence or generation stays undoable:
+#: a live, connected peer's next packet comes well within one.
+JUMP_PROOF = 2
 
 NOSEQ_PREFIX = "NS_"
 # Unsequenced messages that show their sender alive when addressed to us by UUID and
@@ -132,6 +137,15 @@ class _Sent:
     last_rexmit: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Track:
+    generation: int | None
+    last_seq: int | None
+    last_status_seq: int | None
+    missing: frozenset[int]
+    at: float
+
+
 @dataclass(slots=True)
 class _Peer:
     """Per-peer protocol state (sequence tracking, identity, acknowledgements)."""
@@ -154,6 +168,13 @@ class _Peer:
     protocol: bool | None = None  # None until its first status
     acked: int | None = None  # highest of our seqs it acknowledged
     replay_logged: set[int] = field(default_factory=set)
+    # What a jump replaced (a later generation, or a seq more than MAX_MISSING ahead) and
+    # when: a new packet that continues it within JUMP_PROOF dead times shows the jump
+    # was a mutated packet, and brings the real stream back (see _undo_jump).
+    before_jump: _Track | None = None
+    # Its highest seq in ``generation`` as a previous run of this node knew it (state.py):
+    # packets of that generation up to it are replays (docs/hostile-input.md).
+    floor: int | None = None
 
     def reset_tracking(self) -> None:
         self.tracked_generation = None
@@ -197,6 +218,8 @@ class Engine:
     :param wallclock: Unix time, for the ``ts`` field.
     :param loadavg: the ``ld`` field (first line of ``/proc/loadavg`` or ``n/a``).
     :param rng: the source of every random choice (ACK triggers, rexmit delays).
+    :param peer_marks: each peer's last generation and seq as a previous run of this
+        node knew them (:func:`pulse.state.load_peer_marks`); see :meth:`peer_marks`.
     """
 
     counters: collections.Counter[str]
@@ -213,6 +236,7 @@ class Engine:
         loadavg: Callable[[], str],
         rng: random.Random,
         coalesce: bool = True,
+        peer_marks: Mapping[str, PeerMark] | None = None,
     ) -> None:
         if local not in config.nodes:
             raise ValueError(f"local node {local!r} is not among the configured nodes")
@@ -244,6 +268,10 @@ class Engine:
             self._peers[name] = _Peer(name=name, ping=False, ack_trigger=rng.randrange(10))
         for name in ping_nodes:
             self._peers[name] = _Peer(name=name, ping=True, ack_trigger=0)
+        for name, mark in (peer_marks or {}).items():
+            if name in self._normal_peers:
+                self._peers[name].generation = mark.generation
+                self._peers[name].floor = mark.seq
         self._ttl_bytes = b"%d" % (config.hopfudge + len(config.nodes) + len(ping_nodes))
 
         self._status = NodeStatus.INIT
@@ -283,6 +311,25 @@ class Engine:
     def last_status_sent(self) -> float | None:
         """When our last status heartbeat went out (engine time), None before start."""
         return self._last_status_sent
+
+    def reconfigure(self, config: Config, now: float) -> list[Output]:
+        """Apply a reloaded configuration's timers and retransmission delay.
+
+        The node list and the media must be unchanged (pulse.reload refuses those).
+        Our next status goes out now, so the peers learn the new deadtime at once.
+        """
+        if config.nodes != self._config.nodes:
+            raise ValueError("the node list cannot change in a running engine")
+        self._config = config
+        self._timing = config.timing
+        self._membership.retime(config.timing)
+        period = self._timing.keepalive / 1000
+        self._stall_threshold = min(STALL_KEEPALIVES * period, self._timing.deadtime / 4000)
+        if not self._started:
+            return []
+        self._keepalive_due = now + period
+        self._stall_seen_due = math.inf
+        return self._send_status(now)
 
     def start(self, now: float) -> list[Output]:
         """Go from ``init`` to ``up``: send status init then up, arm every timer."""
@@ -331,6 +378,16 @@ class Engine:
             peer.uuid = srcuuid.value
 
         if mtype.startswith(NOSEQ_PREFIX):
+            noseq_hg = _parse_hex(message.get("hg"))
+            known = peer.generation or 0
+            # An ACK or a retransmission request of an older generation, or of the one a
+            # previous run of ours knew (it has no seq to prove it new): a replay.
+            if (
+                not peer.ping
+                and noseq_hg is not None
+                and (noseq_hg < known or (noseq_hg == known and peer.floor is not None))
+            ):
+                return out + self._replay(peer, noseq_hg, known)
             if not self._for_us(message):
                 self.counters["not-for-us"] += 1
                 return out
@@ -360,34 +417,34 @@ class Engine:
         if hg is None:
             self.counters["bad-field"] += 1
             return out
+        if peer.before_jump is not None and self._continues(peer, hg, seq, now):
+            out += self._undo_jump(peer, now)
         known = peer.generation or 0
+        if hg == known and peer.floor is not None:
+            if seq <= peer.floor:
+                return out + self._replay(peer, hg, known)
+            peer.floor = None  # newer than anything before our restart: it is alive
         if hg < known:
-            self.counters["replay"] += 1
-            if hg not in peer.replay_logged and len(peer.replay_logged) < 16:
-                peer.replay_logged.add(hg)
-                out.append(
-                    Log(
-                        level="WARN",
-                        text=(
-                            f"should_drop_message: attempted replay attack [{name}]? "
-                            f"[gen = {hg}, curgen = {known}]"
-                        ),
-                    )
-                )
-            return out
+            return out + self._replay(peer, hg, known)
 
         is_status = mtype == "status"
         node_dead = self._membership.node(name).status is NodeStatus.DEAD
         if is_status and hg > known:
+            jumped = None
             if peer.generation is not None:
                 out.append(Log(level="info", text=f"Heartbeat restart on node {name}"))
                 out.append(NodeRestarted(node=name, generation=hg, at=now))
+                if not node_dead:
+                    jumped = self._track_of(peer, now)
             peer.generation = hg
             if peer.tracked_generation != hg:
                 # Packets of this very generation may have overtaken its first status
                 # (a start-up burst): what they taught us stays, or a phantom gap would
                 # be asked for, for ever, from a peer that saw our ACK for it.
                 peer.reset_tracking()
+            if jumped is not None:
+                self._remember_jump(peer, jumped)
+            peer.floor = None
             peer.replay_logged.clear()
         elif node_dead and hg == known and peer.seq_at_death is not None:
             if seq <= peer.seq_at_death:
@@ -422,7 +479,11 @@ class Engine:
             if peer.last_status_seq is not None and seq < peer.last_status_seq:
                 self.counters["stale-status"] += 1
             else:
-                peer.last_status_seq = seq
+                if verdict != "gap":
+                    # A status past a gap counts, but is no mark for later ones: a
+                    # mutated seq a few hundred ahead would silence the real statuses
+                    # that fill the gap for as many keepalives (docs/hostile-input.md).
+                    peer.last_status_seq = seq
                 out += self._on_status(peer, message, now)
                 self._peer_status_at = now
                 out += self._coalesce_status(now)
@@ -547,6 +608,24 @@ class Engine:
             counters=dict(self.counters),
         )
 
+    def peer_marks(self, now: float) -> dict[str, PeerMark]:
+        """Each peer's generation and highest seq: what a restarted node must not take
+        for new (``pulse_peers``, :func:`pulse.state.save_peer_marks`). A jump still
+        undoable at *now* counts from before it: a mutated packet must not raise the mark."""
+        marks: dict[str, PeerMark] = {}
+        for name in self._normal_peers:
+            peer = self._peers[name]
+            before = peer.before_jump
+            if before is not None and self._jump_expired(peer, before, now):
+                before = None
+            if before is not None and before.generation is not None and before.last_seq is not None:
+                marks[name] = PeerMark(before.generation, before.last_seq)
+            elif peer.tracked_generation is not None and peer.last_seq is not None:
+                marks[name] = PeerMark(peer.tracked_generation, peer.last_seq)
+            elif peer.generation is not None and peer.floor is not None:
+                marks[name] = PeerMark(peer.generation, peer.floor)
+        return marks
+
     def lowest_ack(self) -> int | None:
         """The lowest of our sequence numbers acknowledged by every live normal peer.
 
@@ -651,6 +730,7 @@ class Engine:
             lost = seq - last - 1
             peer.last_seq = seq
             if lost + len(peer.missing) > MAX_MISSING:
+                self._remember_jump(peer, self._track_of(peer, now, last_seq=last))
                 peer.missing.clear()
                 peer.rexmit_due.clear()
                 out.append(Log(level="ERROR", text=f"lost a lot of packets from {peer.name}!"))
@@ -673,6 +753,72 @@ class Engine:
                 out.append(Log(level="info", text=f"No pkts missing from {peer.name}!"))
             return "filled", out
         return "stale", out
+
+    def _replay(self, peer: _Peer, hg: int, known: int) -> list[Output]:
+        self.counters["replay"] += 1
+        if hg in peer.replay_logged or len(peer.replay_logged) >= 16:
+            return []
+        peer.replay_logged.add(hg)
+        text = (
+            f"should_drop_message: attempted replay attack [{peer.name}]? "
+            f"[gen = {hg}, curgen = {known}]"
+        )
+        return [Log(level="WARN", text=text)]
+
+    def _track_of(self, peer: _Peer, now: float, *, last_seq: int | None = None) -> _Track:
+        return _Track(
+            generation=peer.tracked_generation if last_seq is not None else peer.generation,
+            last_seq=peer.last_seq if last_seq is None else last_seq,
+            last_status_seq=peer.last_status_seq,
+            missing=frozenset(peer.missing),
+            at=now,
+        )
+
+    def _jump_expired(self, peer: _Peer, before: _Track, now: float) -> bool:
+        # Our own dead time too: the packet that jumped may have advertised a tiny one.
+        dead_ms = max(self._timing.deadtime, self._membership.dead_time_ms(peer.name))
+        return now - before.at > JUMP_PROOF * dead_ms / 1000
+
+    def _remember_jump(self, peer: _Peer, track: _Track) -> None:
+        # A second jump before the first is settled keeps the stream before the first:
+        # the real one, if they were both mutated packets.
+        before = peer.before_jump
+        if before is None or self._jump_expired(peer, before, track.at):
+            peer.before_jump = track
+
+    def _continues(self, peer: _Peer, hg: int, seq: int, now: float) -> bool:
+        """Whether a packet continues the stream a jump replaced (see _Peer.before_jump)."""
+        before = peer.before_jump
+        if before is None or before.last_seq is None or hg != before.generation:
+            return False
+        if self._jump_expired(peer, before, now):
+            peer.before_jump = None
+            return False
+        if hg == peer.tracked_generation and peer.last_seq is not None and seq > peer.last_seq:
+            return False  # the current stream takes it as it is
+        return before.last_seq < seq <= before.last_seq + MAX_MISSING or seq in before.missing
+
+    def _undo_jump(self, peer: _Peer, now: float) -> list[Output]:
+        """A mutated packet made the peer's stream jump (a signed packet of a buggy or
+        compromised member): go back to the real stream, which just proved alive."""
+        before = peer.before_jump
+        assert before is not None and before.last_seq is not None  # see _continues
+        peer.before_jump = None
+        peer.generation = peer.tracked_generation = before.generation
+        peer.last_seq = before.last_seq
+        peer.last_status_seq = before.last_status_seq
+        peer.resync = False
+        peer.missing = set(before.missing)
+        peer.rexmit_due = {seq: now + self._rexmit_delay() for seq in sorted(before.missing)}
+        if peer.seq_at_death is not None:  # declared dead since: what is new counts
+            peer.seq_at_death = min(before.missing, default=before.last_seq + 1) - 1
+        self.counters["jump-undone"] += 1
+        text = (
+            f"packets from {peer.name} continue its stream from before a jump to another "
+            f"generation or sequence number: the jump was false (generation {before.generation}, "
+            f"seq {before.last_seq})"
+        )
+        return [Log(level="WARN", text=text)]
 
     def _rexmit_delay(self) -> float:
         top = self._config.max_rexmit_delay
@@ -898,7 +1044,7 @@ class Engine:
         peer.missing.clear()
         peer.rexmit_due.clear()
         peer.resync = True
-        peer.seq_at_death = peer.last_seq
+        peer.seq_at_death = peer.last_seq if peer.last_seq is not None else peer.floor
         if self._reqnodes_target == event.node:
             self._reqnodes_target = None
             self._reqnodes_due = None

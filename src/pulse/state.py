@@ -6,20 +6,30 @@
   the same host continues the same file, so its peers see a restart, never a
   replay (lower generation) or a healed partition (same generation).
 * ``hb_uuid``: the node's UUID, 16 raw bytes, sent as ``srcuuid``.
+* ``pulse_peers`` (pulse's own): each peer's last generation and sequence number,
+  written when the peer is declared dead and at a clean shutdown. A restarted node
+  starts from them, so that replayed captures of a peer from before the restart are
+  dropped as replays instead of bringing a dead peer back (docs/hostile-input.md).
 
-Both functions block on the file system (with fsync); call them through
+These functions block on the file system (writes with fsync); call them through
 ``trio.to_thread.run_sync`` from async code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 GENERATION_FILE = "hb_generation"
 UUID_FILE = "hb_uuid"
+PEERS_FILE = "pulse_peers"
+_MAX_PEERS_FILE = 64 * 1024
 _GENERATION_WIDTH = 15
 
 
@@ -101,3 +111,41 @@ def load_uuid(state_dir: Path) -> bytes:
     fresh = uuid.uuid4().bytes
     _write_atomically(path, fresh, mode=0o644)
     return fresh
+
+
+@dataclass(frozen=True, slots=True)
+class PeerMark:
+    """The last generation of a peer we heard, and its highest sequence number in it."""
+
+    generation: int
+    seq: int
+
+
+def load_peer_marks(state_dir: Path) -> dict[str, PeerMark]:
+    """``pulse_peers``; empty when missing or unreadable (a first start, a Heartbeat
+    state directory): the node then trusts the first packets it hears, as before."""
+    try:
+        with open(state_dir / PEERS_FILE, "rb") as f:
+            data = json.loads(f.read(_MAX_PEERS_FILE))
+    except (OSError, ValueError):
+        return {}
+    marks: dict[str, PeerMark] = {}
+    peers = data.get("peers") if isinstance(data, dict) else None
+    for name, mark in (peers or {}).items():
+        if not isinstance(mark, dict):
+            continue
+        generation, seq = mark.get("generation"), mark.get("seq")
+        if isinstance(name, str) and _natural(generation) and _natural(seq):
+            marks[name] = PeerMark(generation=generation, seq=seq)
+    return marks
+
+
+def save_peer_marks(state_dir: Path, marks: Mapping[str, PeerMark]) -> None:
+    """Replace ``pulse_peers`` atomically (a synced temporary file and a rename)."""
+    peers = {name: {"generation": m.generation, "seq": m.seq} for name, m in marks.items()}
+    data = json.dumps({"peers": peers}, sort_keys=True).encode() + b"\n"
+    _write_atomically(state_dir / PEERS_FILE, data, mode=0o600)
+
+
+def _natural(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pulse.state import format_generation, load_uuid, next_generation
+from pulse.state import (
+    PeerMark,
+    format_generation,
+    load_peer_marks,
+    load_uuid,
+    next_generation,
+    save_peer_marks,
+)
 
 
 def test_missing_generation_file_starts_from_wall_clock_plus_one(tmp_path: Path) -> None:
@@ -75,3 +82,24 @@ def test_state_directory_is_created_when_missing(tmp_path: Path) -> None:
     state = tmp_path / "var" / "lib" / "heartbeat"
     assert next_generation(state, now=10.0) == 11
     assert len(load_uuid(state)) == 16
+
+
+def test_peer_marks_round_trip_through_the_state_directory(tmp_path: Path) -> None:
+    marks = {"calc": PeerMark(generation=7, seq=1234), "prime": PeerMark(generation=1, seq=0)}
+    save_peer_marks(tmp_path, marks)
+    assert load_peer_marks(tmp_path) == marks
+    assert (tmp_path / "pulse_peers").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"{", b"[]", b'{"peers": []}', b'{"peers": {"calc": {"generation": -1, "seq": 2}}}',
+     b'{"peers": {"calc": {"generation": true, "seq": 2}}}', b"\xff" * 10],
+)  # fmt: skip
+def test_an_unreadable_peers_file_is_an_empty_memory(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "pulse_peers").write_bytes(content)
+    assert load_peer_marks(tmp_path) == {}
+
+
+def test_a_missing_peers_file_is_an_empty_memory(tmp_path: Path) -> None:
+    assert load_peer_marks(tmp_path) == {}

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import sys
+import time
 from typing import Any
 
 from pulse import __version__
@@ -19,21 +20,46 @@ from pulse.control.protocol import DEFAULT_SOCKET, MAX_LINE, Reply, Request
 EXIT_RUNNING = 0
 EXIT_NOT_RUNNING = 3
 EXIT_UNKNOWN = 4
+CONNECT_RETRY = 3.0  # seconds to keep retrying a connect the daemon's backlog refused
+CONNECT_PAUSE = 0.01
 
 
 class NotRunning(Exception):
     pass
 
 
-def call(path: str, request: Request, timeout: float = 10.0) -> Reply:
-    """One request/reply round trip (blocking: pulsectl is a plain CLI)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
+def _connect(path: str, timeout: float, retry_for: float) -> socket.socket:
+    """A socket connected to *path*. A full listen backlog (EAGAIN: other clients, maybe
+    abusive ones, got there first) is retried with a growing pause for *retry_for* s."""
+    deadline = time.monotonic() + retry_for
+    pause = CONNECT_PAUSE
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
         try:
             s.connect(path)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
+            s.close()
             raise NotRunning(str(exc)) from exc
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+            continue
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+
+def call(
+    path: str, request: Request, timeout: float = 10.0, *, retry_for: float = CONNECT_RETRY
+) -> Reply:
+    """One request/reply round trip (blocking: pulsectl is a plain CLI)."""
+    s = _connect(path, timeout, retry_for)
+    try:
         s.sendall(request.encode())
         buf = bytearray()
         while b"\n" not in buf and len(buf) <= MAX_LINE:
@@ -123,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     sp = sub.add_parser("plugins", help="list loaded plugins, their versions and health")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("metrics", help="print the metrics in the Prometheus text format")
     ns = p.parse_args(argv)
     args = {"what": ns.what} if ns.command in ("standby", "takeover") else {}
 
@@ -147,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(reply.result, indent=2, sort_keys=True))
         else:
             print(format_plugins(reply.result))
+    elif ns.command == "metrics":
+        sys.stdout.write(str(reply.result))
     else:
         print(reply.result)
     return EXIT_RUNNING

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -64,8 +65,16 @@ def _run_locked(
         plugins=plugins,
         kernel_timer=True,
         trim_memory=True,
+        remember_peers=True,
         systemd_notify=True,
         watchdog_device=True,
+        reloader=functools.partial(
+            load_config,
+            ns.config,
+            node=loaded.node,
+            strict_host=True,
+            provided_agents=plugin_agent_names,
+        ),
     )
     status = 0
     try:

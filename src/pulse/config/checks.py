@@ -15,6 +15,7 @@ carry ``FILE:LINE`` and the right name (``deadtime`` or ``timing.deadtime``).
 
 from __future__ import annotations
 
+import grp
 import ipaddress
 import os
 import re
@@ -507,6 +508,16 @@ def host_facts(
         if not _is_executable_file(Path(prog)):
             what = "failfast" if r.failfast else "respawn"
             add(r.source, f"{what}: [{prog}] is not an executable file")
+
+    if cfg.control_group is not None:
+        try:
+            grp.getgrnam(cfg.control_group)
+        except KeyError:
+            add(None, f"control.group: no group [{cfg.control_group}] on this machine")
+
+    for script in cfg.notify:
+        if not _is_executable_file(Path(script.command[0])):
+            add(script.source, f"notify: [{script.command[0]}] is not an executable file")
 
     if cfg.watchdog is not None and not path_exists(cfg.watchdog):
         add(None, f"watchdog: device [{cfg.watchdog}] does not exist on this machine")

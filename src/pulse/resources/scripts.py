@@ -207,9 +207,12 @@ async def run_script(
         log.warning("%s did not exit on SIGTERM; sending SIGKILL", argv[0])
         _kill_group(proc.pid, signal.SIGKILL)
 
-    out: IO[bytes] = await trio.to_thread.run_sync(tempfile.TemporaryFile)
-    err: IO[bytes] = await trio.to_thread.run_sync(tempfile.TemporaryFile)
+    files: list[IO[bytes]] = []
     try:
+        # Inside the try: a caller cancelled between the two must not leak the first.
+        files.append(await trio.to_thread.run_sync(tempfile.TemporaryFile))
+        files.append(await trio.to_thread.run_sync(tempfile.TemporaryFile))
+        out, err = files
         with trio.move_on_after(time_limit) as scope:
             try:
                 done = await trio.run_process(
@@ -234,8 +237,8 @@ async def run_script(
         if cancelled_pgid is not None:
             # Children that outlived their leader's SIGTERM.
             _kill_group(cancelled_pgid, signal.SIGKILL)
-        out.close()
-        err.close()
+        for f in files:
+            f.close()
     for name, text in (("stdout", stdout), ("stderr", stderr)):
         for line in text.splitlines():
             log.debug("%s %s: %s", os.path.basename(argv[0]), name, line)

@@ -58,6 +58,9 @@ class LinkStatistics:
     ignored: int = 0
     """Packets for someone else, dropped: ICMP traffic a ping link's raw socket sees
     that is not a reply to its own echoes (always 0 for UDP and serial)."""
+    kernel_drops: int = 0
+    """Datagrams the kernel dropped before we read them, its receive buffer being full
+    (a flood: docs/hostile-input.md); UDP links only, from SO_MEMINFO."""
     last_error: str | None = None
     """Text of the most recent error, for ``pulsectl`` and logs."""
     failing_since: float | None = None
@@ -122,6 +125,7 @@ class Counters:
         "echoes",
         "failing_since",
         "ignored",
+        "kernel_drops",
         "last_error",
         "packets_received",
         "packets_sent",
@@ -144,6 +148,7 @@ class Counters:
         self.reopens = 0
         self.echoes = 0
         self.ignored = 0
+        self.kernel_drops = 0
         self.last_error: str | None = None
         self.failing_since: float | None = None
 
@@ -183,6 +188,7 @@ class Counters:
             reopens=self.reopens,
             echoes=self.echoes,
             ignored=self.ignored,
+            kernel_drops=self.kernel_drops,
             last_error=self.last_error,
             failing_since=self.failing_since,
         )

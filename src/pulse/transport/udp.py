@@ -48,7 +48,17 @@ _SIOCGIFBRDADDR = 0x8919
 _SIOCGIFNETMASK = 0x891B
 _IFNAMSIZ = 16
 _IPTOS_LOWDELAY = 0x10
+_SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; Python's socket module does not name these
+_SO_MEMINFO = 55
+_SK_MEMINFO_DROPS = 8  # <linux/sock_diag.h>: the index of the drop count in SO_MEMINFO
 BROADCAST_RECHECK = 5.0  # seconds between two looks at an interface's broadcast address
+
+#: The receive buffer asked for (the kernel doubles it for its bookkeeping). A flood the
+#: daemon keeps up with never fills it; it is there for the moments it is not scheduled:
+#: 8 MiB hold about 1 s of 10,000 small packets/s, or about 60 ms of 65 KB datagrams at
+#: 1,400/s (docs/hostile-input.md: with 2 MiB those pushed heartbeats out). Set with
+#: SO_RCVBUFFORCE when we may (root), else SO_RCVBUF up to net.core.rmem_max.
+RECEIVE_BUFFER = 4 << 20
 
 #: How many of our latest packets a link remembers to recognise them coming back. An
 #: echo older than that (after a burst of retransmissions) goes on to the engine, which
@@ -101,6 +111,26 @@ def _open_error(interface: str, what: str, exc: OSError) -> TransportError:
     return TransportError(f"{what} on {interface}: {reason}")
 
 
+def kernel_drops(sock: socket.socket) -> int:
+    """Datagrams the kernel dropped for *sock* (a full receive buffer); 0 if unknown."""
+    try:
+        info = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 4 * (_SK_MEMINFO_DROPS + 1))
+    except OSError:
+        return 0
+    if len(info) < 4 * (_SK_MEMINFO_DROPS + 1):
+        return 0
+    return int(struct.unpack_from("=I", info, 4 * _SK_MEMINFO_DROPS)[0])
+
+
+def _grow_receive_buffer(sock: socket.socket, size: int) -> None:
+    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * size:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+    except OSError:  # no CAP_NET_ADMIN: what net.core.rmem_max allows
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
 class UdpLink:
     """Common part of the three UDP media: sockets, receive loop, counted sends."""
 
@@ -119,6 +149,7 @@ class UdpLink:
         self._counters = Counters(interface)
         self._send_sock: trio.socket.SocketType | None = None
         self._send_raw: socket.socket | None = None  # the same socket, for try_send_nowait
+        self._receiver: socket.socket | None = None
         # A broadcast (or looped multicast, or ucast to ourselves) comes back to our own
         # receive socket; dropping it here by its bytes spares the engine a wake-up.
         self._sent_recently: collections.deque[bytes] = collections.deque(maxlen=ECHO_MEMORY)
@@ -130,6 +161,8 @@ class UdpLink:
         return f"{self.kind} {self.interface} port {self.port}"
 
     def statistics(self) -> LinkStatistics:
+        if self._receiver is not None:
+            self._counters.kernel_drops = kernel_drops(self._receiver)
         return self._counters.snapshot()
 
     # ----------------------------------------------------------------- opening
@@ -156,6 +189,7 @@ class UdpLink:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             self._bind_to_device(sock)
             sock.bind(self._receive_address())
+            _grow_receive_buffer(sock, RECEIVE_BUFFER)
             self._configure_receiver(sock)
             sock.setblocking(False)
         except OSError as exc:
@@ -183,6 +217,7 @@ class UdpLink:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         with self._open_receiver() as receiver:
+            self._receiver = receiver
             raw = self._open_sender()
             sender = trio.socket.from_stdlib_socket(raw)
             with sender:
@@ -194,7 +229,7 @@ class UdpLink:
                         receiver, inbound, self._counters, self._accept, max_size=MAX_UDP_PAYLOAD
                     )
                 finally:
-                    self._send_sock = self._send_raw = None
+                    self._send_sock = self._send_raw = self._receiver = None
 
     def _accept(self, data: bytes, address: Any) -> Datagram | None:
         if data in self._sent_recently:

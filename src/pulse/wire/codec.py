@@ -42,6 +42,7 @@ __all__ = [
     "decode",
     "encode",
     "render_for_signing",
+    "screen",
 ]
 
 MAX_MESSAGE = 256 * 1024
@@ -434,3 +435,106 @@ def decode(data: bytes, signer: Signer) -> Decoded:
         raise
     except (ValueError, IndexError, UnicodeError) as exc:  # defence in depth
         raise WireError("malformed", f"{type(exc).__name__}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- screening
+
+
+def screen(data: bytes, signer: Signer) -> str | None:
+    """A cheap look at a packet before :func:`decode`: the drop reason when it certainly
+    fails authentication, None when it may pass (``decode`` then decides).
+
+    The signature is checked over the raw bytes, without parsing a field: a netstring
+    trailer covers the bytes up to ``%%%\\n`` as they are; a classic ``auth`` field
+    covers every other line as it is, as long as the packet is in the canonical form
+    Heartbeat and pulse send (LF line ends, no empty lines, no typed line but binary
+    ``(1)`` ones in canonical base64). Anything else gets None and the full
+    :func:`decode`. A flood of packets signed with a wrong key costs an HMAC each, not
+    a parse (docs/hostile-input.md).
+    """
+    if len(data) > MAX_MESSAGE:
+        return "too-big"
+    if data.startswith(_CLASSIC_START):
+        return _screen_classic(data, signer)
+    if data.startswith(_NETSTRING_START):
+        return _screen_netstring(data, signer)
+    return "malformed"
+
+
+def _screen_index(value: bytes, signer: Signer) -> tuple[int, bytes] | str | None:
+    index, sep, digest = value.partition(b" ")
+    if not sep or not index.isdigit() or len(index) > _MAX_INDEX_DIGITS or not digest:
+        return None  # decode says why
+    number = int(index)
+    if not signer.knows(number):
+        return "bad-auth-index"
+    return number, digest
+
+
+def _canonical_typed_lines(body: bytes) -> bool:
+    """Every typed line of a classic body is ``(1)name=<canonical base64>``."""
+    pos = 0 if body.startswith(b"(") else body.find(b"\n(")
+    while pos >= 0:
+        start = pos if body[pos] == 0x28 else pos + 1
+        end = body.find(b"\n", start)
+        line = body[start:end]
+        eq = line.find(b"=")
+        if not line.startswith(b"(1)") or eq < 0:
+            return False
+        value = line[eq + 1 :]
+        try:
+            raw = binascii.a2b_base64(value, strict_mode=True)
+        except binascii.Error:
+            return False
+        if binascii.b2a_base64(raw, newline=False) != value:
+            return False
+        pos = body.find(b"\n(", end)
+    return True
+
+
+def _screen_classic(data: bytes, signer: Signer) -> str | None:
+    if b"auth=" not in data:  # not even a typed "(0)auth=" field
+        return "unsigned"
+    packet = data.rstrip(b"\0")
+    if not packet.endswith(b"\n" + _CLASSIC_END):
+        return None
+    body = packet[len(_CLASSIC_START) : -len(_CLASSIC_END)]
+    if b"\r" in body or b"\0" in body or b"\n\n" in body or body.startswith(b"\n"):
+        return None
+    if _CLASSIC_END in body:
+        return None
+    pos = 0 if body.startswith(b"auth=") else body.find(b"\nauth=") + 1
+    if pos == 0 and not body.startswith(b"auth="):
+        return None
+    end = body.find(b"\n", pos)
+    if body.find(b"\nauth=", end) >= 0:
+        return None
+    parsed = _screen_index(body[pos + 5 : end], signer)
+    if not isinstance(parsed, tuple):
+        return parsed
+    if b"(" in body and not _canonical_typed_lines(body):
+        return None
+    index, digest = parsed
+    expected = signer.digest(index, body[:pos] + body[end + 1 :])
+    return None if hmac.compare_digest(expected.encode("ascii"), digest) else "bad-signature"
+
+
+def _screen_netstring(data: bytes, signer: Signer) -> str | None:
+    packet = data.rstrip(b"\0")
+    mark = packet.rfind(_NETSTRING_END)
+    if mark < 0 or not packet.endswith(b","):
+        return None
+    signed_len = mark + len(_NETSTRING_END)
+    colon = packet.find(b":", signed_len)
+    digits = packet[signed_len:colon]
+    if colon < 0 or not digits.isdigit() or len(digits) > _MAX_LENGTH_DIGITS:
+        return None
+    content = packet[colon + 1 : -1]
+    if len(content) != int(digits):
+        return None
+    parsed = _screen_index(content, signer)
+    if not isinstance(parsed, tuple):
+        return parsed
+    index, digest = parsed
+    expected = signer.trailer_digest(index, packet[:signed_len])
+    return None if hmac.compare_digest(expected.encode("ascii"), digest) else "bad-signature"

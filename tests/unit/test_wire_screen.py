@@ -1,0 +1,94 @@
+"""``codec.screen``: the cheap check before decode never refuses a packet decode accepts,
+and refuses wrong-key packets without parsing them."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_wire_fuzz import REAL, SHA1, SIGNERS, messages
+
+from pulse.config.model import AuthKey, AuthKeys, AuthMethod
+from pulse.errors import WireError
+from pulse.wire import Encoding, Message, Signer, decode, encode
+from pulse.wire.codec import screen
+
+WRONG = Signer(
+    AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.SHA1, key=b"not-ours"),))
+)
+OTHER_INDEX = Signer(
+    AuthKeys(outbound=7, keys=(AuthKey(index=7, method=AuthMethod.SHA1, key=b"x"),))
+)
+
+
+def decodes(data: bytes, signer: Signer) -> bool:
+    try:
+        decode(data, signer)
+    except WireError:
+        return False
+    return True
+
+
+@settings(max_examples=300)
+@given(messages, st.sampled_from(list(Encoding)), st.sampled_from(sorted(SIGNERS)))
+def test_screen_passes_every_correctly_signed_packet(
+    msg: Message, encoding: Encoding, method: AuthMethod
+) -> None:
+    signer = SIGNERS[method]
+    data = encode(msg, signer, encoding)
+    assert screen(data, signer) is None
+    assert decodes(data, signer)
+
+
+@settings(max_examples=300)
+@given(messages, st.sampled_from(list(Encoding)))
+def test_screen_refuses_a_wrong_key_as_bad_signature(msg: Message, encoding: Encoding) -> None:
+    data = encode(msg, WRONG, encoding)
+    # None (decode decides) only for a classic packet with a value ending in "<<<".
+    inner_end = encoding is Encoding.CLASSIC and b"<<<\n" in data[4:-4]
+    expected = None if inner_end else "bad-signature"
+    assert screen(data, SHA1) == expected
+    assert not decodes(data, SHA1)
+
+
+def test_a_wrong_key_status_as_a_peer_sends_it_is_refused_by_the_screen() -> None:
+    for encoding in Encoding:
+        assert screen(encode(REAL_MESSAGE, WRONG, encoding), SHA1) == "bad-signature"
+
+
+def test_screen_refuses_an_unknown_auth_index() -> None:
+    data = encode(REAL_MESSAGE, OTHER_INDEX, Encoding.CLASSIC)
+    assert screen(data, SHA1) == "bad-auth-index"
+
+
+@settings(max_examples=1000)
+@given(
+    st.sampled_from(REAL),
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=4),
+    st.integers(0, 400),
+)
+def test_what_screen_refuses_decode_refuses_too(
+    packet: bytes, flips: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(packet)
+    for where, value in flips:
+        if data:
+            data[where % len(data)] = value
+    mutated = bytes(data[: len(data) - cut % 8])
+    if screen(mutated, SHA1) is not None:
+        assert not decodes(mutated, SHA1)
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=300))
+def test_screen_of_random_bytes_never_raises(data: bytes) -> None:
+    verdict = screen(data, SHA1)
+    if verdict is not None:
+        assert not decodes(data, SHA1)
+
+
+def test_real_heartbeat_captures_pass_the_screen() -> None:
+    for packet in REAL:
+        assert screen(packet, SHA1) is None, packet[:60]
+
+
+REAL_MESSAGE = decode(REAL[0], SHA1).message
