@@ -1,4 +1,4 @@
-"""Floating IP argument forms (spec §6.1), findif (§6.2) and IPaddr's alias labels."""
+"""Floating IP argument forms, findif, alias labels (docs/heartbeat.md#ipaddr-arguments)."""
 
 from __future__ import annotations
 
