@@ -1,10 +1,10 @@
 """Helpers for the failover end-to-end tests: pulse nodes, web servers, HTTP clients.
 
-The seeds' set-ups are rebuilt in network namespaces with real ``pulse run``
-daemons (:class:`FailoverNode`, a :class:`~pulse.lab.cluster.PulseNode` that can be
-given its own environment and its own ``/etc/init.d``), real floating IPs, web
-servers answering with their node's name, and ``curl`` as the client. Every wait is
-bounded and says what it waited for when it gives up.
+The set-ups of the user's configs in tests/data/legacy/ are rebuilt in network
+namespaces with real ``pulse run`` daemons (:class:`FailoverNode`, a
+:class:`~pulse.lab.cluster.PulseNode` that can be given its own environment and its own
+``/etc/init.d``), real floating IPs, web servers answering with their node's name, and
+``curl`` as the client. Every wait is bounded and says what it waited for when it gives up.
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ def describe(nodes: Iterable[FailoverNode]) -> str:
 
 @dataclass
 class WebCluster:
-    """Seed 000/004's set-up: ``bcast eth0``, ``FIRST VIP SCRIPT``, a client on the LAN."""
+    """The web pair's or three nodes' set-up: ``bcast eth0``, ``FIRST VIP SCRIPT``, a LAN client."""
 
     topology: Topology
     vip: str
