@@ -1,7 +1,7 @@
 """Heartbeat 3.0.6's node-level protocol as a pure, deterministic engine.
 
 :class:`Engine` implements what a Heartbeat node needs from a peer to accept it
-(spec §4.3-§4.8, §5.1, §5.2, §5.10): status messages every keepalive, the message
+(docs/heartbeat.md#envelope to #partition-healing): status messages every keepalive, the message
 envelope, sequence numbers with a 500-message history, retransmission requests and
 answers, acknowledgements, liveness with exact deadlines, and the
 ``reqnodes``/``repnodes`` exchange that gates "communications up".
@@ -660,7 +660,7 @@ class Engine:
         return [self._emit(msg)]
 
     def _emit(self, message: Message) -> Transmit:
-        """Add the envelope (spec §4.3), record sequenced messages, return a Transmit."""
+        """Add the envelope (docs/heartbeat.md#envelope), record if sequenced, return a Transmit."""
         mtype = message.type or ""
         sequenced = not mtype.startswith(NOSEQ_PREFIX)
         dest = message.get("dest")
@@ -711,7 +711,7 @@ class Engine:
         return dest is None or dest.lower() == self._local
 
     def _track(self, peer: _Peer, seq: int, hg: int, now: float) -> tuple[str, list[Output]]:
-        """Sequence rules of spec §4.5 step 5: in-order, duplicate, gap, gap-fill, stale."""
+        """Step 5 of docs/heartbeat.md#sequence-numbers: in order, duplicate, gap, fill, stale."""
         out: list[Output] = []
         if peer.last_seq is None or peer.resync:
             peer.tracked_generation = hg

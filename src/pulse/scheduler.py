@@ -910,7 +910,7 @@ class Scheduler:
         return []
 
     def _ask_resources(self, src: str, peer: Peer, msg: Message, now: float) -> list[Action]:
-        """Heartbeat's standby exchange (spec §5.8), as giver or taker."""
+        """The standby exchange, as giver or taker (docs/heartbeat.md#standby-and-takeover)."""
         info = msg.get("info")
         cls = msg.get("rsc_hold") or "all"
         if cls == "failback":

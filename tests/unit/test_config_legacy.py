@@ -1,4 +1,4 @@
-"""ha.cf, authkeys and haresources reading rules, quirks included (spec §1-§3)."""
+"""ha.cf, authkeys and haresources reading rules, quirks included (docs/heartbeat.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Script agents: status rules (spec §3.3), LSB/OCF exit codes, resolution, environment."""
+"""Script agents: status rules (docs/heartbeat.md#script-exit-codes), exit codes, lookup, env."""
 
 from __future__ import annotations
 

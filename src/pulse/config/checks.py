@@ -1,7 +1,7 @@
 """Validation shared by every config format, and host-fact checks.
 
 * :func:`resolve_timing` applies Heartbeat's derived timer defaults and its
-  timer invariants (spec §1.3, §1.5).
+  timer invariants (docs/heartbeat.md#hacf-directives, #validation).
 * :func:`validate_cluster` checks the cluster-wide rules: nodes, media, the local
   node, resource groups.
 * :func:`host_facts` checks facts about *this* machine (interfaces, serial
@@ -192,7 +192,7 @@ def resolve_timing(raw: RawTiming, loc: Locator) -> tuple[Timing, list[Diagnosti
 
 
 def validate_cluster(cfg: Config, node: str, loc: Locator) -> list[Diagnostic]:
-    """Cluster-wide rules shared by legacy and TOML (spec §1.5, §1.6, §3.1, §3.6)."""
+    """Cluster-wide rules shared by legacy and TOML (docs/heartbeat.md#validation)."""
     out: list[Diagnostic] = []
     nodes_src = loc.where("nodes")
     nodes_ok = "nodes" not in loc.failed

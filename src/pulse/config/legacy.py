@@ -1,7 +1,7 @@
 """Heartbeat's own configuration files: ha.cf, authkeys and haresources.
 
 The parsers are pure (text in, values and diagnostics out) and reproduce
-Heartbeat 3.0.6's reading rules, quirks included (spec §1-§3):
+Heartbeat 3.0.6's reading rules, quirks included (docs/heartbeat.md, ha.cf to haresources):
 
 * ha.cf: ``#`` comments, case-sensitive directives, per-token vs whole-line
   directives, ``udpport``/``baud`` read once by the first medium line of a kind;
@@ -71,7 +71,7 @@ SYSLOG_FACILITIES = frozenset(
      "local7"}
 )  # fmt: skip
 
-# Option directives (per token), whole-line directives and media (spec §1.3).
+# Option directives (per token), whole-line directives, media (docs/heartbeat.md#hacf-reading-rules)
 OPTION_DIRECTIVES = (
     "node", "keepalive", "deadtime", "warntime", "initdead", "deadping", "udpport", "baud",
     "hopfudge", "auto_failback", "nice_failback", "logfile", "debugfile", "logfacility",
@@ -156,7 +156,7 @@ def check_peer(peer: str, *, ipv6: bool) -> str | None:
 
 
 def resource_spec(word: str, source: Source | None) -> tuple[ResourceSpec | None, str | None]:
-    """ResourceManager's reading of one haresources word (spec §3.2)."""
+    """ResourceManager's reading of one haresources word (docs/heartbeat.md#script-resolution)."""
     if IMPLICIT_IP.fullmatch(word):
         return ResourceSpec(raw=word, agent="IPaddr", args=(word,), source=source), None
     parts = word.split("::")
@@ -722,7 +722,7 @@ for _name in BOOLEAN_DIRECTIVES - set(OPTION_HANDLERS):
 
 
 def authkeys_permission_error(mode: int, path: str) -> str | None:
-    """Heartbeat refuses a keyfile readable by group or others (spec §2.2)."""
+    """Heartbeat refuses a keyfile readable by group or others (docs/heartbeat.md#authkeys)."""
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         return f"Bad permissions on keyfile [{path}], 600 recommended."
     return None
@@ -900,7 +900,7 @@ def parse_haresources(data: bytes, file: str) -> tuple[list[ResourceGroup], list
 
 
 def local_node_name(confdir: Path, override: str | None) -> str:
-    """--node, else nodeinfo's first line, else uname -n; lower-cased (spec §1.6)."""
+    """--node, nodeinfo's first line or uname -n; lower-cased (docs/heartbeat.md#node-identity)."""
     if override:
         return override.strip().lower()
     try:
@@ -999,7 +999,7 @@ def build_config(
     timing, tdiags = resolve_timing(raw, loc)
     diags.extend(tdiags)
 
-    # Heartbeat writes derived values back as parameters (spec §1.5).
+    # Heartbeat writes derived values back as parameters (docs/heartbeat.md#validation).
     params = dict(cf.parameters)
     for name in ("warntime", "initdead", "deadping"):
         if name not in params:

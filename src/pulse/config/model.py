@@ -58,7 +58,7 @@ class Timing:
 
 
 def derive_initdead(deadtime: int) -> int:
-    """Heartbeat's default initdead for a given deadtime (spec §1.3)."""
+    """Heartbeat's default initdead for a given deadtime (docs/heartbeat.md#hacf-directives)."""
     if deadtime > 10000:
         return deadtime
     if deadtime < 6000:

@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Protocol
 
 #: Commands that only read: open to the control group.
 READ_ONLY = frozenset({"ping", "status", "plugins", "metrics"})
@@ -29,7 +30,11 @@ class Peer:
         return self.uid == 0 or self.uid == os.geteuid()
 
 
-def peer_of(sock: socket.socket) -> Peer | None:
+class _Socket(Protocol):
+    def getsockopt(self, level: int, optname: int, buflen: int, /) -> bytes: ...
+
+
+def peer_of(sock: _Socket) -> Peer | None:
     """The process at the other end of a Unix stream socket, from the kernel."""
     try:
         raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))

@@ -79,7 +79,7 @@ _RUNNING = re.compile(r"[Rr]unning|OK")
 
 
 def heartbeat_status_running(stdout: str) -> bool:
-    """Heartbeat's verdict on a resource script's ``status`` output (spec §3.3).
+    """Heartbeat's verdict on a script's ``status`` output (docs/heartbeat.md#script-exit-codes).
 
     The exit code is ignored. "not running" (any case of "not", a space, then
     anything, then "running" or "Running") means not held; otherwise "running",
@@ -132,7 +132,7 @@ def script_environment(
     extra: Mapping[str, str] | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment Heartbeat gives resource scripts (spec §1.7).
+    """The environment Heartbeat gives scripts (docs/heartbeat.md#parameters-as-environment).
 
     ``base`` (default: pulse's own environment) is overlaid with every ha.cf
     directive as ``HA_<name>``, Heartbeat's fixed ``HA_*`` variables and
