@@ -479,10 +479,11 @@ class Engine:
             if peer.last_status_seq is not None and seq < peer.last_status_seq:
                 self.counters["stale-status"] += 1
             else:
-                if verdict != "gap":
-                    # A status past a gap counts, but is no mark for later ones: a
-                    # mutated seq a few hundred ahead would silence the real statuses
-                    # that fill the gap for as many keepalives (docs/hostile-input.md).
+                if verdict == "in-order":
+                    # A status past a gap or filling one counts, but is no mark for
+                    # later ones: a mutated seq a few hundred ahead would silence the
+                    # real statuses that fill the gap for as many keepalives
+                    # (docs/hostile-input.md).
                     peer.last_status_seq = seq
                 out += self._on_status(peer, message, now)
                 self._peer_status_at = now

@@ -111,6 +111,14 @@ def test_a_status_a_few_hundred_ahead_does_not_silence_the_real_statuses() -> No
     assert_views_right_after_one_deadtime(wire, end)
 
 
+def test_a_mutated_status_filling_a_gap_does_not_silence_the_real_ones_before_it() -> None:
+    huge = {"seq": ("abs", 2**31), "hg": ("rel", 0), "t": "status"}
+    ahead = {"seq": ("rel", 79), "hg": ("rel", 0), "t": "reqnodes"}  # undoes the jump
+    filling = {"seq": ("rel", 25), "hg": ("rel", 0), "t": "status"}  # fills the new gap
+    wire, end = attacked_cluster([huge, ahead, huge, filling], 0.05)
+    assert_views_right_after_one_deadtime(wire, end)
+
+
 # ---------------------------------------------------------------- replay across a restart
 
 
