@@ -434,8 +434,9 @@ class Engine:
             if peer.generation is not None:
                 out.append(Log(level="info", text=f"Heartbeat restart on node {name}"))
                 out.append(NodeRestarted(node=name, generation=hg, at=now))
-                if not node_dead:
-                    jumped = self._track_of(peer, now)
+                # Dead or alive: a mutated status may have killed it first (a tiny dt).
+                at_death = peer.seq_at_death if node_dead else None
+                jumped = self._track_of(peer, now, last_seq=at_death)
             peer.generation = hg
             if peer.tracked_generation != hg:
                 # Packets of this very generation may have overtaken its first status
@@ -715,6 +716,9 @@ class Engine:
         """Sequence rules of spec §4.5 step 5: in-order, duplicate, gap, gap-fill, stale."""
         out: list[Output] = []
         if peer.last_seq is None or peer.resync:
+            before = peer.seq_at_death if peer.seq_at_death is not None else peer.last_seq
+            if peer.resync and before is not None and seq > before + MAX_MISSING:
+                self._remember_jump(peer, self._track_of(peer, now, last_seq=before))
             peer.tracked_generation = hg
             peer.last_seq = seq
             peer.resync = False
@@ -860,6 +864,11 @@ class Engine:
         if status is NodeStatus.PING:
             status = None
         dt = _parse_hex(message.get("dt"))
+        if dt is not None and 0 < dt < 2 * self._timing.keepalive:
+            # A dead time shorter than two of our keepalives declares the node dead
+            # between two of its heartbeats: a buggy or mutated packet; keep the last.
+            self.counters["bad-field"] += 1
+            dt = None
         report = self._membership.heard_status(name, now, status, dt)
         if report.late and report.interval_ms is not None:
             level = "CRIT" if report.overdue else "WARN"

@@ -72,7 +72,7 @@ def attacked_cluster(mutations: list[dict[str, object]], gap: float) -> tuple[Wi
     for mutation in mutations:
         at += gap
         wire.run_until(at)
-        real = wire.sent("beta")[-1][1]
+        real = [m for _, m in wire.sent("beta") if "seq" in m][-1]
         wire.inject("alpha", mutated(real, mutation), "eth0", at)
     return wire, at
 
@@ -195,3 +195,9 @@ def test_an_ack_or_rexmit_request_of_an_older_generation_is_counted_as_a_replay(
     assert engine.counters["replay"] == 3
     links = {n.name: n.links for n in engine.view().nodes}["beta"]
     assert all(str(status) == "dead" for status in links.values())
+
+
+def test_mutated_packets_taking_the_next_seqs_first_do_not_silence_the_real_statuses() -> None:
+    ahead = [{"seq": ("rel", n), "hg": ("rel", 0), "t": "status"} for n in range(1, 9)]
+    wire, end = attacked_cluster(ahead, 0.01)
+    assert_views_right_after_one_deadtime(wire, end)
