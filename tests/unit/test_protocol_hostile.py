@@ -119,6 +119,15 @@ def test_a_mutated_status_filling_a_gap_does_not_silence_the_real_ones_before_it
     assert_views_right_after_one_deadtime(wire, end)
 
 
+def test_a_mutated_tiny_dead_time_then_a_jump_leave_no_lasting_wrong_view() -> None:
+    huge = {"seq": ("abs", 2**31), "hg": ("rel", 0), "t": "status"}
+    for tiny, jump in (("1", huge), ("1", {**huge, "hg": ("rel", 1)})):
+        for ahead in (1, 238):
+            killer = {"seq": ("rel", ahead), "hg": ("rel", 0), "t": "status", "dt": tiny}
+            wire, end = attacked_cluster([huge, huge, killer, jump], 0.05)
+            assert_views_right_after_one_deadtime(wire, end)
+
+
 # ---------------------------------------------------------------- replay across a restart
 
 
