@@ -1,0 +1,951 @@
+"""A discrete-event simulator of whole pulse clusters over the pure cores, with faults.
+
+Each simulated node is one :class:`pulse.protocol.Engine` (membership) and one
+:class:`pulse.scheduler.Scheduler` (who runs which group), glued together exactly as
+the daemon glues them (``src/pulse/daemon.py`` feeds engine events to the resource
+manager, ``src/pulse/failover.py`` turns them into scheduler facts and runs the
+scheduler's actions). Nothing here sleeps: time is a float the simulator advances
+from one event to the next, so ten virtual seconds of a four-node cluster at
+keepalive 100 ms cost a few tens of milliseconds.
+
+The network passes each ``Transmit.message`` object (no codec) to every other node
+with a per-packet delay, unless the fault plan drops it:
+
+* ``cut`` counts per directed pair (``(a, b)``: b does not hear a), so overlapping
+  symmetric and one-way partitions heal independently;
+* ``loss`` probabilities per directed pair (a seeded ``random.Random``);
+* a base delay plus jitter (jitter larger than the gap between two packets reorders
+  them);
+* a frozen node (SIGSTOP) runs no timers and processes nothing: packets to it queue
+  up to :data:`SOCKET_BUFFER` packets (then are dropped, like a full socket buffer),
+  resource operations finishing meanwhile wait too; on thaw it processes the queue
+  and its due timers, in the order the scenario says.
+
+The fake resource layer completes an ``Acquire`` after ``start_delay`` and a
+``Release`` after ``stop_delay``; a one-shot fault plan makes the next start or
+stop of a group on a node fail (``done(ok=False)``, clean for a start as when
+``acquire_group`` rolled back, unclean for a stop, as in ``failover.py``).
+
+The invariants themselves are checked by :class:`Invariants` after every event;
+the constants that bound the settling windows are explained next to them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pulse.config.model import (
+    AuthKey,
+    AuthKeys,
+    AuthMethod,
+    AutoFailback,
+    BcastMedium,
+    Config,
+    ResourceGroup,
+    ResourceSpec,
+    Timing,
+)
+from pulse.events import (
+    CommsUp,
+    Delivered,
+    Log,
+    NodeStatus,
+    NodeStatusChanged,
+    Output,
+    Transmit,
+)
+from pulse.protocol import STARTUP_DT_BOOST_MS, STARTUP_DT_BOOST_SECONDS, Engine
+from pulse.scheduler import (
+    CLAIMED,
+    Acquire,
+    Action,
+    Decision,
+    GroupState,
+    Refresh,
+    Release,
+    Scheduler,
+    Send,
+    StandbyRefused,
+)
+from pulse.wire.message import Message
+
+NAMES = ("prime", "calc", "spare", "extra")
+LINK = "eth0"
+WALL_EPOCH = 1_800_000_000.0
+#: Packets a frozen node's socket buffer holds before new ones are dropped.
+SOCKET_BUFFER = 64
+#: Events at one instant before the simulator calls it a livelock.
+MAX_EVENTS_PER_INSTANT = 20_000
+ALIVE = (NodeStatus.UP, NodeStatus.ACTIVE)  # as failover.ALIVE
+
+
+class InvariantViolation(AssertionError):
+    pass
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """One cluster: nodes, timers (ms), policy, groups (key -> preferred node)."""
+
+    nodes: int = 2
+    keepalive_ms: int = 100
+    deadtime_ms: int = 500
+    policy: AutoFailback = AutoFailback.ON
+    groups: int = 2
+    start_ka: float = 0.5  # a start takes this many keepalives
+    stop_ka: float = 0.5
+    seed: int = 0
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return NAMES[: self.nodes]
+
+    @property
+    def keepalive(self) -> float:
+        return self.keepalive_ms / 1000
+
+    @property
+    def deadtime(self) -> float:
+        return self.deadtime_ms / 1000
+
+    @property
+    def initdead(self) -> float:
+        return 2 * self.deadtime
+
+    @property
+    def max_delay(self) -> float:
+        """The largest one-way delay (base + jitter) the scenarios may choose."""
+        return MAX_DELAY_KA * self.keepalive
+
+    def group_keys(self) -> list[tuple[str, str]]:
+        """vip1 prefers the first node, vip2 the last, vip3 the second."""
+        names = self.names
+        prefs = [names[0], names[-1], names[1 % len(names)]]
+        return [(f"vip{i + 1}", prefs[i]) for i in range(self.groups)]
+
+    def config(self) -> Config:
+        return Config(
+            nodes=self.names,
+            media=(BcastMedium(interface=LINK),),
+            auth=AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),)),
+            timing=Timing(
+                keepalive=self.keepalive_ms,
+                deadtime=self.deadtime_ms,
+                warntime=self.deadtime_ms // 2,
+                initdead=round(self.initdead * 1000),
+                deadping=self.deadtime_ms,
+            ),
+            groups=tuple(
+                ResourceGroup(
+                    node=pref,
+                    resources=(ResourceSpec(raw=key, agent="Fake", args=(key,)),),
+                )
+                for key, pref in self.group_keys()
+            ),
+            auto_failback=self.policy,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Params(nodes={self.nodes}, keepalive_ms={self.keepalive_ms}, "
+            f"deadtime_ms={self.deadtime_ms}, policy=AutoFailback.{self.policy.name}, "
+            f"groups={self.groups}, start_ka={self.start_ka}, stop_ka={self.stop_ka}, "
+            f"seed={self.seed})"
+        )
+
+
+#: Delays (base + jitter) stay below this many keepalives: a LAN, not a WAN.
+MAX_DELAY_KA = 0.3
+
+
+# ----------------------------------------------------------------------------- bounds
+#
+# Every bound is in seconds, computed from the cluster's timers, and says why.
+
+
+def round_trip(p: Params) -> float:
+    return 2 * p.max_delay
+
+
+def safety_settle(p: Params) -> float:
+    """After the network is whole again (every cut healed, no loss, nobody frozen), how
+    long two nodes may still both claim a group.
+
+    * one keepalive (+ delay) until each side hears the other's next status and sees it
+      alive again (docs/failover.md, "A healed partition");
+    * a round trip: the resource reports (with the ``pulse_rq`` request) cross;
+    * one keepalive: the node that is not the keeper waits for the keeper's
+      ``pulse_keep`` report or one keepalive before releasing (issue 9, fix b);
+    * 1.5 keepalives of grace a thawed node gives its peers before declaring anyone
+      dead (issue 9, fix c), which can delay the first report;
+    * the stop of the releasing node (a STOPPING group is still claimed), and a start
+      that was already under way (a STARTING group is only released once started);
+    * another round trip of slack for retransmissions of reports lost just before.
+    """
+    ka = p.keepalive
+    return (
+        ka
+        + p.max_delay
+        + round_trip(p)
+        + ka
+        + 1.5 * ka
+        + (p.start_ka + p.stop_ka) * ka
+        + round_trip(p)
+    )
+
+
+def liveness_bound(p: Params) -> float:
+    """After the last fault or command (a crash, a heal, a thaw, standby, a failed
+    start...), how long a group may stay without a node running it while some node
+    could run it and the network is whole.
+
+    * deadtime until a crashed holder is declared dead, plus the start-up boost
+      (``STARTUP_DT_BOOST_MS`` in src/pulse/protocol.py) a node advertises in its first
+      seconds, or initdead for a node starting next to dead peers;
+    * four keepalives for comms-up, the ``starting``/``resource`` exchange, and the
+      one-keepalive wait of a dual claim;
+    * a stop on the old holder then a start on the new one;
+    * two round trips of delay.
+    """
+    ka = p.keepalive
+    detect = max(p.deadtime + STARTUP_DT_BOOST_MS / 1000, p.initdead)
+    return detect + 4 * ka + (p.start_ka + p.stop_ka) * ka + 2 * round_trip(p)
+
+
+# ----------------------------------------------------------------------------- steps
+#
+# A scenario is a list of steps. Durations are in keepalives so that the same story
+# reads the same at 100 ms / 500 ms and at 1 s / 3 s.
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    keepalives: float
+
+    def __str__(self) -> str:
+        return f"wait {self.keepalives:g} keepalives"
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """Neither of a and b hears the other, for a while."""
+
+    a: str
+    b: str
+    keepalives: float
+
+    def __str__(self) -> str:
+        return f"cut {self.a} <-> {self.b} for {self.keepalives:g} keepalives"
+
+
+@dataclass(frozen=True, slots=True)
+class OneWay:
+    """``dst`` does not hear ``src`` (``src`` still hears ``dst``), for a while."""
+
+    src: str
+    dst: str
+    keepalives: float
+
+    def __str__(self) -> str:
+        return f"{self.dst} stops hearing {self.src} for {self.keepalives:g} keepalives"
+
+
+@dataclass(frozen=True, slots=True)
+class Isolate:
+    """``node``'s link is down: nobody hears it, it hears nobody."""
+
+    node: str
+    keepalives: float
+
+    def __str__(self) -> str:
+        return f"{self.node}'s link down for {self.keepalives:g} keepalives"
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """Packets from ``src`` to ``dst`` (``None``: every pair) lost at ``percent``."""
+
+    src: str | None
+    dst: str | None
+    percent: int
+    keepalives: float
+
+    def __str__(self) -> str:
+        where = "everywhere" if self.src is None else f"{self.src} -> {self.dst}"
+        return f"{self.percent}% loss {where} for {self.keepalives:g} keepalives"
+
+
+@dataclass(frozen=True, slots=True)
+class Delay:
+    """Every packet takes ``base_ms`` plus up to ``jitter_ms`` (reordering), for a while."""
+
+    base_ms: int
+    jitter_ms: int
+    keepalives: float
+
+    def __str__(self) -> str:
+        return (
+            f"delay {self.base_ms} ms + jitter {self.jitter_ms} ms "
+            f"for {self.keepalives:g} keepalives"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Freeze:
+    """SIGSTOP for a while; on SIGCONT the queue first, or the timers first."""
+
+    node: str
+    keepalives: float
+    queue_first: bool
+
+    def __str__(self) -> str:
+        first = "its queued packets" if self.queue_first else "its timers"
+        return f"freeze {self.node} for {self.keepalives:g} keepalives (on thaw: {first} first)"
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    node: str
+
+    def __str__(self) -> str:
+        return f"crash {self.node}"
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """Start a crashed node again, with the next generation (no-op if it runs)."""
+
+    node: str
+
+    def __str__(self) -> str:
+        return f"restart {self.node}"
+
+
+@dataclass(frozen=True, slots=True)
+class Standby:
+    node: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"pulsectl standby {self.what} on {self.node}"
+
+
+@dataclass(frozen=True, slots=True)
+class Takeover:
+    node: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"pulsectl takeover {self.what} on {self.node}"
+
+
+@dataclass(frozen=True, slots=True)
+class FailStart:
+    """The next start of ``group`` on ``node`` fails (cleanly rolled back)."""
+
+    node: str
+    group: str
+
+    def __str__(self) -> str:
+        return f"next start of {self.group} on {self.node} will fail"
+
+
+@dataclass(frozen=True, slots=True)
+class FailStop:
+    """The next stop of ``group`` on ``node`` fails (the group becomes FAILED there)."""
+
+    node: str
+    group: str
+
+    def __str__(self) -> str:
+        return f"next stop of {self.group} on {self.node} will fail"
+
+
+Step = (
+    Wait
+    | Cut
+    | OneWay
+    | Isolate
+    | Loss
+    | Delay
+    | Freeze
+    | Crash
+    | Restart
+    | Standby
+    | Takeover
+    | FailStart
+    | FailStop
+)
+
+
+# ----------------------------------------------------------------------------- nodes
+
+
+@dataclass(eq=False)
+class SimNode:
+    name: str
+    generation: int
+    engine: Engine
+    sched: Scheduler
+    incarnation: int
+    frozen: bool = False
+    queue: deque[Message] = field(default_factory=deque)
+    deferred: list[Callable[[], None]] = field(default_factory=list)  # done() while frozen
+    dropped: int = 0
+    _deadline: float | None = None  # cached min of both next deadlines; None: recompute
+
+    def touched(self) -> None:
+        self._deadline = None
+
+    def next_deadline(self) -> float:
+        if self._deadline is None:
+            self._deadline = min(self.engine.next_deadline(), self.sched.next_deadline())
+        return self._deadline
+
+
+# ----------------------------------------------------------------------------- simulator
+
+
+class Sim:
+    """A cluster, its network and its resources in virtual time."""
+
+    def __init__(self, params: Params) -> None:
+        self.p = params
+        self.config = params.config()
+        self.now = 0.0
+        self.rng = random.Random(params.seed)
+        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self.nodes: dict[str, SimNode] = {}
+        self.generations: dict[str, int] = {}
+        self._incarnations = itertools.count(1)
+        self.cut: dict[tuple[str, str], int] = {}
+        self.loss: dict[tuple[str, str], list[float]] = {}
+        self.delay: list[tuple[float, float]] = []  # active (base, jitter) in seconds
+        self.fail_start: set[tuple[str, str]] = set()
+        self.fail_stop: set[tuple[str, str]] = set()
+        self.story: list[str] = []
+        self.invariants = Invariants(self)
+        self._burst_guard: tuple[float, int] = (-1.0, 0)
+        for name in params.names:
+            self.boot(name)
+
+    # ------------------------------------------------------------ the story
+
+    def note(self, who: str, text: str) -> None:
+        self.story.append(f"t={self.now:8.3f}  {who:6}  {text}")
+
+    def render(self, last: int = 400) -> str:
+        lines = self.story[-last:]
+        skipped = len(self.story) - len(lines)
+        head = [f"... ({skipped} earlier lines)"] if skipped else []
+        return "\n".join(head + lines)
+
+    # ------------------------------------------------------------ nodes
+
+    def boot(self, name: str) -> None:
+        gen = self.generations.get(name, 99) + 1
+        self.generations[name] = gen
+        engine = Engine(
+            config=self.config,
+            local=name,
+            generation=gen,
+            uuid=name.encode().ljust(16, b"\0")[:16],
+            now=self.now,
+            wallclock=lambda: WALL_EPOCH + self.now,
+            loadavg=lambda: "0.00 0.00 0.00 1/1 1",
+            rng=random.Random(f"{self.p.seed}-{name}-{gen}"),
+        )
+        sched = Scheduler(config=self.config, local=name, now=self.now)
+        node = SimNode(name, gen, engine, sched, next(self._incarnations))
+        self.nodes[name] = node
+        self.note(name, f"starts (generation {gen})")
+        self.invariants.node_started(name)
+        self._dispatch(node, engine.start(self.now))
+
+    def crash(self, name: str) -> None:
+        node = self.nodes.pop(name, None)
+        if node is not None:
+            self.note(name, "crashes (its resources go down with it)")
+            self.invariants.node_crashed(name)
+
+    def freeze(self, name: str, duration: float, queue_first: bool) -> None:
+        node = self.nodes.get(name)
+        if node is None or node.frozen:
+            return
+        node.frozen = True
+        self.note(name, "frozen (SIGSTOP)")
+        self.invariants.health_changed()
+        incarnation = node.incarnation
+        self.at(self.now + duration, lambda: self.thaw(name, incarnation, queue_first))
+
+    def thaw(self, name: str, incarnation: int, queue_first: bool) -> None:
+        node = self.nodes.get(name)
+        if node is None or node.incarnation != incarnation or not node.frozen:
+            return
+        node.frozen = False
+        self.note(
+            name,
+            f"thawed (SIGCONT): {len(node.queue)} queued packets"
+            f"{f', {node.dropped} dropped' if node.dropped else ''}; "
+            f"{'queue' if queue_first else 'timers'} first",
+        )
+        node.dropped = 0
+        self.invariants.health_changed()
+        if queue_first:
+            self._drain(node)
+            self._run_timers(node)
+        else:
+            self._run_timers(node)
+            self._drain(node)
+
+    def _drain(self, node: SimNode) -> None:
+        while node.queue and self.nodes.get(node.name) is node and not node.frozen:
+            self._receive(node, node.queue.popleft())
+        deferred, node.deferred = node.deferred, []
+        for fn in deferred:
+            fn()
+
+    # ------------------------------------------------------------ engine glue
+
+    def _dispatch(self, node: SimNode, outputs: Iterable[Output]) -> None:
+        """What Daemon.dispatch and ResourceManager._handle do with engine outputs."""
+        node.touched()
+        for out in outputs:
+            if isinstance(out, Transmit):
+                self._transmit(node.name, out.message)
+            elif isinstance(out, Log):
+                if out.level in ("WARN", "CRIT", "ERROR") and "lost packet" not in out.text:
+                    self.note(node.name, f"[engine] {out.text}")
+            elif isinstance(out, NodeStatusChanged):
+                self._node_status_changed(node, out)
+            elif isinstance(out, CommsUp):
+                self.note(node.name, f"communications up (peers {', '.join(out.peers) or '-'})")
+                self._apply(node, node.sched.comms_up(self.now, out.peers))
+            elif isinstance(out, Delivered):
+                self._apply(node, node.sched.message(out.message, self.now))
+
+    def _node_status_changed(self, node: SimNode, out: NodeStatusChanged) -> None:
+        # As ResourceManager._handle: compare with what the scheduler believes.
+        peer = node.sched.peers.get(out.node)
+        if peer is None or not (out.new in ALIVE or out.new is NodeStatus.DEAD):
+            return
+        alive = out.new in ALIVE
+        if alive != peer.alive:
+            self.note(node.name, f"sees {out.node} {'alive' if alive else 'dead'}")
+            self._apply(node, node.sched.node_status(out.node, alive, self.now))
+
+    def _apply(self, node: SimNode, actions: Sequence[Action]) -> None:
+        """What ResourceManager._apply does, with fake resources."""
+        node.touched()
+        for action in actions:
+            if self.nodes.get(node.name) is not node:
+                return  # crashed meanwhile (cannot happen synchronously, but cheap)
+            if isinstance(action, Send):
+                self._dispatch(node, node.engine.send(action.message, self.now))
+            elif isinstance(action, Decision):
+                self.note(node.name, action.text)
+            elif isinstance(action, Refresh):
+                self.note(node.name, f"re-announces {action.group}: {action.reason}")
+            elif isinstance(action, Acquire | Release):
+                self._operate(node, action)
+
+    def _operate(self, node: SimNode, action: Acquire | Release) -> None:
+        key = action.group
+        starting = isinstance(action, Acquire)
+        if starting:
+            self.note(node.name, f"ACQUIRE {key} ({action.reason})")
+            fails = (node.name, key) in self.fail_start
+            self.fail_start.discard((node.name, key))
+            delay = self.p.start_ka * self.p.keepalive
+        else:
+            self.note(node.name, f"RELEASE {key} ({action.reason})")
+            fails = (node.name, key) in self.fail_stop
+            self.fail_stop.discard((node.name, key))
+            delay = self.p.stop_ka * self.p.keepalive
+        self.invariants.operation(node, action)
+        incarnation = node.incarnation
+        # A failed start was rolled back (clean); a failed stop may still run here.
+        clean = starting
+
+        def done() -> None:
+            current = self.nodes.get(node.name)
+            if current is None or current.incarnation != incarnation:
+                return  # the machine crashed meanwhile
+            if current.frozen:
+                current.deferred.append(done)
+                return
+            verb = "start" if starting else "stop"
+            self.note(node.name, f"{verb} of {key} {'FAILED' if fails else 'done'}")
+            if fails:
+                self.invariants.cause(f"{verb} of {key} failed on {node.name}")
+            self._apply(current, current.sched.done(key, self.now, ok=not fails, clean=clean))
+
+        self.at(self.now + delay, done)
+
+    def _run_timers(self, node: SimNode) -> None:
+        node.touched()
+        if node.engine.next_deadline() <= self.now:
+            self._dispatch(node, node.engine.tick(self.now))
+        if self.nodes.get(node.name) is node and node.sched.next_deadline() <= self.now:
+            self._apply(node, node.sched.tick(self.now))
+
+    # ------------------------------------------------------------ network
+
+    def _transmit(self, src: str, message: Message) -> None:
+        for dst in self.p.names:
+            if dst == src or self.cut.get((src, dst), 0) > 0:
+                continue
+            loss = max(self.loss.get((src, dst), ()), default=0.0)
+            if loss and self.rng.random() < loss:
+                continue
+            base, jitter = max(self.delay, default=(0.0, 0.0))
+            delay = base + (self.rng.uniform(0, jitter) if jitter else 0.0)
+            self.at(self.now + delay, lambda dst=dst: self._arrive(dst, message))
+
+    def _arrive(self, dst: str, message: Message) -> None:
+        node = self.nodes.get(dst)
+        if node is None:
+            return
+        if node.frozen:
+            if len(node.queue) < SOCKET_BUFFER:
+                node.queue.append(message)
+            else:
+                node.dropped += 1
+            return
+        self._receive(node, message)
+
+    def _receive(self, node: SimNode, message: Message) -> None:
+        self._dispatch(node, node.engine.receive(message, LINK, self.now))
+
+    # ------------------------------------------------------------ faults
+
+    def set_cut(self, pairs: Iterable[tuple[str, str]], duration: float) -> None:
+        pairs = list(pairs)
+        for pair in pairs:
+            self.cut[pair] = self.cut.get(pair, 0) + 1
+        self.invariants.health_changed()
+
+        def heal() -> None:
+            for pair in pairs:
+                self.cut[pair] -= 1
+            self.note("net", f"heals {', '.join(f'{a}->{b}' for a, b in pairs)}")
+            self.invariants.health_changed()
+
+        self.at(self.now + duration, heal)
+
+    def set_loss(self, pairs: Iterable[tuple[str, str]], rate: float, duration: float) -> None:
+        pairs = list(pairs)
+        for pair in pairs:
+            self.loss.setdefault(pair, []).append(rate)
+        self.invariants.health_changed()
+
+        def end() -> None:
+            for pair in pairs:
+                self.loss[pair].remove(rate)
+            self.note("net", f"{rate:.0%} loss ends")
+            self.invariants.health_changed()
+
+        self.at(self.now + duration, end)
+
+    def set_delay(self, base: float, jitter: float, duration: float) -> None:
+        entry = (base, jitter)
+        self.delay.append(entry)
+
+        def end() -> None:
+            self.delay.remove(entry)
+            self.note("net", "delay ends")
+
+        self.at(self.now + duration, end)
+
+    def step(self, step: Step) -> None:
+        """Apply one step of a scenario (a Wait runs the cluster)."""
+        ka = self.p.keepalive
+        names = self.p.names
+        if isinstance(step, Wait):
+            self.run_until(self.now + step.keepalives * ka)
+            return
+        if isinstance(step, Restart) and step.node in self.nodes:
+            return  # it runs: nothing to restart
+        self.note("FAULT" if not isinstance(step, Standby | Takeover) else "ADMIN", str(step))
+        if not isinstance(step, FailStart | FailStop):  # plans: the failure is the cause
+            self.invariants.cause(str(step), restart=isinstance(step, Restart))
+        if isinstance(step, Cut):
+            if step.a != step.b:
+                self.set_cut([(step.a, step.b), (step.b, step.a)], step.keepalives * ka)
+        elif isinstance(step, OneWay):
+            if step.src != step.dst:
+                self.set_cut([(step.src, step.dst)], step.keepalives * ka)
+        elif isinstance(step, Isolate):
+            others = [n for n in names if n != step.node]
+            pairs = [(step.node, o) for o in others] + [(o, step.node) for o in others]
+            self.set_cut(pairs, step.keepalives * ka)
+        elif isinstance(step, Loss):
+            if step.src is None or step.dst is None:
+                pairs = [(a, b) for a in names for b in names if a != b]
+            else:
+                pairs = [(step.src, step.dst)] if step.src != step.dst else []
+            self.set_loss(pairs, step.percent / 100, step.keepalives * ka)
+        elif isinstance(step, Delay):
+            self.set_delay(step.base_ms / 1000, step.jitter_ms / 1000, step.keepalives * ka)
+        elif isinstance(step, Freeze):
+            self.freeze(step.node, step.keepalives * ka, step.queue_first)
+        elif isinstance(step, Crash):
+            self.crash(step.node)
+        elif isinstance(step, Restart):
+            self.boot(step.node)
+        elif isinstance(step, Standby | Takeover):
+            node = self.nodes.get(step.node)
+            if node is None or node.frozen:
+                return  # pulsectl gets no answer from a frozen daemon
+            try:
+                if isinstance(step, Standby):
+                    actions = node.sched.set_standby(step.what, self.now)
+                else:
+                    actions = node.sched.takeover(step.what, self.now)
+            except StandbyRefused as exc:
+                self.note(step.node, f"refused: {exc}")
+                return
+            self._apply(node, actions)
+        elif isinstance(step, FailStart):
+            self.fail_start.add((step.node, step.group))
+        elif isinstance(step, FailStop):
+            self.fail_stop.add((step.node, step.group))
+        self.invariants.check()
+
+    # ------------------------------------------------------------ the event loop
+
+    def at(self, when: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(self._events, (when, next(self._seq), fn))
+
+    def _next_timer(self) -> tuple[float, SimNode | None]:
+        best, who = float("inf"), None
+        for node in self.nodes.values():
+            if node.frozen:
+                continue
+            t = node.next_deadline()
+            if t < best:
+                best, who = t, node
+        return best, who
+
+    def run_until(self, until: float) -> None:
+        while True:
+            t_event = self._events[0][0] if self._events else float("inf")
+            t_timer, node = self._next_timer()
+            t = min(t_event, t_timer)
+            if t > until:
+                self.now = until
+                self.invariants.check()
+                return
+            self.now = max(self.now, t)
+            self._livelock_guard()
+            if node is not None and t_timer <= t_event:
+                self._run_timers(node)
+            else:
+                _, _, fn = heapq.heappop(self._events)
+                fn()
+            self.invariants.check()
+
+    def _livelock_guard(self) -> None:
+        at, count = self._burst_guard
+        count = count + 1 if at == self.now else 1
+        self._burst_guard = (self.now, count)
+        if count > MAX_EVENTS_PER_INSTANT:
+            raise InvariantViolation(
+                f"livelock: more than {MAX_EVENTS_PER_INSTANT} events at t={self.now}\n"
+                + self.render(60)
+            )
+
+    def heal_everything(self) -> None:
+        """Let every timed fault end (the scenario's last step)."""
+        ends = [when for when, _, _ in self._events]
+        if ends:
+            self.run_until(max(self.now, max(ends)))
+
+
+def run_story(
+    params: Params, steps: Sequence[Step], *, settle: float | None = None, warmup: bool = True
+) -> Sim:
+    """Boot the cluster, play the steps, let every fault end, then let it settle and
+    check the invariants throughout; raises :class:`InvariantViolation` with the story."""
+    sim = Sim(params)
+    try:
+        if warmup:
+            # Past the start-up boost of the advertised dead time (src/pulse/protocol.py):
+            # the faults hit a cluster in its steady state; Restart steps cover start-up.
+            sim.run_until(STARTUP_DT_BOOST_SECONDS + params.deadtime)
+        for step in steps:
+            sim.step(step)
+        sim.heal_everything()
+        tail = settle if settle is not None else liveness_bound(params) + safety_settle(params)
+        sim.run_until(sim.now + tail)
+        sim.invariants.final()
+    except InvariantViolation as exc:
+        raise InvariantViolation(
+            f"{exc}\n\nparams: {params!r}\nsteps:\n"
+            + "\n".join(f"  {s}" for s in steps)
+            + "\n\nstory:\n"
+            + sim.render()
+        ) from None
+    return sim
+
+
+# ----------------------------------------------------------------------------- invariants
+
+
+class Invariants:
+    """Safety, liveness and stability, checked after every event of a :class:`Sim`."""
+
+    def __init__(self, sim: Sim) -> None:
+        self.sim = sim
+        self.healthy_since: float | None = 0.0
+        self.last_cause = 0.0  # the cluster's boot counts as a cause
+        self.last_cause_text = "boot"
+        # For auto_failback off: restarts are no reason to move a group.
+        self.last_non_restart_cause = 0.0
+        self.down_since: dict[str, float | None] = {}
+        self.safety_settle = safety_settle(sim.p)
+        self.liveness_bound = liveness_bound(sim.p)
+        self.keys = [key for key, _ in sim.p.group_keys()]
+        self.moves: list[tuple[float, str, str, str]] = []  # t, node, group, reason
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def _healthy_now(self) -> bool:
+        sim = self.sim
+        if any(n > 0 for n in sim.cut.values()):
+            return False
+        if any(rates for rates in sim.loss.values()):
+            return False
+        return not any(node.frozen for node in sim.nodes.values())
+
+    def health_changed(self) -> None:
+        healthy = self._healthy_now()
+        if healthy and self.healthy_since is None:
+            self.healthy_since = self.sim.now
+        elif not healthy:
+            self.healthy_since = None
+
+    def cause(self, text: str, *, restart: bool = False) -> None:
+        self.last_cause = self.sim.now
+        self.last_cause_text = text
+        if not restart:
+            self.last_non_restart_cause = self.sim.now
+
+    def node_started(self, name: str) -> None:
+        pass
+
+    def node_crashed(self, name: str) -> None:
+        pass
+
+    def operation(self, node: SimNode, action: Acquire | Release) -> None:
+        """Stability: a group only moves (is released) for a cause."""
+        if not isinstance(action, Release):
+            return
+        sim = self.sim
+        p = sim.p
+        now = sim.now
+        window = liveness_bound(p)
+        healthy_for = None if self.healthy_since is None else now - self.healthy_since
+        calm = healthy_for is not None and healthy_for > window
+        if calm and now - self.last_cause > window:
+            self.fail(
+                f"STABILITY: {node.name} released {action.group} at t={now:.3f} with no fault,"
+                f" command or restart in the last {window:.3f}s ({action.reason});"
+                f" last cause: {self.last_cause_text} at t={self.last_cause:.3f}"
+            )
+        if p.policy is AutoFailback.OFF and calm and now - self.last_non_restart_cause > window:
+            sched = node.sched
+            key = action.group
+            others = [c for c in sched.claimants(key) if c != node.name]
+            asked = sched.takeover_pref.get(key) not in (None, node.name)
+            if not (key in sched.refused or sched.leaving or asked or others):
+                self.fail(
+                    f"AUTO_FAILBACK OFF: {node.name} released {key} at t={now:.3f} although it"
+                    f" was not asked to, not in standby, and nobody else claimed it"
+                    f" ({action.reason})"
+                )
+
+    def fail(self, text: str) -> None:
+        raise InvariantViolation(text)
+
+    # ------------------------------------------------------------ checks
+
+    def check(self) -> None:
+        sim = self.sim
+        now = sim.now
+        if self.healthy_since is not None and now - self.healthy_since >= self.safety_settle:
+            self._check_safety()
+        self._check_liveness(now)
+
+    def _states(self, key: str) -> dict[str, GroupState]:
+        return {n: node.sched.mine[key].state for n, node in self.sim.nodes.items()}
+
+    def _check_safety(self) -> None:
+        sim = self.sim
+        for key in self.keys:
+            states = self._states(key)
+            if GroupState.FAILED in states.values():
+                continue  # a failed stop: claimed until an administrator clears it
+            claimants = sorted(n for n, s in states.items() if s in CLAIMED)
+            if len(claimants) > 1:
+                beliefs = "; ".join(self._belief(n, key) for n in sorted(sim.nodes))
+                self.fail(
+                    f"SAFETY: {key} claimed by {', '.join(claimants)} at t={sim.now:.3f},"
+                    f" {sim.now - (self.healthy_since or 0):.3f}s after the network was whole"
+                    f" (bound {safety_settle(sim.p):.3f}s). Beliefs: {beliefs}"
+                )
+
+    def _belief(self, name: str, key: str) -> str:
+        node = self.sim.nodes[name]
+        s = node.sched
+        peers = ", ".join(
+            f"{peer}:{'alive' if rec.alive else 'dead'}"
+            f"{'/stable' if rec.stable else ''}"
+            f"{'/holds' if key in rec.hold else ''}"
+            for peer, rec in s.peers.items()
+        )
+        return (
+            f"{name} [{s.mine[key].state}{', stable' if s.stable else ', not stable'}"
+            f"{', frozen' if node.frozen else ''}; holder {s.holder(key)}, owner {s.owner(key)};"
+            f" peers {peers}]"
+        )
+
+    def _check_liveness(self, now: float) -> None:
+        sim = self.sim
+        bound = self.liveness_bound
+        for key in self.keys:
+            states = self._states(key)
+            running = GroupState.RUNNING in states.values()
+            if running:
+                self.down_since[key] = None
+                continue
+            since = self.down_since.get(key)
+            if since is None:
+                since = self.down_since[key] = now
+            if self.healthy_since is None or GroupState.FAILED in states.values():
+                continue
+            eligible = [n for n, node in sim.nodes.items() if key not in node.sched.failed_here]
+            if not eligible:
+                continue
+            start = max(since, self.healthy_since, self.last_cause)
+            if now - start > bound:
+                beliefs = "; ".join(self._belief(n, key) for n in sorted(sim.nodes))
+                self.fail(
+                    f"LIVENESS: {key} runs nowhere at t={now:.3f} although "
+                    f"{', '.join(eligible)} could run it; down since t={since:.3f}, last cause "
+                    f"{self.last_cause_text} at t={self.last_cause:.3f} (bound {bound:.3f}s)."
+                    f" Beliefs: {beliefs}"
+                )
+
+    def final(self) -> None:
+        """At the end the network is whole and calm: both checks must hold now."""
+        self.check()

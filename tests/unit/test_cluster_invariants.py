@@ -1,0 +1,226 @@
+"""Whole clusters under faults chosen by Hypothesis, in virtual time (issue 9, item 4).
+
+The simulator (tests/unit/cluster_sim.py) runs 2-4 nodes, each the real protocol
+engine (src/pulse/protocol.py) and the real scheduler (src/pulse/scheduler.py) glued
+as src/pulse/failover.py glues them, over a network that Hypothesis breaks:
+symmetric and one-way partitions, a node's link down, loss bursts, delays with
+reordering, frozen nodes (SIGSTOP, any length, queue or timers first on thaw),
+crashes and restarts with a new generation, ``standby``/``takeover`` mid-flight, and
+start/stop failures. After every event it checks:
+
+* safety: once the network has been whole for ``safety_settle`` seconds, no group is
+  claimed by two nodes;
+* liveness: once the network is whole and calm, every group some node could run
+  runs somewhere within ``liveness_bound`` seconds of the last fault;
+* stability: with the network whole and nothing happening, no group is released
+  (no flapping), and with ``auto_failback off`` a group is never released to go back
+  to its preferred node.
+
+Why ``@given(scenario)`` and not a ``RuleBasedStateMachine``: a scenario is a plain
+list of steps (with the cluster's parameters), so a failure shrinks to a short list
+that prints as a story and is pasted as is into a regression test
+(``run_story(params, [...])``); the simulator is deterministic for a given scenario,
+and a list costs Hypothesis less per step than a rule, which buys more examples.
+
+Examples: ``PULSE_INVARIANT_EXAMPLES=N`` runs N per test with fresh random seeds and
+Hypothesis's example database (to explore locally); by default a fixed, derandomized
+budget that keeps this file under a minute on a 2-core CI machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+from cluster_sim import (
+    NAMES,
+    Crash,
+    Cut,
+    Delay,
+    FailStart,
+    FailStop,
+    Freeze,
+    Isolate,
+    Loss,
+    OneWay,
+    Params,
+    Restart,
+    Standby,
+    Step,
+    Takeover,
+    Wait,
+    run_story,
+)
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from pulse.config.model import AutoFailback
+
+_EXAMPLES = os.environ.get("PULSE_INVARIANT_EXAMPLES")
+_SHRINK = os.environ.get("PULSE_INVARIANT_SHRINK") == "1"
+settings.register_profile(
+    "pulse-invariants-ci",
+    max_examples=150,
+    deadline=None,
+    derandomize=True,  # the same examples on every CI run
+    database=None,
+    # No shrinking in CI (it can take minutes): the failure is reproducible as is, and
+    # PULSE_INVARIANT_SHRINK=1 shrinks the same failing example locally.
+    phases=[Phase.explicit, Phase.generate, *([Phase.shrink] if _SHRINK else [])],
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "pulse-invariants-explore",
+    max_examples=int(_EXAMPLES or 0) or 1,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+PROFILE = settings.get_profile("pulse-invariants-explore" if _EXAMPLES else "pulse-invariants-ci")
+
+TIMINGS = ((100, 500), (1000, 3000))  # keepalive, deadtime (ms)
+
+
+@st.composite
+def scenarios(
+    draw: st.DrawFn, nodes: int, kinds: frozenset[str] | None = None
+) -> tuple[Params, list[Step]]:
+    """A cluster and up to eight (fault, wait) pairs; *kinds* restricts the faults by
+    class name (to explore one family at a time)."""
+    keepalive, deadtime = draw(st.sampled_from(TIMINGS))
+    params = Params(
+        nodes=nodes,
+        keepalive_ms=keepalive,
+        deadtime_ms=deadtime,
+        policy=draw(st.sampled_from((AutoFailback.ON, AutoFailback.OFF))),
+        groups=draw(st.integers(1, 3)),
+        start_ka=draw(st.sampled_from((0.5, 0.1, 3.0))),
+        stop_ka=draw(st.sampled_from((0.5, 0.1, 3.0))),
+        seed=draw(st.integers(0, 1000)),
+    )
+    names = NAMES[:nodes]
+    node = st.sampled_from(names)
+    two = st.lists(node, min_size=2, max_size=2, unique=True)  # two different nodes
+    groups = st.sampled_from([key for key, _ in params.group_keys()])
+    # In keepalives: from a blip shorter than one heartbeat to well past deadtime.
+    ka_per_dead = deadtime / keepalive
+    span = st.one_of(
+        st.integers(1, 8).map(lambda x: x / 4),
+        st.integers(1, int(4 * ka_per_dead)).map(float),
+    )
+    what = st.sampled_from(("all", "foreign", "local"))
+    max_ms = int(0.3 * keepalive)
+    choices: dict[type, st.SearchStrategy[Step]] = {
+        Cut: st.tuples(two, span).map(lambda x: Cut(*x[0], x[1])),
+        OneWay: st.tuples(two, span).map(lambda x: OneWay(*x[0], x[1])),
+        Isolate: st.builds(Isolate, node, span),
+        Loss: st.one_of(
+            st.builds(Loss, st.none(), st.none(), st.integers(10, 90), span),
+            st.tuples(two, st.integers(10, 100), span).map(lambda x: Loss(*x[0], *x[1:])),
+        ),
+        Delay: st.builds(Delay, st.integers(0, max_ms // 2), st.integers(0, max_ms // 2), span),
+        Freeze: st.builds(Freeze, node, span, st.booleans()),
+        Crash: st.builds(Crash, node),
+        Restart: st.builds(Restart, node),
+        Standby: st.builds(Standby, node, what),
+        Takeover: st.builds(Takeover, node, what),
+        FailStart: st.builds(FailStart, node, groups),
+        FailStop: st.builds(FailStop, node, groups),
+    }
+    step = st.one_of([s for k, s in choices.items() if kinds is None or k.__name__ in kinds])
+    pairs = st.tuples(step, span.map(Wait))
+    steps = draw(st.lists(pairs, max_size=8))
+    return params, [s for pair in steps for s in pair]
+
+
+ISSUE9_DUAL_HOLD = (
+    "issue 9: after a one-way cut only the deaf node declared its peer dead; on heal "
+    "it waits for the peer to 'finish starting', the peer never re-announces: both hold"
+)
+
+
+def _budget(share: float) -> settings:
+    """The profile, with this test's share of the CI examples (4 nodes cost twice 2)."""
+    if _EXAMPLES:
+        return PROFILE
+    return settings(PROFILE, max_examples=round(PROFILE.max_examples * share))
+
+
+def _property(nodes: int, share: float) -> Callable[[], None]:
+    """The property test for *nodes* nodes with *share* of the CI example budget."""
+
+    @_budget(share)
+    @given(scenario=scenarios(nodes))
+    def test(scenario: tuple[Params, list[Step]]) -> None:
+        run_story(*scenario)
+
+    return test
+
+
+# Not strict: on the current core these find an issue-9 dual hold in most budgets, but
+# whether a given derandomized budget hits one depends on the examples drawn. The
+# stories they found are the strict regression tests below.
+_ISSUE9 = pytest.mark.xfail(strict=False, reason=ISSUE9_DUAL_HOLD)
+test_two_nodes_under_any_faults_stay_safe_live_and_stable = _ISSUE9(_property(2, 2.0))
+test_three_nodes_under_any_faults_stay_safe_live_and_stable = _ISSUE9(_property(3, 1.0))
+test_four_nodes_under_any_faults_stay_safe_live_and_stable = _ISSUE9(_property(4, 0.6))
+
+
+# ----------------------------------------------------------------------------- found stories
+#
+# Each failure the property tests found, shrunk, as a story that reads on its own.
+
+
+@pytest.mark.xfail(strict=True, reason=ISSUE9_DUAL_HOLD)
+@pytest.mark.parametrize("timing", TIMINGS, ids=["100ms-500ms", "1s-3s"])
+def test_one_way_cut_past_deadtime_heals_to_one_holder(timing: tuple[int, int]) -> None:
+    # calc stops hearing prime for deadtime + 2 keepalives; prime still hears calc.
+    # calc declares prime dead and takes vip1; prime never declares calc dead.
+    keepalive, deadtime = timing
+    params = Params(nodes=2, keepalive_ms=keepalive, deadtime_ms=deadtime, groups=1)
+    run_story(params, [OneWay("prime", "calc", deadtime / keepalive + 2), Wait(0.25)])
+
+
+def test_symmetric_isolation_past_deadtime_heals_to_one_holder() -> None:
+    # Both sides declare the other dead, both hold vip1; on heal prime keeps it.
+    params = Params(nodes=2, keepalive_ms=100, deadtime_ms=500, groups=1)
+    run_story(params, [Isolate("prime", 12), Wait(0.25)])
+
+
+def test_link_blip_seen_as_death_by_one_side_only_heals_to_one_holder() -> None:
+    # The issue's own story: prime's link goes down three times; after the third
+    # (1.25 s) calc has not heard prime for 3 s (two statuses lost, and the next one is
+    # due up to TURN_SLACK late, src/pulse/protocol.py): calc declares prime dead
+    # 25 ms before prime's status arrives and takes vip1. prime only logs a late
+    # heartbeat, so it never stops holding vip1.
+    params = Params(nodes=2, keepalive_ms=1000, deadtime_ms=3000, groups=1)
+    story = [Isolate("prime", 0.25), Wait(2), Isolate("prime", 0.25), Wait(4)]
+    with pytest.raises(AssertionError, match="SAFETY: vip1 claimed by calc, prime"):
+        run_story(params, [*story, Isolate("prime", 1.25), Wait(0.25)])
+
+
+TAKEOVER_FORGOTTEN = (
+    "issue 9: a node's own takeover request outlives a partition, its peers forget it "
+    "when they declare it dead: each names itself owner and both hold"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=TAKEOVER_FORGOTTEN)
+def test_partition_after_a_takeover_heals_to_one_holder() -> None:
+    # prime takes vip2 (calc's) over; its link then goes down for 5 s (deadtime 3 s).
+    # calc declares prime dead, drops prime's takeover request and takes vip2 back;
+    # prime declares calc dead and keeps vip2. On heal prime names itself owner (its
+    # own request stands), calc names itself owner (holder in node order): both hold.
+    params = Params(nodes=2, keepalive_ms=1000, deadtime_ms=3000, groups=2)
+    run_story(params, [Takeover("prime", "all"), Wait(1), Isolate("prime", 5), Wait(0.25)])
+
+
+@pytest.mark.xfail(strict=True, reason=TAKEOVER_FORGOTTEN)
+def test_frozen_node_with_a_pending_takeover_thaws_to_one_holder() -> None:
+    # The same through a freeze: prime, frozen 3 s right after its takeover, runs its
+    # timers first on thaw, declares all three peers dead and acquires vip2, which
+    # extra (vip2's preferred node) took back when prime was declared dead.
+    params = Params(nodes=4, keepalive_ms=1000, deadtime_ms=3000, groups=2)
+    run_story(params, [Takeover("prime", "all"), Wait(0.25), Freeze("prime", 3, False), Wait(0.25)])
