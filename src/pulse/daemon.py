@@ -46,7 +46,7 @@ from pulse.config.model import ResourceOptions
 from pulse.connectivity import ConnectivityView
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
-from pulse.events import Log, Output, Transmit
+from pulse.events import CutOff, Log, Output, Transmit
 from pulse.extensions import EventBus
 from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
@@ -149,6 +149,11 @@ class Daemon:
         self.resources: ResourceManager | None = None
         self.plugins: PluginHost | None = None
         self.respawn: RespawnSupervisor | None = None
+        # Links that carry heartbeats (not ping nodes' ICMP links): when every one of
+        # them fails to send, this node is cut off (events.CutOff).
+        media = {m.name for m in self.config.links}
+        self._heartbeat_links = [link for link in self.links if link.name in media]
+        self.cut_off = False
 
     # ------------------------------------------------------------------ events
 
@@ -289,10 +294,37 @@ class Daemon:
         if scope is not None:
             scope.deadline = self.engine.next_deadline()
 
+    def _check_cut_off(self, now: float) -> None:
+        """Publish CutOff when every heartbeat link has failed every send for a keepalive
+        (this node's own interfaces are down), and again when one works."""
+        if not self._heartbeat_links:
+            return
+        since = self.config.timing.keepalive / 1000
+        failing: list[str] = []
+        for link in self._heartbeat_links:
+            stats = link.statistics()
+            first = getattr(stats, "failing_since", None)
+            if first is None or now - first < since:
+                break
+            failing.append(f"{link.name}: {getattr(stats, 'last_error', None) or 'failing'}")
+        cut = len(failing) == len(self._heartbeat_links)
+        if cut == self.cut_off:
+            return
+        self.cut_off = cut
+        detail = "; ".join(failing)
+        if cut:
+            log.warning("Every link of this node fails to send (%s): it is cut off", detail)
+        else:
+            log.info("A link of this node sends again: no longer cut off")
+        self._publish(CutOff(cut_off=cut, at=now, detail=detail))
+
     def _tick_if_due(self) -> bool:
         """Run the engine's due timers; False if something is still due after that."""
         now = trio.current_time()
         if self.engine.next_deadline() <= now:
+            # Before the tick: a peer declared dead by it must not be taken over by a
+            # node whose own cables are out.
+            self._check_cut_off(now)
             self.dispatch(self.engine.tick(now))
             return self.engine.next_deadline() > now  # still due: should not happen
         return True
@@ -442,6 +474,7 @@ def resources_to_json(view: SchedulerView, manager: ResourceManager | None) -> d
     return {
         "stable": view.stable,
         "leaving": view.leaving,
+        "cut_off": view.cut_off,
         "standby": list(view.standby),
         "decision": manager.last_decision if manager is not None else view.decision,
         "groups": [

@@ -129,6 +129,20 @@ class Delivered:
     at: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CutOff:
+    """Every heartbeat link of this node fails to send (``ENETUNREACH``, ``ENETDOWN``:
+    its own interfaces are down), or one of them works again (``cut_off`` False).
+
+    Published by the daemon, not the engine: it is a fact about this machine's
+    interfaces, read from the links' send errors (docs/failover.md, "Cut off").
+    """
+
+    cut_off: bool
+    at: float
+    detail: str = ""
+
+
 Output = (
     Transmit
     | Log
@@ -139,4 +153,5 @@ Output = (
     | PartitionHealed
     | CommsUp
     | Delivered
+    | CutOff
 )

@@ -21,6 +21,7 @@ import trio
 from pulse.config.model import Config
 from pulse.events import (
     CommsUp,
+    CutOff,
     Delivered,
     NodeStatus,
     NodeStatusChanged,
@@ -57,6 +58,11 @@ class _Done:
 
 
 @dataclass(frozen=True, slots=True)
+class _Refreshed:
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Fenced:
     node: str
     ok: bool
@@ -70,7 +76,7 @@ class _Command:
     reply: Callable[[str | None], None]  # None = accepted, text = refused
 
 
-_Item = Output | _Done | _Command | _Fenced
+_Item = Output | _Done | _Command | _Fenced | _Refreshed
 
 
 class ResourceManager:
@@ -187,10 +193,14 @@ class ResourceManager:
                 self._apply(sched.ping_status(item.node, item.new is NodeStatus.PING, now))
         elif isinstance(item, _Fenced):
             self._fenced(item, now)
+        elif isinstance(item, _Refreshed):
+            self._apply(sched.refreshed(item.group, now))
         elif isinstance(item, CommsUp):
             self._apply(sched.comms_up(now, item.peers))
         elif isinstance(item, Delivered):
             self._apply(sched.message(item.message, now))
+        elif isinstance(item, CutOff):
+            self._apply(sched.set_cut_off(item.cut_off, now, detail=item.detail))
         if sched.leaving and sched.is_released():
             self._released.set()
 
@@ -280,7 +290,14 @@ class ResourceManager:
             elif isinstance(action, Refresh):
                 assert self._nursery is not None
                 log.info("%s", action.reason)
-                self._nursery.start_soon(self._refresh, self.agents[action.group], ())
+                self._nursery.start_soon(self._refresh_and_report, action.group)
+
+    async def _refresh_and_report(self, group: str) -> None:
+        # The first announcement of each address is out when refresh() returns (the
+        # rest of the series goes on in the background): the scheduler may now tell a
+        # node that also runs the group to release it.
+        await self._refresh(self.agents[group], ())
+        await self.inbox.send(_Refreshed(group))
 
     async def _refresh(self, agents: Sequence[ResourceAgent], skip: Sequence[str]) -> None:
         for agent in agents:

@@ -11,6 +11,9 @@ Rules implemented here:
 * A peer is declared dead when its last **status** message is ``dead time`` old
   (at ``last_status + dead_time`` exactly, not on a 250 ms poll). A node never
   heard from counts from :meth:`Membership.restart_clock` (the engine's start).
+  Other authenticated packets from it (:meth:`Membership.heard_life`: its ACKs,
+  retransmission requests, new sequenced messages) push that back by up to one
+  more dead time: under heavy loss a status may be lost where they are not.
 * The dead time is ``initdead`` for everyone until communications are up; after
   that the ``dt`` the node advertised, or our ``deadtime`` (``deadping`` for ping
   nodes) until it has advertised one.
@@ -20,6 +23,8 @@ Rules implemented here:
 * A status received more than warntime after the previous one is *late*; more
   than the dead time is *overdue*: the node is declared dead and alive again at
   once (this only happens when :meth:`Membership.expire` was not called in time).
+* After the local node was stalled (:meth:`Membership.grant_grace`), no node or
+  link is declared dead, and no status overdue, until the grace ends.
 
 The local node is not tracked here: the engine knows its own status.
 """
@@ -52,6 +57,8 @@ class NodeRecord:
     ping: bool
     status: NodeStatus = NodeStatus.INIT
     last_status: float | None = None  # engine time of the last accepted status
+    # engine time of the last other packet that shows it alive (see heard_life)
+    last_life: float | None = None
     advertised_dt_ms: int | None = None
     # Any packet received, or declared dead (Heartbeat's ``anypacketsyet``).
     heard: bool = False
@@ -106,6 +113,9 @@ class Membership:
         self._timing = timing
         self._start = start
         self._comms_up = False
+        # After this node itself was stalled, nobody is declared dead before this
+        # engine time (see grant_grace).
+        self._grace_until = -1.0
         self._nodes: dict[str, NodeRecord] = {}
         for name in peers:
             self._nodes[name] = NodeRecord(
@@ -152,14 +162,20 @@ class Membership:
         if rec.status is NodeStatus.DEAD:
             return None
         since = self._start if rec.last_status is None else rec.last_status
-        return since + self.dead_time_ms(name) / 1000
+        dead_time = self.dead_time_ms(name) / 1000
+        deadline = since + dead_time
+        if rec.last_life is not None and rec.last_life > since:
+            # Other packets prove it alive, for at most one more dead time without a
+            # status (a replayed ACK must not keep a dead node alive for ever).
+            deadline = max(deadline, min(rec.last_life + dead_time, since + 2 * dead_time))
+        return max(deadline, self._grace_until)
 
     def link_deadline(self, name: str, link: str) -> float | None:
         """When the link will be declared dead without a packet; None if not up."""
         lrec = self._nodes[name].links.get(link)
         if lrec is None or lrec.status is not LinkStatus.UP or lrec.last_heard is None:
             return None
-        return lrec.last_heard + self.dead_time_ms(name) / 1000
+        return max(lrec.last_heard + self.dead_time_ms(name) / 1000, self._grace_until)
 
     def next_deadline(self) -> float | None:
         """The earliest node or link deadline, or None when nothing can expire."""
@@ -186,6 +202,15 @@ class Membership:
         """Count never-heard nodes from *now* (called when the engine starts)."""
         self._start = now
 
+    def grant_grace(self, until: float) -> None:
+        """Declare no node or link dead before *until*, nor a status overdue.
+
+        For after this node itself did not run (stopped, paused, starved): the
+        silence it measured is its own, and the packets its peers sent meanwhile are
+        still waiting in its sockets.
+        """
+        self._grace_until = max(self._grace_until, until)
+
     def declare_comms_up(self) -> None:
         """Switch from ``initdead`` to per-node dead times."""
         self._comms_up = True
@@ -202,6 +227,18 @@ class Membership:
             return None
         lrec.status = LinkStatus.UP
         return LinkStatusChanged(node=name, link=link, status=LinkStatus.UP, at=now)
+
+    def heard_life(self, name: str, now: float) -> None:
+        """A packet other than a status proved *name* alive (see :meth:`node_deadline`).
+
+        The engine calls this for authenticated packets of the peer's current
+        generation that cannot be replays: sequenced ones that were new, and
+        acknowledgements and retransmission requests addressed to us. A node already
+        declared dead needs a status to come back.
+        """
+        rec = self._nodes[name]
+        if rec.status is not NodeStatus.DEAD:
+            rec.last_life = now
 
     def heard_status(
         self, name: str, now: float, status: NodeStatus | None, dt_ms: int | None = None
@@ -220,7 +257,8 @@ class Membership:
         if rec.last_status is not None and old not in (NodeStatus.DEAD, NodeStatus.INIT):
             interval_ms = round((now - rec.last_status) * 1000)
             late = interval_ms > self._timing.warntime
-            if interval_ms > self.dead_time_ms(name):
+            deadline = self.node_deadline(name)
+            if deadline is not None and now > deadline:
                 overdue = True
                 reason = f"Late heartbeat: Node {name}: interval {interval_ms} ms"
                 changes.append(

@@ -69,8 +69,17 @@ COALESCE_WINDOW = 0.5
 #: instead of four (wake-ups are what an idle Python daemon pays for). A status goes
 #: out that late only when the peer it waited for has gone quiet, once.
 TURN_SLACK = 0.125
+# A timer of ours that runs this late (in keepalives, at most a quarter of the
+# deadtime) means this process did not run: SIGSTOP, a VM pause, a swap storm. The
+# peers then get STALL_GRACE keepalives to be heard from before anyone is declared
+# dead, since their packets are still queued in our sockets (docs/failover.md).
+STALL_KEEPALIVES = 1.0
+STALL_GRACE = 1.5
 
 NOSEQ_PREFIX = "NS_"
+# Unsequenced messages that show their sender alive when addressed to us by UUID and
+# of its current generation (Membership.heard_life).
+LIFE_NOSEQ = frozenset({"NS_ackmsg", "NS_rexmit", "NS_nak_rexmit"})
 PROTOCOL_VERSION = "1"
 
 _STATUS_VALUES = {
@@ -251,6 +260,10 @@ class Engine:
         self._reqnodes_target: str | None = None
         self._reqnodes_due: float | None = None
         self._bad_nodes_logged: set[str] = set()
+        period = self._timing.keepalive / 1000
+        self._stall_threshold = min(STALL_KEEPALIVES * period, self._timing.deadtime / 4000)
+        self._stall_seen_due = math.inf  # the keepalive_due of the last stall noticed
+        self.last_stall_ms = 0
 
     # ----------------------------------------------------------------- public API
 
@@ -286,6 +299,8 @@ class Engine:
     def receive(self, message: Message, link: str, now: float) -> list[Output]:
         """Process one decoded, authenticated message that arrived via *link*."""
         out: list[Output] = []
+        if now - self._keepalive_due > self._stall_threshold:
+            out += self._stalled(now)
         mtype = message.type
         src = message.get("src")
         ts = _parse_hex(message.get("ts"))
@@ -317,6 +332,13 @@ class Engine:
             link_up = self._membership.heard_packet(name, link, now)
             if link_up is not None:
                 out += self._link_changed(link_up)
+            if (
+                mtype in LIFE_NOSEQ
+                and message.field("destuuid") is not None
+                and peer.generation is not None
+                and _parse_hex(message.get("hg")) == peer.generation
+            ):
+                self._membership.heard_life(name, now)
             out += self._dispatch_noseq(peer, mtype, message, link, now)
             out += self._check_comms(now)
             return out
@@ -385,6 +407,8 @@ class Engine:
             return out
         if verdict == "in-order":
             out += self._maybe_ack(peer, seq, now)
+        if verdict in ("in-order", "gap") and not is_status and hg == peer.generation:
+            self._membership.heard_life(name, now)
         if not self._for_us(message):
             self.counters["not-for-us"] += 1
             return out
@@ -415,6 +439,8 @@ class Engine:
         out: list[Output] = []
         if not self._started:
             return out
+        if now - self._keepalive_due > self._stall_threshold:
+            out += self._stalled(now)
         # Coming up switches dead times from initdead to each node's own, which can
         # put a deadline behind *now*: run the timers again until nothing is due.
         for _ in range(4):
@@ -837,6 +863,27 @@ class Engine:
         return out
 
     # ----------------------------------------------------------------- liveness
+
+    def _stalled(self, now: float) -> list[Output]:
+        """Our own status went out late: this process was stopped or starved.
+
+        Logged and counted once per missed keepalive; whatever runs first after the
+        stall (the timer or a queued packet) notices it.
+        """
+        if self._stall_seen_due == self._keepalive_due:
+            return []
+        self._stall_seen_due = self._keepalive_due
+        late_ms = round((now - self._keepalive_due) * 1000)
+        grace = STALL_GRACE * self._timing.keepalive / 1000
+        self._membership.grant_grace(now + grace)
+        self.counters["stalls"] += 1
+        self.counters["stall-ms-max"] = max(self.counters["stall-ms-max"], late_ms)
+        self.last_stall_ms = late_ms
+        text = (
+            f"pulse did not run for {late_ms} ms (stopped, paused or starved): "
+            f"no node is declared dead for the next {round(grace * 1000)} ms"
+        )
+        return [Log(level="WARN", text=text)]
 
     def _link_changed(self, event: LinkStatusChanged) -> list[Output]:
         return [Log(level="info", text=f"Link {event.node}:{event.link} {event.status}."), event]

@@ -125,6 +125,11 @@ class Peer:
     pulse: bool = False  # speaks pulse's fields (else: a Heartbeat peer, classes only)
     reported: bool = False  # has told us what it holds at least once
     dead_since: float | None = None
+    # Groups it keeps after seeing another node claim them too, announced again on
+    # the LAN (gratuitous ARP) before it said so (``pulse_keep``): the others release.
+    keeping: frozenset[str] = frozenset()
+    # The groups both of us claimed when we last answered its report (see message()).
+    answered_conflict: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +151,7 @@ class SchedulerView:
     decision: str
     groups: tuple[GroupView, ...]
     connectivity: ConnectivityView | None = None  # the built-in ipfail, when enabled
+    cut_off: bool = False  # every link of ours fails to send: nothing is taken over
 
 
 @dataclass(slots=True)
@@ -215,6 +221,9 @@ class Scheduler:
         self.failed_here: set[str] = set()  # groups whose start failed here
         self.takeover_pref: dict[str, str] = {}  # group -> node that asked to take it
         self.comms: bool = False
+        # Every link of ours fails to send (our own interfaces are down): we keep what
+        # we run and take nothing over (docs/failover.md, "Cut off").
+        self.cut_off = False
         self.stable = False
         self.leaving = False
         self.awaiting: set[str] = set()
@@ -224,8 +233,16 @@ class Scheduler:
         self._ask_after: float = 0.0  # no new standby request before this
         self._last_reason: dict[str, str] = {}
         self._last_announce: (
-            tuple[frozenset[str], frozenset[str], frozenset[str], bool, bool] | None
+            tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str], bool, bool] | None
         ) = None
+        # A group claimed here and by another node (a healed partition): the keeper
+        # announces it again first (Refresh), then says so (``pulse_keep``); the other
+        # releases only then, so the LAN's ARP caches already point here when its copy
+        # stops (docs/failover.md, "A healed partition").
+        self.refreshing: set[str] = set()  # Refresh issued, not finished
+        self.keeping: set[str] = set()  # re-announced: listed in pulse_keep
+        self._keep_wait: dict[str, float] = {}  # releaser: release anyway at this time
+        self.keep_wait_limit = config.timing.keepalive / 1000
 
     # ------------------------------------------------------------------ facts
 
@@ -266,7 +283,12 @@ class Scheduler:
             if not self.comms:
                 return []
             self._last_announce = self._announce_key()
-            back: list[Action] = [Send(self._resource_message()), *self._tell_ping_count()]
+            # It may never have seen us die (a one-way or short blip): it then has no
+            # reason to announce what it holds, and would stay "not stable" here. Ask.
+            back: list[Action] = [
+                Send(self._resource_message(request=True)),
+                *self._tell_ping_count(),
+            ]
             # Its report of what it holds may have reached us before its first
             # heartbeat did (a healed partition): settle a doubly held group now.
             return back + self._plan(now, cause=f"{node} is back")
@@ -278,6 +300,8 @@ class Scheduler:
         peer.hold = frozenset()
         peer.standby = frozenset()
         peer.failed = frozenset()
+        peer.keeping = frozenset()
+        peer.answered_conflict = frozenset()
         self.awaiting.discard(node)
         out: list[Action] = []
         if self.connectivity is not None:
@@ -292,6 +316,19 @@ class Scheduler:
             out += self._become_stable(now, f"{node} died while we were starting")
         out += self._plan(now, cause=f"{node} dead at {when or _hms(now)}")
         return out
+
+    def set_cut_off(self, cut_off: bool, now: float, *, detail: str = "") -> list[Action]:
+        """Our own links all fail (or one works again): see :attr:`cut_off`."""
+        if cut_off == self.cut_off:
+            return []
+        self.cut_off = cut_off
+        if cut_off:
+            text = "this node is cut off (every link fails to send"
+            text += f": {detail})" if detail else ")"
+            text += "; keeping what runs here, taking nothing over"
+        else:
+            text = "this node is no longer cut off"
+        return [self._decide(text), *self._plan(now, cause="")]
 
     def may_hold(self, node: str) -> bool:
         """Whether *node* might run resources: it claims some, or never said (fencing rule:
@@ -332,6 +369,16 @@ class Scheduler:
                 if self.mine[key].state is GroupState.RUNNING:
                     # Both ran it (a healed partition); the other gave it up to us.
                     out.append(Refresh(key, f"{src} released {key}, which runs here"))
+            conflict = peer.hold & self._claimed()
+            if self.comms and (
+                msg.get("pulse_rq") == "1" or (conflict and conflict != peer.answered_conflict)
+            ):
+                # It asked (it saw us come back from "dead"), or it claims a group we
+                # claim and may not know that we do (it never saw us die): tell it
+                # what we hold. Once per question and per conflict, so two nodes
+                # never answer each other for ever.
+                out.append(Send(self._resource_message()))
+            peer.answered_conflict = conflict
             if src in self.awaiting:
                 self.awaiting.discard(src)
                 if self.comms and not self.stable and not self.awaiting:
@@ -565,6 +612,8 @@ class Scheduler:
         if self.stable and self._ask_after and now >= self._ask_after:
             self._ask_after = 0.0
             return self._plan(now, cause="")
+        if any(now >= t for t in self._keep_wait.values()):
+            return self._plan(now, cause="")
         return []
 
     def next_deadline(self) -> float:
@@ -576,6 +625,7 @@ class Scheduler:
             deadlines.append(self._ask_after)
         if self.connectivity is not None:
             deadlines.append(self.connectivity.next_deadline())
+        deadlines.extend(self._keep_wait.values())
         return min(deadlines)
 
     # ------------------------------------------------------------------ policy
@@ -622,6 +672,7 @@ class Scheduler:
         if node == self.local:
             return (
                 not self.leaving
+                and not (self.cut_off and self.mine[key].state not in CLAIMED)
                 and not (strict and key in self.refused)
                 and key not in self.failed_here
                 and self.mine[key].state is not GroupState.FAILED
@@ -645,6 +696,8 @@ class Scheduler:
             mine = self.mine[key]
             owner = self.owner(key)
             ex = self.exchange
+            rivals = [n for n, p in self.peers.items() if p.alive and key in p.hold]
+            out += self._settle_double_claim(key, owner, rivals)
             if (
                 mine.state is GroupState.RUNNING
                 and owner is not None
@@ -673,6 +726,9 @@ class Scheduler:
                 # Heartbeat's auto-failback waits for the returning node to be stable).
                 self._note(out, key, f"keeping {key} until {owner} has finished starting")
             elif mine.state is GroupState.RUNNING and owner != self.local:
+                if self._await_keeper(out, key, owner, rivals, now):
+                    continue
+                self._keep_wait.pop(key, None)
                 reason = self._release_reason(key, owner, cause)
                 mine.state, mine.since, mine.reason = GroupState.STOPPING, now, reason
                 out.append(Release(key, reason))
@@ -717,6 +773,63 @@ class Scheduler:
         if announce is not None:
             out.append(announce)
         return out
+
+    # ------------------------------------------------------------------ double claims
+
+    def _settle_double_claim(self, key: str, owner: str | None, rivals: list[str]) -> list[Action]:
+        """The keeper's side of a group claimed here and elsewhere: announce it again.
+
+        Called for every group on every plan. When nobody else claims the group (any
+        more), the bookkeeping is dropped.
+        """
+        mine = self.mine[key]
+        if not rivals or mine.state not in CLAIMED:
+            self.keeping.discard(key)
+            self._keep_wait.pop(key, None)
+            return []
+        if (
+            mine.state is GroupState.RUNNING
+            and owner == self.local
+            and key not in self.keeping
+            and key not in self.refreshing
+        ):
+            self.refreshing.add(key)
+            who = ", ".join(rivals)
+            return [
+                Refresh(key, f"{key} also runs on {who}: announcing it here again first"),
+            ]
+        return []
+
+    def refreshed(self, group: str, now: float) -> list[Action]:
+        """The Refresh of *group* went out: tell the other claimants they may release."""
+        if group not in self.refreshing:
+            return []
+        self.refreshing.discard(group)
+        rivals = any(p.alive and group in p.hold for p in self.peers.values())
+        if rivals and self.mine[group].state is GroupState.RUNNING:
+            self.keeping.add(group)
+        return self._plan(now, cause="")
+
+    def _await_keeper(
+        self, out: list[Action], key: str, owner: str | None, rivals: list[str], now: float
+    ) -> bool:
+        """Whether to keep running *key* a little longer, until its keeper re-announced it.
+
+        The node that keeps a doubly claimed group announces it again (gratuitous ARP)
+        and then lists it in ``pulse_keep``; releasing before that would stop the
+        service while the LAN still sends to us. A Heartbeat keeper never says so, and
+        a keeper that stays silent for a keepalive is not waited for any longer.
+        """
+        if owner is None or owner not in rivals or self.leaving:
+            return False
+        peer = self.peers[owner]
+        if not peer.pulse or key in peer.keeping:
+            return False
+        deadline = self._keep_wait.setdefault(key, now + self.keep_wait_limit)
+        if now >= deadline:
+            return False
+        self._note(out, key, f"{key} also runs on {owner}: releasing it once {owner} announced it")
+        return True
 
     # ------------------------------------------------------------------ standby exchange
 
@@ -888,6 +1001,7 @@ class Scheduler:
             peer.standby = self._keys(msg.get("pulse_standby"))
             peer.failed = self._keys(msg.get("pulse_failed"))
             peer.leaving = msg.get("pulse_leaving") == "1"
+            peer.keeping = self._keys(msg.get("pulse_keep"))
         else:  # a Heartbeat peer: classes relative to it (2-node assumption)
             cls = msg.get("rsc_hold") or "none"
             keys = set(self._class_keys(cls, node=src)) if cls != "none" else set()
@@ -910,11 +1024,14 @@ class Scheduler:
     def _claimed(self) -> frozenset[str]:
         return frozenset(k for k, m in self.mine.items() if m.state in CLAIMED)
 
-    def _announce_key(self) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool, bool]:
+    def _announce_key(
+        self,
+    ) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str], bool, bool]:
         return (
             self._claimed(),
             self.refused,
             frozenset(self.failed_here),
+            frozenset(self.keeping),
             self.stable,
             self.leaving,
         )
@@ -932,6 +1049,7 @@ class Scheduler:
         without: frozenset[str] = frozenset(),
         stable: bool | None = None,
         info: str | None = None,
+        request: bool = False,
     ) -> Message:
         claimed = self._claimed() - without
         if stable is None:
@@ -955,6 +1073,10 @@ class Scheduler:
             ("pulse_failed", " ".join(sorted(self.failed_here)) or " "),
             ("pulse_leaving", "1" if self.leaving else "0"),
         ]
+        if self.keeping:
+            fields.append(("pulse_keep", " ".join(sorted(self.keeping & claimed))))
+        if request:
+            fields.append(("pulse_rq", "1"))  # "tell me what you hold", once
         return Message.of(*fields)
 
     def shutdone_message(self) -> Message:
@@ -1003,6 +1125,7 @@ class Scheduler:
             decision=self.decision,
             groups=tuple(groups),
             connectivity=self.connectivity.view() if self.connectivity is not None else None,
+            cut_off=self.cut_off,
         )
 
 

@@ -118,9 +118,21 @@ def start_all(nodes: Iterable[FailoverNode]) -> None:
 
 
 def wait_past_startup_grace(nodes: Iterable[FailoverNode]) -> None:
-    """Sleep until every node advertises its real deadtime (see STARTUP_GRACE)."""
+    """Sleep until every node advertises its real deadtime (see STARTUP_GRACE).
+
+    Counted from each daemon's own start (its status ``uptime``), not from the moment
+    its process was spawned: on a loaded machine the interpreter takes a second or more
+    to get there, and a node still in its grace keeps its peers from declaring it dead
+    within deadtime.
+    """
+    nodes = list(nodes)
     latest = max(n.started_at for n in nodes)
     time.sleep(max(0.0, latest + STARTUP_GRACE - time.monotonic()))
+    for _ in range(100):  # bounded: each round sleeps what the slowest node still needs
+        behind = max(STARTUP_GRACE - float(n.status()["uptime"]) for n in nodes)
+        if behind <= 0:
+            return
+        time.sleep(behind)
 
 
 # --------------------------------------------------------------------------- web

@@ -21,7 +21,16 @@ from pulse.config.model import (
     ResourceGroup,
     ResourceSpec,
 )
-from pulse.scheduler import Acquire, Action, Decision, GroupState, Release, Scheduler, Send
+from pulse.scheduler import (
+    Acquire,
+    Action,
+    Decision,
+    GroupState,
+    Refresh,
+    Release,
+    Scheduler,
+    Send,
+)
 from pulse.wire.message import Message
 
 
@@ -60,6 +69,16 @@ class Cluster:
     fail_stop: set[tuple[str, str]] = field(default_factory=set)
     journal: list[tuple[float, str, Action]] = field(default_factory=list)
     check_safety: bool = True  # off while a test partitions the cluster on purpose
+    blocked: set[tuple[str, str]] = field(default_factory=set)  # (sender, receiver) cut
+
+    def cut(self, sender: str, receiver: str, *, both: bool = True) -> None:
+        """Messages from *sender* no longer reach *receiver* (and back, unless one-way)."""
+        self.blocked.add((sender, receiver))
+        if both:
+            self.blocked.add((receiver, sender))
+
+    def heal(self) -> None:
+        self.blocked.clear()
 
     def start(self, name: str) -> None:
         """Boot a node: it becomes alive for everyone, then its communications come up."""
@@ -92,7 +111,7 @@ class Cluster:
         assert isinstance(message, Message)
         msg = message.with_field("src", sender)
         for other in sorted(self.alive - {sender}):
-            if other in self.nodes:
+            if other in self.nodes and (sender, other) not in self.blocked:
                 self.apply(other, self.nodes[other].message(msg, self.now))
 
     def apply(self, name: str, actions: list[Action]) -> None:
@@ -111,6 +130,8 @@ class Cluster:
             elif isinstance(action, Release):
                 ok = (name, action.group) not in self.fail_stop
                 self.apply(name, sched.done(action.group, self.now, ok=ok, clean=ok))
+            elif isinstance(action, Refresh):
+                self.apply(name, sched.refreshed(action.group, self.now))
 
     def assert_never_twice(self) -> None:
         """The safety property: a group is never started or running on two nodes at once."""

@@ -8,8 +8,11 @@ from protocol_harness import (
     make_config,
     make_engine,
     of_type,
+    peer_message,
+    run_timers,
     status_message,
     two_nodes,
+    uuid_of,
 )
 
 from pulse.events import (
@@ -21,6 +24,8 @@ from pulse.events import (
     NodeStatus,
     NodeStatusChanged,
 )
+from pulse.protocol import Engine
+from pulse.wire.message import FieldType, Message
 
 
 def test_two_nodes_go_active_together_at_start() -> None:
@@ -81,18 +86,34 @@ def test_late_heartbeat_warned_at_the_interval_beyond_warntime() -> None:
     assert Log(level="WARN", text="Late heartbeat: Node beta: interval 1750 ms") in out
 
 
-def test_status_later_than_deadtime_is_critical_and_node_bounces() -> None:
+def test_a_status_found_after_our_own_stall_is_late_but_the_peer_never_bounces() -> None:
     alpha = make_engine(make_config(deadtime=3.0, initdead=6.0), "alpha")
     alpha.start(0.0)
     alpha.receive(status_message("beta", 1), "eth0", 1.0)
-    # the driver was late: nobody ticked at the 7.0 deadline
+    # alpha did not run from 1.0 to 7.5 (SIGSTOP): nobody ticked at the 7.0 deadline,
+    # and beta's status was waiting in the socket all along.
     out = alpha.receive(status_message("beta", 2), "eth0", 7.5)
-    assert Log(level="CRIT", text="Late heartbeat: Node beta: interval 6500 ms") in out
-    changes = [(c.old, c.new) for c in of_type(out, NodeStatusChanged)]
-    assert changes == [
-        (NodeStatus.ACTIVE, NodeStatus.DEAD),
-        (NodeStatus.DEAD, NodeStatus.ACTIVE),
-    ]
+    assert Log(level="WARN", text="Late heartbeat: Node beta: interval 6500 ms") in out
+    assert of_type(out, NodeStatusChanged) == []
+    stall = [o for o in out if isinstance(o, Log) and o.text.startswith("pulse did not run")]
+    assert len(stall) == 1 and "6500 ms" in stall[0].text
+    assert alpha.counters["stalls"] == 1
+    assert alpha.counters["stall-ms-max"] == 6500
+
+
+def test_after_a_stall_a_silent_peer_is_declared_dead_one_and_a_half_keepalives_later() -> None:
+    alpha = make_engine(make_config(deadtime=3.0, initdead=6.0), "alpha")
+    alpha.start(0.0)
+    alpha.receive(status_message("beta", 1), "eth0", 1.0)
+    # alpha resumes at 7.5 with nothing queued from beta (beta really died at 1.0).
+    assert of_type(alpha.tick(7.5), NodeStatusChanged) == []
+    out = []
+    for _ in range(10):  # the timer task, on time from now on (keepalive 1 s)
+        if alpha.next_deadline() > 9.0:
+            break
+        out += alpha.tick(alpha.next_deadline())
+    deaths = of_type(out, NodeStatusChanged)
+    assert [(d.node, d.new, d.at) for d in deaths] == [("beta", NodeStatus.DEAD, 9.0)]
 
 
 def test_three_nodes_both_survivors_see_the_same_death_time() -> None:
@@ -169,3 +190,54 @@ def test_returning_peer_after_restart_is_up_again() -> None:
     statuses = {n.name: n.status for n in wire.engines["alpha"].view().nodes}
     assert statuses["beta"] is NodeStatus.ACTIVE
     assert (20.0, "Heartbeat restart on node beta") in wire.logs("alpha")
+
+
+def _ack_to_alpha(hg: int = 7) -> Message:
+    ack = peer_message("NS_ackmsg", "beta", hg=hg, dest="alpha", extra=[("ackseq", "1")])
+    return ack.with_field("destuuid", uuid_of("alpha"), FieldType.BINARY)
+
+
+def _alpha_hearing_beta(beta_generation: int = 7) -> Engine:
+    """alpha with comms up at 0.0, beta's last status at 0.0 (deadtime 3 s)."""
+    alpha = make_engine(make_config(deadtime=3.0), "alpha")
+    alpha.start(0.0)
+    alpha.receive(status_message("beta", 1, hg=beta_generation), "eth0", 0.0)
+    nodes = peer_message("repnodes", "beta", seq=2, hg=beta_generation, dest="alpha")
+    alpha.receive(nodes, "eth0", 0.0)
+    assert alpha.comms_up
+    return alpha
+
+
+def _beta_death(engine: Engine, until: float) -> float | None:
+    deaths = [
+        c.at
+        for c in of_type(run_timers(engine, until), NodeStatusChanged)
+        if c.node == "beta" and c.new is NodeStatus.DEAD
+    ]
+    return deaths[0] if deaths else None
+
+
+def test_an_ack_addressed_to_us_keeps_a_peer_alive_whose_statuses_were_lost() -> None:
+    alpha = _alpha_hearing_beta()
+    run_timers(alpha, 2.5)
+    alpha.receive(_ack_to_alpha(), "eth0", 2.5)  # beta's statuses are lost, its ACK is not
+    assert _beta_death(alpha, 5.4) is None
+    assert _beta_death(alpha, 6.0) == 5.5
+
+
+def test_replayed_acks_keep_a_silent_peer_alive_for_at_most_one_more_deadtime() -> None:
+    alpha = _alpha_hearing_beta()
+    for t in (1.0, 2.0, 3.0, 4.0, 5.0):  # one replayed ACK a second, no status
+        run_timers(alpha, t)
+        alpha.receive(_ack_to_alpha(), "eth0", t)
+    death = _beta_death(alpha, 10.0)
+    assert death == 6.0  # the last status at 0 + 2 x deadtime
+
+
+def test_an_ack_of_an_older_generation_or_without_our_uuid_proves_nothing() -> None:
+    alpha = _alpha_hearing_beta(beta_generation=8)
+    run_timers(alpha, 2.5)
+    alpha.receive(_ack_to_alpha(hg=7), "eth0", 2.5)
+    bare = peer_message("NS_ackmsg", "beta", hg=8, dest="alpha", extra=[("ackseq", "1")])
+    alpha.receive(bare, "eth0", 2.6)
+    assert _beta_death(alpha, 4.0) == 3.0

@@ -11,6 +11,7 @@ from protocol_harness import (
     make_engine,
     of_type,
     peer_message,
+    run_timers,
     status_message,
     transmits,
     uuid_of,
@@ -78,8 +79,9 @@ def test_higher_generation_status_is_a_restart_and_resets_sequence() -> None:
 def test_healed_partition_reported_but_no_restart() -> None:
     engine = alpha_with_beta(deadtime=3.0)
     engine.receive(status_message("beta", 3), "eth0", 1.0)
-    died = of_type(engine.tick(4.0), NodeStatusChanged)
+    died = of_type(run_timers(engine, 4.0), NodeStatusChanged)
     assert [(c.node, c.new) for c in died] == [("beta", NodeStatus.DEAD)]
+    run_timers(engine, 10.0)
     out = engine.receive(status_message("beta", 9), "eth0", 10.0)
     assert of_type(out, PartitionHealed) == [PartitionHealed(node="beta", at=10.0)]
     assert Log(level="WARN", text="Cluster node beta returning after partition.") in out
@@ -92,7 +94,7 @@ def test_healed_partition_reported_but_no_restart() -> None:
 def test_old_packet_of_a_dead_node_does_not_revive_it() -> None:
     engine = alpha_with_beta(deadtime=3.0)
     engine.receive(status_message("beta", 5), "eth0", 1.0)
-    engine.tick(4.0)
+    run_timers(engine, 5.0)
     assert engine.receive(status_message("beta", 4), "eth0", 5.0) == []
     assert engine.counters["stale"] == 1
     assert engine.view().nodes[1].status is NodeStatus.DEAD
@@ -100,7 +102,7 @@ def test_old_packet_of_a_dead_node_does_not_revive_it() -> None:
 
 def test_first_packet_after_death_is_in_order_despite_the_jump() -> None:
     engine = alpha_with_beta(deadtime=3.0)
-    engine.tick(3.0)
+    run_timers(engine, 5.0)
     out = engine.receive(app("beta", 40), "eth0", 5.0)
     assert of_type(out, Delivered)
     assert not [o for o in out if isinstance(o, Log) and "lost" in o.text]
@@ -216,6 +218,7 @@ def test_rexmit_for_a_seq_gone_from_history_is_naked_as_too_low() -> None:
 
 def test_rexmit_above_our_highest_seq_is_ignored() -> None:
     engine = alpha_with_beta()
+    run_timers(engine, 2.0)
     assert engine.receive(rexmit(500, 500), "eth0", 2.0) == []
 
 
@@ -223,6 +226,7 @@ def test_rexmit_answers_at_most_fifty_packets_per_request() -> None:
     engine = alpha_with_beta()
     for _ in range(100):
         engine.send(Message.of(("t", "custom")), 1.0)
+    run_timers(engine, 2.0)
     out = engine.receive(rexmit(10, 90), "eth0", 2.0)
     assert len(out) == 50 and all(isinstance(o, Transmit) and o.retransmit for o in out)
 
@@ -230,6 +234,7 @@ def test_rexmit_answers_at_most_fifty_packets_per_request() -> None:
 def test_same_slot_is_not_resent_again_within_max_rexmit_delay() -> None:
     engine = alpha_with_beta()
     engine.send(Message.of(("t", "custom")), 1.0)
+    run_timers(engine, 2.0)
     assert len(engine.receive(rexmit(5, 5), "eth0", 2.0)) == 1
     assert engine.receive(rexmit(5, 5), "eth0", 2.2) == []
     assert len(engine.receive(rexmit(5, 5), "eth0", 2.24)) == 1
@@ -241,6 +246,7 @@ def test_rexmit_of_a_seq_the_requester_acknowledged_is_ignored() -> None:
     ack = peer_message("NS_ackmsg", "beta", dest="alpha", extra=[("ackseq", "5")])
     engine.receive(ack, "eth0", 1.5)
     assert engine.lowest_ack() == 5
+    run_timers(engine, 2.0)
     assert engine.receive(rexmit(5, 5), "eth0", 2.0) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import struct
 
@@ -140,3 +141,46 @@ async def test_zero_count_sends_nothing(autojump_clock: trio.testing.MockClock) 
     await ann.first()
     await ann.rest()
     assert sock.sent == []
+
+
+class FlakySocket(RecordingSocket):
+    """The device queue is full for the 2nd and 3rd packet (ENOBUFS), then fine."""
+
+    async def send(self, data: bytes) -> int:
+        if len(self.sent) + self.failures in (1, 2):
+            self.failures += 1
+            raise OSError(errno.ENOBUFS, "No buffer space available")
+        return await super().send(data)
+
+    failures = 0
+
+
+async def test_a_transient_send_error_skips_one_packet_and_the_series_goes_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sock = FlakySocket()
+    what = Announcement(ifname="eth0", ifindex=2, mac=MAC, address=VIP)
+    ann = Announcer(sock, what, IPADDR2_ARP)  # type: ignore[arg-type]
+    await ann.first()
+    await ann.rest()
+    assert ann.skipped == 2
+    assert len(sock.sent) == 8  # 10 in the pattern, 2 skipped
+    assert sock.sent[-1][0] == pytest.approx(0.9)
+
+
+async def test_an_interface_that_is_gone_ends_the_series(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class GoneSocket(RecordingSocket):
+        async def send(self, data: bytes) -> int:
+            if self.sent:
+                raise OSError(errno.ENXIO, "No such device or address")
+            return await super().send(data)
+
+    sock = GoneSocket()
+    what = Announcement(ifname="eth0", ifindex=2, mac=MAC, address=VIP)
+    ann = Announcer(sock, what, IPADDR2_ARP)  # type: ignore[arg-type]
+    await ann.first()
+    with pytest.raises(OSError):
+        await ann.rest()
+    assert len(sock.sent) == 1

@@ -206,9 +206,12 @@ def test_after_a_healed_partition_only_one_node_keeps_a_doubly_held_group() -> N
         cluster.start("prime")
         cluster.start("calc")
         # Partition: each side believes the other dead and runs web.
+        cluster.cut("prime", "calc")
         cluster.apply("calc", cluster.nodes["calc"].node_status("prime", False, 1.0))
+        cluster.apply("prime", cluster.nodes["prime"].node_status("calc", False, 1.0))
         assert cluster.nodes["calc"].mine["web"].state is GroupState.RUNNING
         # Healed: each hears the other's announcement again.
+        cluster.heal()
         for a, b in (("prime", "calc"), ("calc", "prime")):
             cluster.apply(a, cluster.nodes[a].node_status(b, True, 2.0))
         for a, b in (("prime", "calc"), ("calc", "prime")):
@@ -242,11 +245,13 @@ def test_a_healed_partition_is_settled_when_the_peers_report_arrives_before_its_
         cluster.start("prime")
         cluster.start("calc")
         prime, calc = cluster.nodes["prime"], cluster.nodes["calc"]
+        cluster.cut("prime", "calc")
         cluster.apply("calc", calc.node_status("prime", False, 1.0))
         cluster.apply("prime", prime.node_status("calc", False, 1.0))
         assert calc.mine["web"].state is GroupState.RUNNING
         # Healed: prime hears calc first and announces what it holds; calc gets that
         # announcement while it still believes prime dead, then prime's heartbeat.
+        cluster.heal()
         cluster.apply("prime", prime.node_status("calc", True, 2.0))
         assert calc.peers["prime"].hold == frozenset({"web"})
         cluster.apply("calc", calc.node_status("prime", True, 2.2))

@@ -17,6 +17,7 @@ CAP_NET_RAW.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import struct
@@ -36,6 +37,9 @@ ICMPV6_NEIGHBOR_ADVERTISEMENT = 136
 NA_FLAG_OVERRIDE = 0x20000000
 ND_OPT_TARGET_LINKADDR = 2
 ALL_NODES = "ff02::1"
+# A send that fails with one of these is skipped, not the end of the series: the
+# device queue was full for a moment (ENOBUFS under load), the next one goes out.
+TRANSIENT_SEND_ERRORS = frozenset({errno.ENOBUFS, errno.EAGAIN, errno.ENOMEM, errno.EINTR})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +120,7 @@ class Announcer:
         self._sock = sock
         self.what = what
         self.policy = policy
+        self.skipped = 0  # packets skipped for a transient error (TRANSIENT_SEND_ERRORS)
 
     @classmethod
     async def open(cls, what: Announcement, policy: ArpPolicy) -> Announcer:
@@ -145,6 +150,18 @@ class Announcer:
     def close(self) -> None:
         self._sock.close()
 
+    async def _send(self, op: int) -> None:
+        """One packet of the pattern; a transient failure is counted and skipped."""
+        try:
+            if isinstance(self.what.address, ipaddress.IPv4Address):
+                await self._send_arp(op)
+            else:
+                await self._send_na()
+        except OSError as exc:
+            if exc.errno not in TRANSIENT_SEND_ERRORS:
+                raise
+            self.skipped += 1
+
     async def _send_arp(self, op: int) -> None:
         assert isinstance(self.what.address, ipaddress.IPv4Address)
         await self._sock.send(arp_frame(op=op, mac=self.what.mac, address=self.what.address))
@@ -158,25 +175,26 @@ class Announcer:
         """Send the first packet of the pattern (nothing when ``count`` is 0)."""
         if self.policy.count == 0:
             return
-        if isinstance(self.what.address, ipaddress.IPv4Address):
-            await self._send_arp(ARPOP_REQUEST)
-        else:
-            await self._send_na()
+        await self._send(ARPOP_REQUEST)
 
     async def rest(self) -> None:
-        """Send the rest of the pattern, sleeping with ``trio.sleep`` in between."""
+        """Send the rest of the pattern, sleeping with ``trio.sleep`` in between.
+
+        A packet that fails for a transient reason is skipped and the series goes on;
+        any other error (the interface is gone) ends it.
+        """
         count, interval = self.policy.count, self.policy.interval
         if count == 0:
             return
         if isinstance(self.what.address, ipaddress.IPv4Address):
             for i in range(count):
                 if i > 0:
-                    await self._send_arp(ARPOP_REQUEST)
+                    await self._send(ARPOP_REQUEST)
                 await trio.sleep(interval / 2)
-                await self._send_arp(ARPOP_REPLY)
+                await self._send(ARPOP_REPLY)
                 if i + 1 < count:
                     await trio.sleep(interval / 2)
         else:
             for _ in range(count - 1):
                 await trio.sleep(interval)
-                await self._send_na()
+                await self._send(ARPOP_REQUEST)

@@ -60,6 +60,9 @@ class LinkStatistics:
     that is not a reply to its own echoes (always 0 for UDP and serial)."""
     last_error: str | None = None
     """Text of the most recent error, for ``pulsectl`` and logs."""
+    failing_since: float | None = None
+    """trio time of the first send error since the last packet sent, None when the
+    last send worked: a link whose every send fails is down on this node's side."""
 
 
 class Link(Protocol):
@@ -117,6 +120,7 @@ class Counters:
         "bytes_received",
         "bytes_sent",
         "echoes",
+        "failing_since",
         "ignored",
         "last_error",
         "packets_received",
@@ -141,10 +145,12 @@ class Counters:
         self.echoes = 0
         self.ignored = 0
         self.last_error: str | None = None
+        self.failing_since: float | None = None
 
     def sent(self, size: int) -> None:
         self.packets_sent += 1
         self.bytes_sent += size
+        self.failing_since = None
 
     def received(self, size: int) -> None:
         self.packets_received += 1
@@ -152,6 +158,8 @@ class Counters:
 
     def send_error(self, text: str) -> None:
         self.send_errors += 1
+        if self.failing_since is None:
+            self.failing_since = trio.current_time()
         self._error(text, logging.DEBUG)
 
     def receive_error(self, text: str, *, level: int = logging.WARNING) -> None:
@@ -174,6 +182,7 @@ class Counters:
             echoes=self.echoes,
             ignored=self.ignored,
             last_error=self.last_error,
+            failing_since=self.failing_since,
         )
 
     def _error(self, text: str, level: int) -> None:
