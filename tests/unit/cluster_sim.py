@@ -555,6 +555,7 @@ class Sim:
                 self.note(node.name, action.text)
             elif isinstance(action, Refresh):
                 self.note(node.name, f"re-announces {action.group}: {action.reason}")
+                self._refresh(node, action.group)
             elif isinstance(action, Acquire | Release):
                 self._operate(node, action)
 
@@ -572,24 +573,40 @@ class Sim:
             self.fail_stop.discard((node.name, key))
             delay = self.p.stop_ka * self.p.keepalive
         self.invariants.operation(node, action)
-        incarnation = node.incarnation
         # A failed start was rolled back (clean); a failed stop may still run here.
         clean = starting
+        verb = "start" if starting else "stop"
 
-        def done() -> None:
-            current = self.nodes.get(node.name)
-            if current is None or current.incarnation != incarnation:
-                return  # the machine crashed meanwhile
-            if current.frozen:
-                current.deferred.append(done)
-                return
-            verb = "start" if starting else "stop"
+        def done(current: SimNode) -> Sequence[Action]:
             self.note(node.name, f"{verb} of {key} {'FAILED' if fails else 'done'}")
             if fails:
                 self.invariants.cause(f"{verb} of {key} failed on {node.name}")
-            self._apply(current, current.sched.done(key, self.now, ok=not fails, clean=clean))
+            return current.sched.done(key, self.now, ok=not fails, clean=clean)
 
-        self.at(self.now + delay, done)
+        self._later(node, delay, done)
+
+    def _refresh(self, node: SimNode, key: str) -> None:
+        """As ResourceManager._refresh_and_report: the scheduler hears when the first
+        announcement went out (a gratuitous ARP: at once, through the inbox)."""
+        self._later(node, 0.0, lambda current: current.sched.refreshed(key, self.now))
+
+    def _later(
+        self, node: SimNode, delay: float, fn: Callable[[SimNode], Sequence[Action]]
+    ) -> None:
+        """Feed ``fn(node)``'s actions to *node* after *delay*: dropped if the machine
+        crashed meanwhile, deferred to the thaw if it is frozen then."""
+        incarnation = node.incarnation
+
+        def later() -> None:
+            current = self.nodes.get(node.name)
+            if current is None or current.incarnation != incarnation:
+                return
+            if current.frozen:
+                current.deferred.append(later)
+                return
+            self._apply(current, fn(current))
+
+        self.at(self.now + delay, later)
 
     def _run_timers(self, node: SimNode) -> None:
         node.touched()

@@ -173,7 +173,6 @@ test_four_nodes_under_any_faults_stay_safe_live_and_stable = _ISSUE9(_property(4
 # Each failure the property tests found, shrunk, as a story that reads on its own.
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE9_DUAL_HOLD)
 @pytest.mark.parametrize("timing", TIMINGS, ids=["100ms-500ms", "1s-3s"])
 def test_one_way_cut_past_deadtime_heals_to_one_holder(timing: tuple[int, int]) -> None:
     # calc stops hearing prime for deadtime + 2 keepalives; prime still hears calc.
@@ -197,8 +196,7 @@ def test_link_blip_seen_as_death_by_one_side_only_heals_to_one_holder() -> None:
     # heartbeat, so it never stops holding vip1.
     params = Params(nodes=2, keepalive_ms=1000, deadtime_ms=3000, groups=1)
     story = [Isolate("prime", 0.25), Wait(2), Isolate("prime", 0.25), Wait(4)]
-    with pytest.raises(AssertionError, match="SAFETY: vip1 claimed by calc, prime"):
-        run_story(params, [*story, Isolate("prime", 1.25), Wait(0.25)])
+    run_story(params, [*story, Isolate("prime", 1.25), Wait(0.25)])
 
 
 TAKEOVER_FORGOTTEN = (
@@ -215,6 +213,16 @@ def test_partition_after_a_takeover_heals_to_one_holder() -> None:
     # own request stands), calc names itself owner (holder in node order): both hold.
     params = Params(nodes=2, keepalive_ms=1000, deadtime_ms=3000, groups=2)
     run_story(params, [Takeover("prime", "all"), Wait(1), Isolate("prime", 5), Wait(0.25)])
+
+
+@pytest.mark.xfail(strict=True, reason=TAKEOVER_FORGOTTEN)
+def test_cut_while_a_takeover_is_under_way_heals_to_one_holder() -> None:
+    # calc asks for vip1 (prime's); prime releases it; the link is cut 25 ms later,
+    # before calc heard of the release, for 5 keepalives (deadtime is 5). Both declare
+    # the other dead and start vip1: prime forgot calc's request, calc did not. On heal
+    # each names itself the keeper and re-announces; neither releases.
+    params = Params(nodes=2, keepalive_ms=100, deadtime_ms=500, groups=1)
+    run_story(params, [Takeover("calc", "all"), Wait(0.25), Cut("prime", "calc", 5), Wait(0.25)])
 
 
 @pytest.mark.xfail(strict=True, reason=TAKEOVER_FORGOTTEN)
