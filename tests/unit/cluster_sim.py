@@ -26,8 +26,8 @@ The fake resource layer completes an ``Acquire`` after ``start_delay`` and a
 stop of a group on a node fail (``done(ok=False)``, clean for a start as when
 ``acquire_group`` rolled back, unclean for a stop, as in ``failover.py``).
 
-The invariants themselves are checked by :class:`Invariants` after every event;
-the constants that bound the settling windows are explained next to them.
+The stories (steps) and the invariants, checked after every event, are in
+tests/invariants_support.py, shared with the whole-daemon layer.
 """
 
 from __future__ import annotations
@@ -39,16 +39,28 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pulse.config.model import (
-    AuthKey,
-    AuthKeys,
-    AuthMethod,
-    AutoFailback,
-    BcastMedium,
-    Config,
-    ResourceGroup,
-    ResourceSpec,
-    Timing,
+from invariants_support import (
+    LINK,
+    NAMES,
+    Crash,
+    Cut,
+    Delay,
+    FailStart,
+    FailStop,
+    Freeze,
+    Invariants,
+    InvariantViolation,
+    Isolate,
+    Loss,
+    OneWay,
+    Params,
+    Restart,
+    Standby,
+    Step,
+    Takeover,
+    Wait,
+    liveness_bound,
+    safety_settle,
 )
 from pulse.events import (
     CommsUp,
@@ -59,13 +71,11 @@ from pulse.events import (
     Output,
     Transmit,
 )
-from pulse.protocol import STARTUP_DT_BOOST_MS, STARTUP_DT_BOOST_SECONDS, Engine
+from pulse.protocol import STARTUP_DT_BOOST_SECONDS, Engine
 from pulse.scheduler import (
-    CLAIMED,
     Acquire,
     Action,
     Decision,
-    GroupState,
     Refresh,
     Release,
     Scheduler,
@@ -74,316 +84,14 @@ from pulse.scheduler import (
 )
 from pulse.wire.message import Message
 
-NAMES = ("prime", "calc", "spare", "extra")
-LINK = "eth0"
+__all__ = ["NAMES", "InvariantViolation", "Params", "Sim", "run_story"]
+
 WALL_EPOCH = 1_800_000_000.0
 #: Packets a frozen node's socket buffer holds before new ones are dropped.
 SOCKET_BUFFER = 64
 #: Events at one instant before the simulator calls it a livelock.
 MAX_EVENTS_PER_INSTANT = 20_000
 ALIVE = (NodeStatus.UP, NodeStatus.ACTIVE)  # as failover.ALIVE
-
-
-class InvariantViolation(AssertionError):
-    pass
-
-
-# ----------------------------------------------------------------------------- parameters
-
-
-@dataclass(frozen=True, slots=True)
-class Params:
-    """One cluster: nodes, timers (ms), policy, groups (key -> preferred node)."""
-
-    nodes: int = 2
-    keepalive_ms: int = 100
-    deadtime_ms: int = 500
-    policy: AutoFailback = AutoFailback.ON
-    groups: int = 2
-    start_ka: float = 0.5  # a start takes this many keepalives
-    stop_ka: float = 0.5
-    seed: int = 0
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return NAMES[: self.nodes]
-
-    @property
-    def keepalive(self) -> float:
-        return self.keepalive_ms / 1000
-
-    @property
-    def deadtime(self) -> float:
-        return self.deadtime_ms / 1000
-
-    @property
-    def initdead(self) -> float:
-        return 2 * self.deadtime
-
-    @property
-    def max_delay(self) -> float:
-        """The largest one-way delay (base + jitter) the scenarios may choose."""
-        return MAX_DELAY_KA * self.keepalive
-
-    def group_keys(self) -> list[tuple[str, str]]:
-        """vip1 prefers the first node, vip2 the last, vip3 the second."""
-        names = self.names
-        prefs = [names[0], names[-1], names[1 % len(names)]]
-        return [(f"vip{i + 1}", prefs[i]) for i in range(self.groups)]
-
-    def config(self) -> Config:
-        return Config(
-            nodes=self.names,
-            media=(BcastMedium(interface=LINK),),
-            auth=AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),)),
-            timing=Timing(
-                keepalive=self.keepalive_ms,
-                deadtime=self.deadtime_ms,
-                warntime=self.deadtime_ms // 2,
-                initdead=round(self.initdead * 1000),
-                deadping=self.deadtime_ms,
-            ),
-            groups=tuple(
-                ResourceGroup(
-                    node=pref,
-                    resources=(ResourceSpec(raw=key, agent="Fake", args=(key,)),),
-                )
-                for key, pref in self.group_keys()
-            ),
-            auto_failback=self.policy,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"Params(nodes={self.nodes}, keepalive_ms={self.keepalive_ms}, "
-            f"deadtime_ms={self.deadtime_ms}, policy=AutoFailback.{self.policy.name}, "
-            f"groups={self.groups}, start_ka={self.start_ka}, stop_ka={self.stop_ka}, "
-            f"seed={self.seed})"
-        )
-
-
-#: Delays (base + jitter) stay below this many keepalives: a LAN, not a WAN.
-MAX_DELAY_KA = 0.3
-
-
-# ----------------------------------------------------------------------------- bounds
-#
-# Every bound is in seconds, computed from the cluster's timers, and says why.
-
-
-def round_trip(p: Params) -> float:
-    return 2 * p.max_delay
-
-
-def safety_settle(p: Params) -> float:
-    """After the network is whole again (every cut healed, no loss, nobody frozen), how
-    long two nodes may still both claim a group.
-
-    * one keepalive (+ delay) until each side hears the other's next status and sees it
-      alive again (docs/failover.md, "A healed partition");
-    * a round trip: the resource reports (with the ``pulse_rq`` request) cross;
-    * one keepalive: the node that is not the keeper waits for the keeper's
-      ``pulse_keep`` report or one keepalive before releasing (issue 9, fix b);
-    * 1.5 keepalives of grace a thawed node gives its peers before declaring anyone
-      dead (issue 9, fix c), which can delay the first report;
-    * the stop of the releasing node (a STOPPING group is still claimed), and a start
-      that was already under way (a STARTING group is only released once started);
-    * another round trip of slack for retransmissions of reports lost just before.
-    """
-    ka = p.keepalive
-    return (
-        ka
-        + p.max_delay
-        + round_trip(p)
-        + ka
-        + 1.5 * ka
-        + (p.start_ka + p.stop_ka) * ka
-        + round_trip(p)
-    )
-
-
-def liveness_bound(p: Params) -> float:
-    """After the last fault or command (a crash, a heal, a thaw, standby, a failed
-    start...), how long a group may stay without a node running it while some node
-    could run it and the network is whole.
-
-    * deadtime until a crashed holder is declared dead, plus the start-up boost
-      (``STARTUP_DT_BOOST_MS`` in src/pulse/protocol.py) a node advertises in its first
-      seconds, or initdead for a node starting next to dead peers;
-    * four keepalives for comms-up, the ``starting``/``resource`` exchange, and the
-      one-keepalive wait of a dual claim;
-    * a stop on the old holder then a start on the new one;
-    * two round trips of delay.
-    """
-    ka = p.keepalive
-    detect = max(p.deadtime + STARTUP_DT_BOOST_MS / 1000, p.initdead)
-    return detect + 4 * ka + (p.start_ka + p.stop_ka) * ka + 2 * round_trip(p)
-
-
-# ----------------------------------------------------------------------------- steps
-#
-# A scenario is a list of steps. Durations are in keepalives so that the same story
-# reads the same at 100 ms / 500 ms and at 1 s / 3 s.
-
-
-@dataclass(frozen=True, slots=True)
-class Wait:
-    keepalives: float
-
-    def __str__(self) -> str:
-        return f"wait {self.keepalives:g} keepalives"
-
-
-@dataclass(frozen=True, slots=True)
-class Cut:
-    """Neither of a and b hears the other, for a while."""
-
-    a: str
-    b: str
-    keepalives: float
-
-    def __str__(self) -> str:
-        return f"cut {self.a} <-> {self.b} for {self.keepalives:g} keepalives"
-
-
-@dataclass(frozen=True, slots=True)
-class OneWay:
-    """``dst`` does not hear ``src`` (``src`` still hears ``dst``), for a while."""
-
-    src: str
-    dst: str
-    keepalives: float
-
-    def __str__(self) -> str:
-        return f"{self.dst} stops hearing {self.src} for {self.keepalives:g} keepalives"
-
-
-@dataclass(frozen=True, slots=True)
-class Isolate:
-    """``node``'s link is down: nobody hears it, it hears nobody."""
-
-    node: str
-    keepalives: float
-
-    def __str__(self) -> str:
-        return f"{self.node}'s link down for {self.keepalives:g} keepalives"
-
-
-@dataclass(frozen=True, slots=True)
-class Loss:
-    """Packets from ``src`` to ``dst`` (``None``: every pair) lost at ``percent``."""
-
-    src: str | None
-    dst: str | None
-    percent: int
-    keepalives: float
-
-    def __str__(self) -> str:
-        where = "everywhere" if self.src is None else f"{self.src} -> {self.dst}"
-        return f"{self.percent}% loss {where} for {self.keepalives:g} keepalives"
-
-
-@dataclass(frozen=True, slots=True)
-class Delay:
-    """Every packet takes ``base_ms`` plus up to ``jitter_ms`` (reordering), for a while."""
-
-    base_ms: int
-    jitter_ms: int
-    keepalives: float
-
-    def __str__(self) -> str:
-        return (
-            f"delay {self.base_ms} ms + jitter {self.jitter_ms} ms "
-            f"for {self.keepalives:g} keepalives"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Freeze:
-    """SIGSTOP for a while; on SIGCONT the queue first, or the timers first."""
-
-    node: str
-    keepalives: float
-    queue_first: bool
-
-    def __str__(self) -> str:
-        first = "its queued packets" if self.queue_first else "its timers"
-        return f"freeze {self.node} for {self.keepalives:g} keepalives (on thaw: {first} first)"
-
-
-@dataclass(frozen=True, slots=True)
-class Crash:
-    node: str
-
-    def __str__(self) -> str:
-        return f"crash {self.node}"
-
-
-@dataclass(frozen=True, slots=True)
-class Restart:
-    """Start a crashed node again, with the next generation (no-op if it runs)."""
-
-    node: str
-
-    def __str__(self) -> str:
-        return f"restart {self.node}"
-
-
-@dataclass(frozen=True, slots=True)
-class Standby:
-    node: str
-    what: str
-
-    def __str__(self) -> str:
-        return f"pulsectl standby {self.what} on {self.node}"
-
-
-@dataclass(frozen=True, slots=True)
-class Takeover:
-    node: str
-    what: str
-
-    def __str__(self) -> str:
-        return f"pulsectl takeover {self.what} on {self.node}"
-
-
-@dataclass(frozen=True, slots=True)
-class FailStart:
-    """The next start of ``group`` on ``node`` fails (cleanly rolled back)."""
-
-    node: str
-    group: str
-
-    def __str__(self) -> str:
-        return f"next start of {self.group} on {self.node} will fail"
-
-
-@dataclass(frozen=True, slots=True)
-class FailStop:
-    """The next stop of ``group`` on ``node`` fails (the group becomes FAILED there)."""
-
-    node: str
-    group: str
-
-    def __str__(self) -> str:
-        return f"next stop of {self.group} on {self.node} will fail"
-
-
-Step = (
-    Wait
-    | Cut
-    | OneWay
-    | Isolate
-    | Loss
-    | Delay
-    | Freeze
-    | Crash
-    | Restart
-    | Standby
-    | Takeover
-    | FailStart
-    | FailStop
-)
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -468,14 +176,12 @@ class Sim:
         node = SimNode(name, gen, engine, sched, next(self._incarnations))
         self.nodes[name] = node
         self.note(name, f"starts (generation {gen})")
-        self.invariants.node_started(name)
         self._dispatch(node, engine.start(self.now))
 
     def crash(self, name: str) -> None:
         node = self.nodes.pop(name, None)
         if node is not None:
             self.note(name, "crashes (its resources go down with it)")
-            self.invariants.node_crashed(name)
 
     def freeze(self, name: str, duration: float, queue_first: bool) -> None:
         node = self.nodes.get(name)
@@ -572,7 +278,8 @@ class Sim:
             fails = (node.name, key) in self.fail_stop
             self.fail_stop.discard((node.name, key))
             delay = self.p.stop_ka * self.p.keepalive
-        self.invariants.operation(node, action)
+        if not starting:
+            self.invariants.released(node, key, action.reason)
         # A failed start was rolled back (clean); a failed stop may still run here.
         clean = starting
         verb = "start" if starting else "stop"
@@ -614,6 +321,13 @@ class Sim:
             self._dispatch(node, node.engine.tick(self.now))
         if self.nodes.get(node.name) is node and node.sched.next_deadline() <= self.now:
             self._apply(node, node.sched.tick(self.now))
+
+    def healthy(self) -> bool:
+        if any(n > 0 for n in self.cut.values()):
+            return False
+        if any(rates for rates in self.loss.values()):
+            return False
+        return not any(node.frozen for node in self.nodes.values())
 
     # ------------------------------------------------------------ network
 
@@ -813,156 +527,3 @@ def run_story(
             + sim.render()
         ) from None
     return sim
-
-
-# ----------------------------------------------------------------------------- invariants
-
-
-class Invariants:
-    """Safety, liveness and stability, checked after every event of a :class:`Sim`."""
-
-    def __init__(self, sim: Sim) -> None:
-        self.sim = sim
-        self.healthy_since: float | None = 0.0
-        self.last_cause = 0.0  # the cluster's boot counts as a cause
-        self.last_cause_text = "boot"
-        # For auto_failback off: restarts are no reason to move a group.
-        self.last_non_restart_cause = 0.0
-        self.down_since: dict[str, float | None] = {}
-        self.safety_settle = safety_settle(sim.p)
-        self.liveness_bound = liveness_bound(sim.p)
-        self.keys = [key for key, _ in sim.p.group_keys()]
-        self.moves: list[tuple[float, str, str, str]] = []  # t, node, group, reason
-
-    # ------------------------------------------------------------ bookkeeping
-
-    def _healthy_now(self) -> bool:
-        sim = self.sim
-        if any(n > 0 for n in sim.cut.values()):
-            return False
-        if any(rates for rates in sim.loss.values()):
-            return False
-        return not any(node.frozen for node in sim.nodes.values())
-
-    def health_changed(self) -> None:
-        healthy = self._healthy_now()
-        if healthy and self.healthy_since is None:
-            self.healthy_since = self.sim.now
-        elif not healthy:
-            self.healthy_since = None
-
-    def cause(self, text: str, *, restart: bool = False) -> None:
-        self.last_cause = self.sim.now
-        self.last_cause_text = text
-        if not restart:
-            self.last_non_restart_cause = self.sim.now
-
-    def node_started(self, name: str) -> None:
-        pass
-
-    def node_crashed(self, name: str) -> None:
-        pass
-
-    def operation(self, node: SimNode, action: Acquire | Release) -> None:
-        """Stability: a group only moves (is released) for a cause."""
-        if not isinstance(action, Release):
-            return
-        sim = self.sim
-        p = sim.p
-        now = sim.now
-        window = liveness_bound(p)
-        healthy_for = None if self.healthy_since is None else now - self.healthy_since
-        calm = healthy_for is not None and healthy_for > window
-        if calm and now - self.last_cause > window:
-            self.fail(
-                f"STABILITY: {node.name} released {action.group} at t={now:.3f} with no fault,"
-                f" command or restart in the last {window:.3f}s ({action.reason});"
-                f" last cause: {self.last_cause_text} at t={self.last_cause:.3f}"
-            )
-        if p.policy is AutoFailback.OFF and calm and now - self.last_non_restart_cause > window:
-            sched = node.sched
-            key = action.group
-            others = [c for c in sched.claimants(key) if c != node.name]
-            asked = sched.takeover_pref.get(key) not in (None, node.name)
-            if not (key in sched.refused or sched.leaving or asked or others):
-                self.fail(
-                    f"AUTO_FAILBACK OFF: {node.name} released {key} at t={now:.3f} although it"
-                    f" was not asked to, not in standby, and nobody else claimed it"
-                    f" ({action.reason})"
-                )
-
-    def fail(self, text: str) -> None:
-        raise InvariantViolation(text)
-
-    # ------------------------------------------------------------ checks
-
-    def check(self) -> None:
-        sim = self.sim
-        now = sim.now
-        if self.healthy_since is not None and now - self.healthy_since >= self.safety_settle:
-            self._check_safety()
-        self._check_liveness(now)
-
-    def _states(self, key: str) -> dict[str, GroupState]:
-        return {n: node.sched.mine[key].state for n, node in self.sim.nodes.items()}
-
-    def _check_safety(self) -> None:
-        sim = self.sim
-        for key in self.keys:
-            states = self._states(key)
-            if GroupState.FAILED in states.values():
-                continue  # a failed stop: claimed until an administrator clears it
-            claimants = sorted(n for n, s in states.items() if s in CLAIMED)
-            if len(claimants) > 1:
-                beliefs = "; ".join(self._belief(n, key) for n in sorted(sim.nodes))
-                self.fail(
-                    f"SAFETY: {key} claimed by {', '.join(claimants)} at t={sim.now:.3f},"
-                    f" {sim.now - (self.healthy_since or 0):.3f}s after the network was whole"
-                    f" (bound {safety_settle(sim.p):.3f}s). Beliefs: {beliefs}"
-                )
-
-    def _belief(self, name: str, key: str) -> str:
-        node = self.sim.nodes[name]
-        s = node.sched
-        peers = ", ".join(
-            f"{peer}:{'alive' if rec.alive else 'dead'}"
-            f"{'/stable' if rec.stable else ''}"
-            f"{'/holds' if key in rec.hold else ''}"
-            for peer, rec in s.peers.items()
-        )
-        return (
-            f"{name} [{s.mine[key].state}{', stable' if s.stable else ', not stable'}"
-            f"{', frozen' if node.frozen else ''}; holder {s.holder(key)}, owner {s.owner(key)};"
-            f" peers {peers}]"
-        )
-
-    def _check_liveness(self, now: float) -> None:
-        sim = self.sim
-        bound = self.liveness_bound
-        for key in self.keys:
-            states = self._states(key)
-            running = GroupState.RUNNING in states.values()
-            if running:
-                self.down_since[key] = None
-                continue
-            since = self.down_since.get(key)
-            if since is None:
-                since = self.down_since[key] = now
-            if self.healthy_since is None or GroupState.FAILED in states.values():
-                continue
-            eligible = [n for n, node in sim.nodes.items() if key not in node.sched.failed_here]
-            if not eligible:
-                continue
-            start = max(since, self.healthy_since, self.last_cause)
-            if now - start > bound:
-                beliefs = "; ".join(self._belief(n, key) for n in sorted(sim.nodes))
-                self.fail(
-                    f"LIVENESS: {key} runs nowhere at t={now:.3f} although "
-                    f"{', '.join(eligible)} could run it; down since t={since:.3f}, last cause "
-                    f"{self.last_cause_text} at t={self.last_cause:.3f} (bound {bound:.3f}s)."
-                    f" Beliefs: {beliefs}"
-                )
-
-    def final(self) -> None:
-        """At the end the network is whole and calm: both checks must hold now."""
-        self.check()
