@@ -490,9 +490,15 @@ class Sim:
         count = count + 1 if at == self.now else 1
         self._burst_guard = (self.now, count)
         if count > MAX_EVENTS_PER_INSTANT:
+            stuck = [
+                f"{n.name} (engine {n.engine.next_deadline():.6f},"
+                f" scheduler {n.sched.next_deadline():.6f})"
+                for n in self.nodes.values()
+                if not n.frozen and n.next_deadline() <= self.now
+            ]
             raise InvariantViolation(
-                f"livelock: more than {MAX_EVENTS_PER_INSTANT} events at t={self.now}\n"
-                + self.render(60)
+                f"LIVELOCK: more than {MAX_EVENTS_PER_INSTANT} events at t={self.now:.6f};"
+                f" timers due again at once after running: {', '.join(stuck) or 'none'}"
             )
 
     def heal_everything(self) -> None:

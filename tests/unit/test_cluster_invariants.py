@@ -38,10 +38,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from invariants_support import (
     TIMINGS,
+    Crash,
     Cut,
+    FailStart,
+    FailStop,
     Freeze,
     InvariantViolation,
     Isolate,
+    Loss,
     OneWay,
     Params,
     Step,
@@ -169,3 +173,42 @@ def test_frozen_node_with_a_pending_takeover_thaws_to_one_holder() -> None:
     # extra (vip2's preferred node) took back when prime was declared dead.
     params = Params(nodes=4, keepalive_ms=1000, deadtime_ms=3000, groups=2)
     run_story(params, [Takeover("prime", "all"), Wait(0.25), Freeze("prime", 3, False), Wait(0.25)])
+
+
+KEEP_WAIT_SPIN = (
+    "issue 9: a keep-wait deadline left behind while the group waits for its owner to "
+    "finish starting keeps Scheduler.next_deadline() in the past: tick() spins"
+)
+
+
+@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=KEEP_WAIT_SPIN)
+def test_a_lapsed_wait_for_the_keeper_does_not_spin_the_scheduler() -> None:
+    # After a partition and a burst of 87 % loss, calc runs vip2 that prime also
+    # claims and waits for prime's pulse_keep (Scheduler._keep_wait). The wait lapses
+    # while prime is back but not stable yet: _plan takes the "keeping vip2 until prime
+    # has finished starting" branch, which neither releases nor drops the keep-wait, so
+    # next_deadline() stays at the lapsed time and every tick() plans again at once
+    # (in the daemon: ResourceManager.run loops without sleeping).
+    params = Params(nodes=3, groups=3, start_ka=3.0, stop_ka=0.5, seed=319)
+    partition = [Cut("prime", "calc", 5), Wait(14), FailStop("prime", "vip1"), Wait(0.25)]
+    run_story(params, [*partition, Loss(None, None, 87, 15), Wait(0.25)])
+
+
+ALIVE_BUT_DEAD = (
+    "issue 9: a message from a peer the engine holds dead makes the scheduler count it "
+    "alive; the engine never reports its death again, so its groups are never taken over"
+)
+
+
+@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=ALIVE_BUT_DEAD)
+def test_a_peer_heard_only_through_a_report_is_taken_over_when_it_crashes() -> None:
+    # During 87 % loss calc declares prime dead (engine and scheduler). prime's next
+    # resource report (seq 60) gets through: the engine delivers it but keeps prime
+    # dead (no status), the scheduler's "a node that talks is alive" marks prime alive
+    # and holding vip1-vip3. prime's status seq 59 arrives after it and is dropped as
+    # stale. prime then crashes: the engine has nothing to report (prime is already
+    # dead there), so calc waits for prime to release vip1 for ever.
+    params = Params(nodes=3, groups=3, start_ka=3.0, stop_ka=0.5, seed=319)
+    partition = [Cut("prime", "calc", 5), Wait(14), FailStop("prime", "vip3"), Wait(0.25)]
+    loss = [Loss(None, None, 87, 15), Wait(0.5), FailStart("spare", "vip3"), Wait(14)]
+    run_story(params, [*partition, *loss, Crash("spare"), Wait(0.5), Crash("prime"), Wait(11)])
