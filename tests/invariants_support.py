@@ -332,6 +332,22 @@ Step = (
 )
 
 
+def directed_pairs(
+    step: Cut | OneWay | Isolate | Loss, names: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    """The (sender, receiver) pairs a network fault affects."""
+    if isinstance(step, Cut):
+        return [(step.a, step.b), (step.b, step.a)]
+    if isinstance(step, OneWay):
+        return [(step.src, step.dst)]
+    if isinstance(step, Isolate):
+        others = [n for n in names if n != step.node]
+        return [(step.node, o) for o in others] + [(o, step.node) for o in others]
+    if step.src is None or step.dst is None:
+        return [(a, b) for a in names for b in names if a != b]
+    return [(step.src, step.dst)]
+
+
 # ----------------------------------------------------------------------------- invariants
 
 

@@ -59,6 +59,7 @@ from invariants_support import (
     Step,
     Takeover,
     Wait,
+    directed_pairs,
     liveness_bound,
     safety_settle,
 )
@@ -409,22 +410,10 @@ class Sim:
         self.note("FAULT" if not isinstance(step, Standby | Takeover) else "ADMIN", str(step))
         if not isinstance(step, FailStart | FailStop):  # plans: the failure is the cause
             self.invariants.cause(str(step), restart=isinstance(step, Restart))
-        if isinstance(step, Cut):
-            if step.a != step.b:
-                self.set_cut([(step.a, step.b), (step.b, step.a)], step.keepalives * ka)
-        elif isinstance(step, OneWay):
-            if step.src != step.dst:
-                self.set_cut([(step.src, step.dst)], step.keepalives * ka)
-        elif isinstance(step, Isolate):
-            others = [n for n in names if n != step.node]
-            pairs = [(step.node, o) for o in others] + [(o, step.node) for o in others]
-            self.set_cut(pairs, step.keepalives * ka)
+        if isinstance(step, Cut | OneWay | Isolate):
+            self.set_cut(directed_pairs(step, names), step.keepalives * ka)
         elif isinstance(step, Loss):
-            if step.src is None or step.dst is None:
-                pairs = [(a, b) for a in names for b in names if a != b]
-            else:
-                pairs = [(step.src, step.dst)] if step.src != step.dst else []
-            self.set_loss(pairs, step.percent / 100, step.keepalives * ka)
+            self.set_loss(directed_pairs(step, names), step.percent / 100, step.keepalives * ka)
         elif isinstance(step, Delay):
             self.set_delay(step.base_ms / 1000, step.jitter_ms / 1000, step.keepalives * ka)
         elif isinstance(step, Freeze):
