@@ -40,13 +40,13 @@ from typing import Any
 
 import trio
 
-from pulse import __version__, memtrim
+from pulse import __version__, logsetup, memtrim
 from pulse.config import Loaded
 from pulse.config.model import ResourceOptions
 from pulse.connectivity import ConnectivityView
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
-from pulse.events import CutOff, Log, Output, Transmit
+from pulse.events import CommsUp, CutOff, Log, Output, Transmit
 from pulse.extensions import EventBus
 from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
@@ -55,8 +55,9 @@ from pulse.protocol import ClusterView, Engine
 from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
 from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, env_directives, system_reboot
-from pulse.scheduler import SHUTDONE, SchedulerView
+from pulse.scheduler import SHUTDONE, GroupState, SchedulerView
 from pulse.state import load_uuid, next_generation
+from pulse.supervision import HardwareWatchdog, SystemdNotifier
 from pulse.timerfd import KernelTimer
 from pulse.transport import Datagram, Link, open_links
 from pulse.wire.auth import Signer
@@ -100,6 +101,10 @@ class DaemonOptions:
     reboot: Callable[[str], None] = system_reboot
     respawn_stop_grace: float = STOP_GRACE  # SIGTERM to SIGKILL for respawned programs
     spawn: Spawn | None = None  # tests: fake processes for respawned programs
+    # systemd's NOTIFY_SOCKET (READY, STATUS, WATCHDOG, STOPPING) and ha.cf's watchdog
+    # device; pulse run turns both on, virtual-time tests leave them off.
+    systemd_notify: bool = False
+    watchdog_device: bool = False
 
 
 _WIRE_LOG = {
@@ -154,6 +159,9 @@ class Daemon:
         media = {m.name for m in self.config.links}
         self._heartbeat_links = [link for link in self.links if link.name in media]
         self.cut_off = False
+        self.notifier: SystemdNotifier | None = None
+        self.watchdog: HardwareWatchdog | None = None
+        self._fed_for: float | None = None  # the status the watchers were last fed for
 
     # ------------------------------------------------------------------ events
 
@@ -184,6 +192,8 @@ class Daemon:
             elif isinstance(out, Log):
                 log.log(LEVELS.get(out.level, logging.INFO), "%s", out.text)
             else:
+                if isinstance(out, CommsUp) and self.notifier is not None:
+                    self.notifier.ready(self.status_line())
                 self._publish(out)
 
     def _transmit(self, message: Message, cache: dict[Encoding, bytes]) -> None:
@@ -273,8 +283,35 @@ class Daemon:
             task_status.started()
             async with inbound:
                 async for dgram in inbound:
-                    self.handle(dgram, trio.current_time())
+                    now = trio.current_time()
+                    self.handle(dgram, now)
                     self._poke_timers()
+                    if self.engine.last_status_sent != self._fed_for:
+                        self._feed_watchers(now)  # a status coalesced with a peer's
+
+    def _feed_watchers(self, now: float) -> None:
+        """After our status went out: feed the watchdog device, systemd's watchdog and
+        its status line, from the heartbeat path itself (a stuck loop feeds nothing)."""
+        sent = self.engine.last_status_sent
+        if sent is None or sent == self._fed_for:
+            return
+        self._fed_for = sent
+        if self.watchdog is not None:
+            self.watchdog.feed()
+        if self.notifier is not None:
+            self.notifier.heartbeat(now)
+            self.notifier.status(self.status_line())
+
+    def status_line(self) -> str:
+        """What this node is doing, in a few words (systemd's STATUS=)."""
+        text = str(self.engine.status)
+        if self.resources is not None:
+            sched = self.resources.scheduler
+            held = [k for k, m in sched.mine.items() if m.state is GroupState.RUNNING]
+            text += f", holds {', '.join(held)}" if held else ", holds nothing"
+            if sched.cut_off:
+                text += ", cut off"
+        return text
 
     def _poke_timers(self) -> None:
         """Move the timer task's wake-up to the engine's next deadline.
@@ -326,6 +363,7 @@ class Daemon:
             # node whose own cables are out.
             self._check_cut_off(now)
             self.dispatch(self.engine.tick(now))
+            self._feed_watchers(now)
             return self.engine.next_deadline() > now  # still due: should not happen
         return True
 
@@ -369,6 +407,8 @@ class Daemon:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        if self.notifier is not None:
+            self.notifier.stopping()
         log.info("Heartbeat shutdown in progress. (%d)", os.getpid())
         now = trio.current_time()
         self.dispatch(self.engine.send(SHUTDONE, now))
@@ -550,7 +590,12 @@ async def _watch_signals(
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
-            log.info("Configuration unchanged. (reload needs a restart in this version)")
+            if daemon.notifier is not None:
+                daemon.notifier.reloading()
+            logsetup.reopen()
+            log.info("Log files reopened. Configuration unchanged (reload needs a restart).")
+            if daemon.notifier is not None:
+                daemon.notifier.ready(daemon.status_line())
             continue
         if daemon.respawn is not None:
             daemon.respawn.shutdown_begins()
@@ -561,6 +606,8 @@ async def _watch_signals(
         await trio.sleep(grace)
         if daemon.respawn is not None:
             await daemon.respawn.stop()
+        if daemon.watchdog is not None:
+            daemon.watchdog.disarm()  # a clean stop: the machine must not reboot
         log.info("%s Heartbeat shutdown complete.", daemon.loaded.node)
         cancel.cancel()
         return
@@ -662,7 +709,37 @@ async def _serve(
         generation,
         len(the_links),
     )
+    if options.systemd_notify:
+        daemon.notifier = SystemdNotifier.from_environment()
     inbound_tx, inbound_rx = trio.open_memory_channel[Datagram](INBOUND_QUEUE)
+    try:
+        await _run_tasks(
+            daemon, options, the_links, signals, task_status, inbound_tx, inbound_rx,
+            bus=bus, loadavg_cache=loadavg_cache,
+        )  # fmt: skip
+    finally:
+        if daemon.watchdog is not None:
+            daemon.watchdog.close()  # not disarmed unless the stop was clean: it stays armed
+        if daemon.notifier is not None:
+            daemon.notifier.close()
+
+
+async def _run_tasks(
+    daemon: Daemon,
+    options: DaemonOptions,
+    the_links: Sequence[Link],
+    signals: AsyncIterator[int] | None,
+    task_status: trio.TaskStatus[Daemon],
+    inbound_tx: trio.MemorySendChannel[Datagram],
+    inbound_rx: trio.MemoryReceiveChannel[Datagram],
+    *,
+    bus: EventBus,
+    loadavg_cache: list[str],
+) -> None:
+    """Start every task of the daemon in one nursery (the wiring diagram at the top)."""
+    config = daemon.config
+    manager, respawn = daemon.resources, daemon.respawn
+    assert manager is not None and respawn is not None
     async with trio.open_nursery() as nursery:
         if options.loadavg is None:
             nursery.start_soon(_loadavg_task, loadavg_cache)
@@ -682,5 +759,10 @@ async def _serve(
         if signals is not None:
             nursery.start_soon(
                 _watch_signals, daemon, signals, nursery.cancel_scope, options.shutdown_grace
+            )
+        if options.watchdog_device and config.watchdog is not None:
+            # Armed last: a daemon that fails to start must not reboot the machine.
+            daemon.watchdog = HardwareWatchdog.open(
+                config.watchdog, deadtime_ms=config.timing.deadtime
             )
         task_status.started(daemon)

@@ -112,12 +112,14 @@ def configure(cfg: Logging, *, ident: str = "pulse", stderr: bool | None = None)
     handlers: list[logging.Handler] = []
     file_fmt = HeartbeatFormatter(ident=ident, syslogmsgfmt=cfg.syslogmsgfmt)
     if cfg.logfile and cfg.logfile != "/dev/null":
-        h: logging.Handler = logging.FileHandler(cfg.logfile)
+        # Watched: a file moved away by logrotate is reopened at its path on the next
+        # line (and at SIGHUP, see reopen()), so no line goes to the rotated file.
+        h: logging.Handler = logging.handlers.WatchedFileHandler(cfg.logfile)
         h.setFormatter(file_fmt)
         h.addFilter(_BelowLevel(logging.INFO))
         handlers.append(h)
     if cfg.debugfile and cfg.debugfile != "/dev/null":
-        h = logging.FileHandler(cfg.debugfile)
+        h = logging.handlers.WatchedFileHandler(cfg.debugfile)
         h.setFormatter(file_fmt)
         handlers.append(h)
     facility = cfg.logfacility
@@ -144,6 +146,15 @@ def configure(cfg: Logging, *, ident: str = "pulse", stderr: bool | None = None)
     _listener = logging.handlers.QueueListener(q, *handlers, respect_handler_level=True)
     _listener.start()
     return logger
+
+
+def reopen() -> None:
+    """Reopen log files that were moved or removed (SIGHUP after logrotate)."""
+    if _listener is None:
+        return
+    for h in _listener.handlers:
+        if isinstance(h, logging.handlers.WatchedFileHandler):
+            h.reopenIfNeeded()
 
 
 def shutdown() -> None:

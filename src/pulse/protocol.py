@@ -279,6 +279,11 @@ class Engine:
     def comms_up(self) -> bool:
         return self._comms_up
 
+    @property
+    def last_status_sent(self) -> float | None:
+        """When our last status heartbeat went out (engine time), None before start."""
+        return self._last_status_sent
+
     def start(self, now: float) -> list[Output]:
         """Go from ``init`` to ``up``: send status init then up, arm every timer."""
         if self._started:

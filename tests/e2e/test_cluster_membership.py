@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pulse.lab.cluster import PulseNode, ha_cf, wait_for
+from pulse.lab.cluster import PULSE, PulseNode, ha_cf, wait_for
 from pulse.lab.netns import Lan, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -142,3 +142,23 @@ def test_sigterm_stops_the_daemon_cleanly(topology: Topology, tmp_path: Path) ->
     assert calc.proc is not None and calc.proc.returncode == 0
     calc.wait_log("Heartbeat shutdown complete.")
     prime.wait_node("calc", "dead", 5)
+
+
+def test_a_second_pulse_run_with_the_same_state_directory_exits_1_and_names_the_first(
+    topology: Topology, tmp_path: Path
+) -> None:
+    (prime,) = bcast_cluster(topology, tmp_path, ["prime"])
+    prime.wait_log("Local status now set to: 'active'", timeout=10)
+    assert prime.proc is not None
+    second = topology.run(
+        prime.node,
+        [*PULSE, "run", "-c", str(prime.dir), "--node", "prime",
+         "--control-socket", str(tmp_path / "second.sock"),
+         "--state-dir", str(prime.dir / "state")],
+        check=False,
+    )  # fmt: skip
+    assert second.returncode == 1
+    assert f"another pulse (PID {prime.proc.pid})" in second.stderr
+    assert not (tmp_path / "second.sock").exists(), "the second one started something"
+    assert prime.proc.poll() is None
+    assert prime.status()["cluster"]["local_status"] == "active"

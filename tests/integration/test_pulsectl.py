@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import trio
 
+import pulse
 from pulse.cli import ctl
 from pulse.config import Loaded
 from pulse.config.model import (
@@ -87,3 +90,34 @@ async def runs_on(world: FakeResources, nodes: set[str]) -> None:
             return
         await trio.sleep(0.05)
     raise AssertionError(f"web runs on {world.where('web')}, not {nodes}")
+
+
+def test_version_is_the_package_version() -> None:
+    code = "import sys; from pulse.cli.ctl import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--version"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"pulsectl (pulse) {pulse.__version__}"
+
+
+def test_output_into_a_closed_pipe_ends_without_a_traceback() -> None:
+    # `pulse convert | head -1`: the reader goes away after one line.
+    script = (
+        "import sys; from pulse.cli import closed_pipe_safe\n"
+        "@closed_pipe_safe\n"
+        "def main(argv=None):\n"
+        "    for i in range(100000): print('line', i)\n"
+        "    return 0\n"
+        "sys.exit(main())\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as writer:
+        assert writer.stdout is not None and writer.stderr is not None
+        assert writer.stdout.readline() == b"line 0\n"
+        writer.stdout.close()
+        assert writer.wait(timeout=30) == 0
+        assert writer.stderr.read() == b""

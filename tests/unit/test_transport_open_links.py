@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 
@@ -166,3 +167,17 @@ async def test_repeated_link_errors_are_logged_once_a_minute_with_a_suppressed_c
         "link eth1: send to 198.51.100.2:694 failed: ENETUNREACH (29 similar suppressed)",
     ]
     assert counters.snapshot().send_errors == 31
+
+
+async def test_only_an_interface_that_is_down_marks_a_link_failing() -> None:
+    counters = Counters("eth0")
+    counters.send_error("send to 198.51.100.255:694 failed: EPERM", error=errno.EPERM)
+    counters.send_error("send would block; dropped")
+    assert counters.snapshot().failing_since is None, "a firewall or a full buffer is not"
+    counters.send_error("send failed: ENETUNREACH", error=errno.ENETUNREACH)
+    first = counters.snapshot().failing_since
+    assert first is not None
+    counters.send_error("send failed: ENETUNREACH", error=errno.ENETUNREACH)
+    assert counters.snapshot().failing_since == first, "counted from the first failure"
+    counters.sent(100)
+    assert counters.snapshot().failing_since is None

@@ -12,6 +12,8 @@ import socket
 import sys
 from typing import Any
 
+from pulse import __version__
+from pulse.cli import closed_pipe_safe
 from pulse.control.protocol import DEFAULT_SOCKET, MAX_LINE, Reply, Request
 
 EXIT_RUNNING = 0
@@ -94,8 +96,10 @@ def format_status(st: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@closed_pipe_safe
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pulsectl", description="Control the local pulse daemon.")
+    p.add_argument("--version", action="version", version=f"pulsectl (pulse) {__version__}")
     p.add_argument(
         "-s",
         "--socket",

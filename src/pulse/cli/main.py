@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from pulse import __version__
+from pulse.cli import closed_pipe_safe
 
 DEFAULT_CONFIG = "/etc/ha.d"
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@closed_pipe_safe
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     try:

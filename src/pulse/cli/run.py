@@ -9,11 +9,12 @@ from pathlib import Path
 import trio
 
 from pulse import logsetup
-from pulse.config import load_config
+from pulse.config import Loaded, load_config
 from pulse.control.protocol import DEFAULT_SOCKET
 from pulse.daemon import DaemonOptions, serve
 from pulse.errors import ConfigError, PulseError
-from pulse.plugins import errors_of, load_plugins, plugin_agent_names
+from pulse.instance import AlreadyRunning, single_instance
+from pulse.plugins import PluginHost, errors_of, load_plugins, plugin_agent_names
 
 # Shared with Heartbeat, so a migrated node keeps its hb_uuid and continues hb_generation.
 DEFAULT_STATE_DIR = "/var/lib/heartbeat"
@@ -37,17 +38,34 @@ def run(ns: argparse.Namespace) -> int:
     if errors_of(diags):
         print("pulse: not started: plugin configuration error.", file=sys.stderr)
         return 1
+    state_dir = Path(ns.state_dir or DEFAULT_STATE_DIR)
+    try:
+        with single_instance(state_dir):
+            return _run_locked(loaded, plugins, state_dir, ns)
+    except AlreadyRunning as exc:
+        print(f"pulse: not started: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"pulse: not started: cannot lock {state_dir}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_locked(
+    loaded: Loaded, plugins: PluginHost | None, state_dir: Path, ns: argparse.Namespace
+) -> int:
     try:
         logsetup.configure(loaded.config.logging)
     except OSError as exc:
         print(f"pulse: cannot open log file: {exc}", file=sys.stderr)
         return 1
     options = DaemonOptions(
-        state_dir=Path(ns.state_dir or DEFAULT_STATE_DIR),
+        state_dir=state_dir,
         control_socket=Path(ns.control_socket or DEFAULT_SOCKET),
         plugins=plugins,
         kernel_timer=True,
         trim_memory=True,
+        systemd_notify=True,
+        watchdog_device=True,
     )
     status = 0
     try:

@@ -61,8 +61,8 @@ class LinkStatistics:
     last_error: str | None = None
     """Text of the most recent error, for ``pulsectl`` and logs."""
     failing_since: float | None = None
-    """trio time of the first send error since the last packet sent, None when the
-    last send worked: a link whose every send fails is down on this node's side."""
+    """trio time of the first send that failed because this node's interface is down
+    (LINK_DOWN_ERRNOS) since the last packet that went out; None when sends work."""
 
 
 class Link(Protocol):
@@ -156,9 +156,11 @@ class Counters:
         self.packets_received += 1
         self.bytes_received += size
 
-    def send_error(self, text: str) -> None:
+    def send_error(self, text: str, *, error: int | None = None) -> None:
+        """Count a failed send; *error* (an errno) in LINK_DOWN_ERRNOS means the
+        interface is down here (a firewall's EPERM or a full buffer do not)."""
         self.send_errors += 1
-        if self.failing_since is None:
+        if error in LINK_DOWN_ERRNOS and self.failing_since is None:
             self.failing_since = trio.current_time()
         self._error(text, logging.DEBUG)
 
@@ -198,6 +200,12 @@ class Counters:
         if seen is None and len(self._logged) >= _MAX_TRACKED_TEXTS:
             self._logged.pop(next(iter(self._logged)))  # forget the oldest text
         self._logged[text] = (now, 0)
+
+
+#: Send errors that mean this node's own interface (or its address) is gone or down.
+LINK_DOWN_ERRNOS = frozenset(
+    {errno.ENETDOWN, errno.ENETUNREACH, errno.ENODEV, errno.ENXIO, errno.EADDRNOTAVAIL}
+)
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -229,7 +229,8 @@ class UdpLink:
                 continue
             except OSError as exc:
                 where = f"{destination[0]}:{destination[1]}"
-                self._counters.send_error(f"send to {where} failed: {describe_os_error(exc)}")
+                text = f"send to {where} failed: {describe_os_error(exc)}"
+                self._counters.send_error(text, error=exc.errno)
                 self._forget_destinations()
                 continue
             self._counters.sent(len(data))
@@ -245,7 +246,7 @@ class UdpLink:
         try:
             destinations = self._destinations(sock)
         except OSError as exc:
-            self._counters.send_error(f"no destination: {describe_os_error(exc)}")
+            self._counters.send_error(f"no destination: {describe_os_error(exc)}", error=exc.errno)
             await trio.lowlevel.checkpoint()
             return
         self._sent_recently.append(data)
@@ -260,7 +261,8 @@ class UdpLink:
             with trio.move_on_after(self.send_timeout) as scope:
                 await sock.sendto(data, destination)
         except OSError as exc:
-            self._counters.send_error(f"send to {where} failed: {describe_os_error(exc)}")
+            text = f"send to {where} failed: {describe_os_error(exc)}"
+            self._counters.send_error(text, error=exc.errno)
             self._forget_destinations()
             return
         except trio.ClosedResourceError:
