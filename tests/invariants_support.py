@@ -373,6 +373,10 @@ class World(Protocol):
         """No cut, no loss, nobody frozen (a crashed node is just gone)."""
         ...
 
+    def pair_healthy(self, a: str, b: str) -> bool:
+        """a and b hear each other without loss, and neither is frozen."""
+        ...
+
 
 class Invariants:
     """Safety, liveness and stability, checked after every event of a :class:`World`."""
@@ -388,6 +392,7 @@ class Invariants:
         self.safety_settle = safety_settle(sim.p)
         self.liveness_bound = liveness_bound(sim.p)
         self.keys = [key for key, _ in sim.p.group_keys()]
+        self.pair_since: dict[tuple[str, str, str], float] = {}  # (group, a, b) -> since
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -441,7 +446,36 @@ class Invariants:
         now = sim.now
         if self.healthy_since is not None and now - self.healthy_since >= self.safety_settle:
             self._check_safety()
+        self._check_pairs(now)
         self._check_liveness(now)
+
+    def _check_pairs(self, now: float) -> None:
+        """Two nodes that hear each other and both see the other alive must not both run a
+        group for longer than ``safety_settle``, whatever the rest of the cluster does."""
+        nodes = self.sim.nodes
+        seen: set[tuple[str, str, str]] = set()
+        for key in self.keys:
+            running = sorted(
+                n for n, node in nodes.items() if node.sched.mine[key].state is GroupState.RUNNING
+            )
+            for i, a in enumerate(running):
+                for b in running[i + 1 :]:
+                    sa, sb = nodes[a].sched, nodes[b].sched
+                    if not (
+                        sa.peers[b].alive and sb.peers[a].alive and self.sim.pair_healthy(a, b)
+                    ):
+                        continue
+                    seen.add((key, a, b))
+                    since = self.pair_since.setdefault((key, a, b), now)
+                    if now - since > self.safety_settle:
+                        beliefs = "; ".join(self._belief(n, key) for n in sorted(nodes))
+                        self.fail(
+                            f"SAFETY (pair): {a} and {b} both run {key} at t={now:.3f} and have"
+                            f" seen each other alive over a whole link since t={since:.3f}"
+                            f" (bound {self.safety_settle:.3f}s). Beliefs: {beliefs}"
+                        )
+        for stale in set(self.pair_since) - seen:
+            del self.pair_since[stale]
 
     def _states(self, key: str) -> dict[str, GroupState]:
         return {n: node.sched.mine[key].state for n, node in self.sim.nodes.items()}

@@ -149,6 +149,9 @@ class DaemonWorld:
     def healthy(self) -> bool:
         return not any(self.cuts.values()) and not any(self.losses.values())
 
+    def pair_healthy(self, a: str, b: str) -> bool:
+        return not any(self.cuts.get(p) or self.losses.get(p) for p in ((a, b), (b, a)))
+
     def note(self, text: str, who: str = "") -> None:
         self.story.append(f"t={self.now:8.3f}  {who:6}  {text}")
 

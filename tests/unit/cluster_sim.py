@@ -330,6 +330,13 @@ class Sim:
             return False
         return not any(node.frozen for node in self.nodes.values())
 
+    def pair_healthy(self, a: str, b: str) -> bool:
+        if self.cut.get((a, b), 0) or self.cut.get((b, a), 0):
+            return False
+        if self.loss.get((a, b)) or self.loss.get((b, a)):
+            return False
+        return not (self.nodes[a].frozen or self.nodes[b].frozen)
+
     # ------------------------------------------------------------ network
 
     def _transmit(self, src: str, message: Message) -> None:
