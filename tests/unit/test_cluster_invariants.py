@@ -33,7 +33,7 @@ import os
 from collections.abc import Callable
 
 import pytest
-from cluster_sim import run_story
+from cluster_sim import Sim, run_story
 from hypothesis import HealthCheck, Phase, given, settings
 
 from invariants_support import (
@@ -53,6 +53,8 @@ from invariants_support import (
     Wait,
     scenarios,
 )
+from pulse.config.model import AutoFailback
+from pulse.scheduler import GroupState
 
 _EXAMPLES = os.environ.get("PULSE_INVARIANT_EXAMPLES")
 _SHRINK = os.environ.get("PULSE_INVARIANT_SHRINK") == "1"
@@ -212,3 +214,51 @@ def test_a_peer_heard_only_through_a_report_is_taken_over_when_it_crashes() -> N
     partition = [Cut("prime", "calc", 5), Wait(14), FailStop("prime", "vip3"), Wait(0.25)]
     loss = [Loss(None, None, 87, 15), Wait(0.5), FailStart("spare", "vip3"), Wait(14)]
     run_story(params, [*partition, *loss, Crash("spare"), Wait(0.5), Crash("prime"), Wait(11)])
+
+
+# ----------------------------------------------------------------------------- the checks bite
+#
+# A checker that never fails proves nothing: each invariant, fed a cluster broken by
+# hand (a scheduler's state set behind its back), must say so.
+
+
+def _settled(params: Params) -> Sim:
+    sim = Sim(params)
+    sim.run_until(10.0)
+    return sim
+
+
+def test_the_safety_check_reports_a_group_claimed_twice_on_a_whole_network() -> None:
+    sim = _settled(Params(nodes=2, groups=1))
+    sim.nodes["calc"].sched.mine["vip1"].state = GroupState.RUNNING  # prime runs it too
+    with pytest.raises(InvariantViolation, match=r"SAFETY: vip1 claimed by calc, prime"):
+        sim.run_until(12.0)
+
+
+def test_the_pair_check_reports_two_runners_that_see_each_other_past_a_cut_elsewhere() -> None:
+    sim = _settled(Params(nodes=3, groups=1))
+    sim.step(Isolate("spare", 100))  # the network is not whole: only the pair check applies
+    sim.run_until(11.0)  # past spare's death, which makes calc and prime plan again
+    sim.nodes["calc"].sched.mine["vip1"].state = GroupState.RUNNING
+    with pytest.raises(InvariantViolation, match=r"SAFETY \(pair\): calc and prime both run"):
+        sim.run_until(13.0)
+
+
+def test_the_liveness_check_reports_a_group_that_runs_nowhere() -> None:
+    sim = _settled(Params(nodes=2, groups=1))
+    sim.nodes["prime"].sched.mine["vip1"].state = GroupState.STOPPED
+    with pytest.raises(InvariantViolation, match="LIVENESS: vip1 runs nowhere"):
+        sim.run_until(20.0)
+
+
+def test_the_stability_check_reports_a_release_without_a_cause() -> None:
+    sim = _settled(Params(nodes=2, groups=1))
+    with pytest.raises(InvariantViolation, match="STABILITY: prime released vip1"):
+        sim.invariants.released(sim.nodes["prime"], "vip1", "no reason")
+
+
+def test_the_auto_failback_off_check_reports_a_move_back_to_the_preferred_node() -> None:
+    sim = _settled(Params(nodes=2, groups=1, policy=AutoFailback.OFF))
+    sim.invariants.cause("restart calc", restart=True)  # a restart is no reason to move
+    with pytest.raises(InvariantViolation, match="AUTO_FAILBACK OFF: prime released vip1"):
+        sim.invariants.released(sim.nodes["prime"], "vip1", "failing back")
