@@ -229,6 +229,17 @@ class Isolate(_Step):
 
 
 @dataclass(frozen=True, slots=True)
+class Unplug(_Step):
+    """``node``'s own interface is down: as :class:`Isolate`, and its sends fail, so after
+    a keepalive the daemon tells its scheduler it is cut off (``events.CutOff``)."""
+
+    TEXT: ClassVar[str] = "{node}'s cable pulled for {keepalives:g} keepalives"
+
+    node: str
+    keepalives: float
+
+
+@dataclass(frozen=True, slots=True)
 class Loss(_Step):
     """Packets from ``src`` to ``dst`` (``None``: every pair) lost at ``percent``."""
 
@@ -320,6 +331,7 @@ Step = (
     | Cut
     | OneWay
     | Isolate
+    | Unplug
     | Loss
     | Delay
     | Freeze
@@ -333,14 +345,14 @@ Step = (
 
 
 def directed_pairs(
-    step: Cut | OneWay | Isolate | Loss, names: tuple[str, ...]
+    step: Cut | OneWay | Isolate | Unplug | Loss, names: tuple[str, ...]
 ) -> list[tuple[str, str]]:
     """The (sender, receiver) pairs a network fault affects."""
     if isinstance(step, Cut):
         return [(step.a, step.b), (step.b, step.a)]
     if isinstance(step, OneWay):
         return [(step.src, step.dst)]
-    if isinstance(step, Isolate):
+    if isinstance(step, Isolate | Unplug):
         others = [n for n in names if n != step.node]
         return [(step.node, o) for o in others] + [(o, step.node) for o in others]
     if step.src is None or step.dst is None:
@@ -580,6 +592,7 @@ def scenarios(
         Cut: st.tuples(two, span).map(lambda x: Cut(*x[0], x[1])),
         OneWay: st.tuples(two, span).map(lambda x: OneWay(*x[0], x[1])),
         Isolate: st.builds(Isolate, node, span),
+        Unplug: st.builds(Unplug, node, span),
         Loss: st.one_of(
             st.builds(Loss, st.none(), st.none(), st.integers(10, 90), span),
             st.tuples(two, st.integers(10, 100), span).map(lambda x: Loss(*x[0], *x[1:])),

@@ -58,6 +58,7 @@ from invariants_support import (
     Standby,
     Step,
     Takeover,
+    Unplug,
     Wait,
     directed_pairs,
     liveness_bound,
@@ -106,6 +107,9 @@ class SimNode:
     sched: Scheduler
     incarnation: int
     frozen: bool = False
+    unplugged: int = 0  # Unplug steps in force: its sends fail
+    failing_since: float | None = None  # first failed send (daemon.Daemon._check_cut_off)
+    cut_off: bool = False  # what the daemon last published (events.CutOff)
     queue: deque[Message] = field(default_factory=deque)
     deferred: list[Callable[[], None]] = field(default_factory=list)  # done() while frozen
     dropped: int = 0
@@ -320,8 +324,37 @@ class Sim:
         node.touched()
         if node.engine.next_deadline() <= self.now:
             self._dispatch(node, node.engine.tick(self.now))
+            self._check_cut_off(node)
         if self.nodes.get(node.name) is node and node.sched.next_deadline() <= self.now:
             self._apply(node, node.sched.tick(self.now))
+
+    def _check_cut_off(self, node: SimNode) -> None:
+        """As Daemon._check_cut_off after each engine tick: cut off once every send has
+        failed for a keepalive, no longer once one succeeds."""
+        since = node.failing_since
+        cut = since is not None and self.now - since >= self.p.keepalive
+        if cut != node.cut_off and self.nodes.get(node.name) is node:
+            node.cut_off = cut
+            self.note(node.name, "cut off: every send fails" if cut else "sends again")
+            self._apply(node, node.sched.set_cut_off(cut, self.now, detail="eth0: ENETDOWN"))
+
+    def unplug(self, name: str, duration: float) -> None:
+        node = self.nodes.get(name)
+        if node is None:
+            return
+        node.unplugged += 1
+        node.failing_since = node.failing_since if node.failing_since is not None else self.now
+        incarnation = node.incarnation
+
+        def plug() -> None:
+            current = self.nodes.get(name)
+            if current is None or current.incarnation != incarnation:
+                return
+            current.unplugged -= 1
+            if not current.unplugged:
+                current.failing_since = None
+
+        self.at(self.now + duration, plug)
 
     def healthy(self) -> bool:
         if any(n > 0 for n in self.cut.values()):
@@ -417,8 +450,10 @@ class Sim:
         self.note("FAULT" if not isinstance(step, Standby | Takeover) else "ADMIN", str(step))
         if not isinstance(step, FailStart | FailStop):  # plans: the failure is the cause
             self.invariants.cause(str(step), restart=isinstance(step, Restart))
-        if isinstance(step, Cut | OneWay | Isolate):
+        if isinstance(step, Cut | OneWay | Isolate | Unplug):
             self.set_cut(directed_pairs(step, names), step.keepalives * ka)
+            if isinstance(step, Unplug):
+                self.unplug(step.node, step.keepalives * ka)
         elif isinstance(step, Loss):
             self.set_loss(directed_pairs(step, names), step.percent / 100, step.keepalives * ka)
         elif isinstance(step, Delay):
