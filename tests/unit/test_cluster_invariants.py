@@ -48,6 +48,7 @@ from invariants_support import (
     Loss,
     OneWay,
     Params,
+    Standby,
     Step,
     Takeover,
     Wait,
@@ -262,3 +263,22 @@ def test_the_auto_failback_off_check_reports_a_move_back_to_the_preferred_node()
     sim.invariants.cause("restart calc", restart=True)  # a restart is no reason to move
     with pytest.raises(InvariantViolation, match="AUTO_FAILBACK OFF: prime released vip1"):
         sim.invariants.released(sim.nodes["prime"], "vip1", "failing back")
+
+
+STALE_REPORT = (
+    "issue 9: resource reports are applied in arrival order: a retransmitted older "
+    "report (a gap filled after a one-way cut) overrides a newer one, for good"
+)
+
+
+@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=STALE_REPORT)
+def test_a_retransmitted_older_report_does_not_override_a_newer_one() -> None:
+    # prime (standby) hands vip1 to calc; calc then goes to standby too while it stops
+    # hearing prime for 2 keepalives, so vip1 comes back to prime, whose start fails.
+    # prime's reports seq 65 "holds vip1" and seq 67 "holds nothing, vip1 failed" are
+    # lost. After the heal 67 arrives first (calc starts vip1), then 65 as the answer to
+    # calc's retransmission request: calc now believes prime holds vip1 and releases it.
+    # prime waits for calc, calc waits for prime: vip1 runs nowhere, for ever.
+    params = Params(nodes=2, groups=1)
+    prelude = [FailStart("prime", "vip1"), Standby("prime", "all"), Wait(1)]
+    run_story(params, [*prelude, OneWay("prime", "calc", 2), Standby("calc", "all"), Wait(0.25)])
