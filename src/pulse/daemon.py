@@ -40,16 +40,18 @@ from typing import Any
 
 import trio
 
-from pulse import __version__, logsetup, memtrim
+from pulse import __version__, logsetup, memtrim, metrics
 from pulse.config import Loaded
 from pulse.config.model import ResourceOptions
 from pulse.connectivity import ConnectivityView
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
+from pulse.errors import PulseError
 from pulse.events import CommsUp, CutOff, Log, Output, Transmit
 from pulse.extensions import EventBus
 from pulse.failover import ResourceManager
 from pulse.logsetup import LEVELS, LOGGER_NAME
+from pulse.notify import notify_listeners
 from pulse.plugins import PluginHost
 from pulse.protocol import ClusterView, Engine
 from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
@@ -105,6 +107,7 @@ class DaemonOptions:
     # device; pulse run turns both on, virtual-time tests leave them off.
     systemd_notify: bool = False
     watchdog_device: bool = False
+    serve_metrics: bool = True  # the [metrics] endpoint, when the config asks for one
 
 
 _WIRE_LOG = {
@@ -159,6 +162,7 @@ class Daemon:
         media = {m.name for m in self.config.links}
         self._heartbeat_links = [link for link in self.links if link.name in media]
         self.cut_off = False
+        self.metrics_port: int | None = None  # the metrics endpoint's port, once listening
         self.notifier: SystemdNotifier | None = None
         self.watchdog: HardwareWatchdog | None = None
         self._fed_for: float | None = None  # the status the watchers were last fed for
@@ -452,6 +456,11 @@ class Daemon:
             "fencing": dict(manager.fence_state) if manager else {},
         }
 
+    async def metrics_text(self) -> str:
+        """The Prometheus text of this node (the endpoint and ``pulsectl metrics``)."""
+        process = await trio.to_thread.run_sync(metrics.read_process)  # reads /proc
+        return metrics.render(self.status(), process)
+
     async def handle_request(self, request: Request) -> Reply:
         if request.command == "ping":
             return Reply(True, "pong")
@@ -459,6 +468,8 @@ class Daemon:
             return Reply(True, self.status())
         if request.command == "plugins":
             return Reply(True, self.plugin_status())
+        if request.command == "metrics":
+            return Reply(True, await self.metrics_text())
         if request.command in ("standby", "takeover"):
             if self.resources is None:
                 return Reply(False, error="this node manages no resources")
@@ -515,6 +526,7 @@ def resources_to_json(view: SchedulerView, manager: ResourceManager | None) -> d
         "stable": view.stable,
         "leaving": view.leaving,
         "cut_off": view.cut_off,
+        "statistics": manager.statistics.as_json() if manager is not None else {},
         "standby": list(view.standby),
         "decision": manager.last_decision if manager is not None else view.decision,
         "groups": [
@@ -679,7 +691,8 @@ async def _serve(
         ]
         for group in config.groups
     }
-    bus = EventBus(host.event_listeners(config, loaded.node) if host is not None else [])
+    listeners = host.event_listeners(config, loaded.node) if host is not None else []
+    bus = EventBus([*listeners, *notify_listeners(config.notify)])
     manager = ResourceManager(
         config=config,
         local=loaded.node,
@@ -756,6 +769,18 @@ async def _run_tasks(
         nursery.start_soon(daemon.run_pumps)
         if options.control_socket is not None:
             await nursery.start(serve_control, options.control_socket, daemon.handle_request)
+        if config.metrics is not None and options.serve_metrics:
+            try:
+                listeners = await nursery.start(
+                    metrics.serve_metrics,
+                    config.metrics.host,
+                    config.metrics.port,
+                    daemon.metrics_text,
+                )
+            except OSError as exc:
+                raise PulseError(f"[metrics] listen {config.metrics}: {exc.strerror}") from None
+            daemon.metrics_port = listeners[0].socket.getsockname()[1]
+            log.info("metrics on http://%s/metrics", config.metrics)
         if signals is not None:
             nursery.start_soon(
                 _watch_signals, daemon, signals, nursery.cancel_scope, options.shutdown_grace

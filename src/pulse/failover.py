@@ -11,10 +11,12 @@ operations report back through a channel, control commands through another.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
@@ -79,6 +81,37 @@ class _Command:
 _Item = Output | _Done | _Command | _Fenced | _Refreshed
 
 
+@dataclass(slots=True)
+class GroupStatistics:
+    """What this node did with its groups since it started (metrics, status)."""
+
+    acquired: collections.Counter[str] = field(default_factory=collections.Counter)
+    released: collections.Counter[str] = field(default_factory=collections.Counter)
+    acquire_failed: collections.Counter[str] = field(default_factory=collections.Counter)
+    release_failed: collections.Counter[str] = field(default_factory=collections.Counter)
+    takeovers: collections.Counter[str] = field(default_factory=collections.Counter)
+    last_failover: float | None = None  # Unix time
+
+    def record(self, kind: str, group: str, reason: str) -> None:
+        getattr(self, kind.replace("-", "_"))[group] += 1
+        if kind == "acquired" and reason.startswith("took over"):
+            cause = "node-dead" if " dead at " in reason else "other"
+            if "(takeover)" in reason:
+                cause = "takeover"
+            self.takeovers[cause] += 1
+            self.last_failover = time.time()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "acquired": dict(self.acquired),
+            "released": dict(self.released),
+            "acquire_failed": dict(self.acquire_failed),
+            "release_failed": dict(self.release_failed),
+            "takeovers": dict(self.takeovers),
+            "last_failover": self.last_failover,
+        }
+
+
 class ResourceManager:
     """Runs this node's share of the haresources groups."""
 
@@ -117,6 +150,7 @@ class ResourceManager:
         self._fencing: dict[str, trio.CancelScope] = {}
         self._released = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self.statistics = GroupStatistics()
 
     # ------------------------------------------------------------------ API
 
@@ -349,6 +383,7 @@ class ResourceManager:
                 kind = "acquired" if result.ok else "acquire-failed"
             else:
                 kind = "released" if result.ok else "release-failed"
+            self.statistics.record(kind, key, action.reason)
             self._publish(kind, self.local, key, action.reason if result.ok else result.reason)
         except Exception as exc:  # an agent bug: the group's state is unknown, say so
             log.exception("internal error while operating on %s", key)

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import trio
+from daemon_support import runs_on, socket_of, start_daemons
 
 import pulse
 from pulse.cli import ctl
-from pulse.config import Loaded
 from pulse.config.model import (
     Timing,
 )
-from pulse.daemon import DaemonOptions, serve
-from pulse.plugins import PluginHost
 from pulse.testing import FakeNetwork
-from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
+from pulse.testing.agents import FakeResources, two_node_config
 
 CONFIG = two_node_config(
     Timing(keepalive=100, deadtime=500, warntime=300, initdead=1000, deadping=500)
@@ -40,7 +36,6 @@ async def test_status_standby_and_plugins_through_the_control_socket(
 ) -> None:
     world = FakeResources()
     network = FakeNetwork()
-    sockets = {name: tmp_path / f"{name}.sock" for name in CONFIG.nodes}
 
     async def pulsectl(*argv: str) -> tuple[int, str]:
         code = await trio.to_thread.run_sync(ctl.main, list(argv))
@@ -48,48 +43,27 @@ async def test_status_standby_and_plugins_through_the_control_socket(
 
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            for name in CONFIG.nodes:
-                options = DaemonOptions(
-                    state_dir=tmp_path / name,
-                    control_socket=sockets[name],
-                    handle_signals=False,
-                    rng=random.Random(name),
-                    generation=3,
-                    uuid=name.encode().ljust(16, b"\0"),
-                    loadavg=lambda: "n/a",
-                    plugins=PluginHost(load_entrypoints=False, plugins={"fake": FakePlugin(world)}),
-                )
-                loaded = Loaded(config=CONFIG, node=name, warnings=())
-                links = [network.link(name, "eth0")]
-                await nursery.start(functools.partial(serve, loaded, options, links=links))
+            await start_daemons(nursery, CONFIG, world, network, tmp_path)
             await runs_on(world, {"prime"})
 
-            code, out = await pulsectl("-s", str(sockets["prime"]), "status")
+            code, out = await pulsectl("-s", socket_of(tmp_path, "prime"), "status")
             assert code == 0
             assert "prime" in out and "calc" in out
             assert "Fake::web" in out and "running" in out
 
-            code, out = await pulsectl("-s", str(sockets["calc"]), "status", "--json")
+            code, out = await pulsectl("-s", socket_of(tmp_path, "calc"), "status", "--json")
             status = json.loads(out)
             assert status["node"] == "calc"
             [group] = status["resources"]["groups"]
             assert (group["key"], group["holder"]) == ("Fake::web", "prime")
 
-            code, out = await pulsectl("-s", str(sockets["prime"]), "standby", "local")
+            code, out = await pulsectl("-s", socket_of(tmp_path, "prime"), "standby", "local")
             assert (code, out.strip()) == (0, "standby local accepted")
             await runs_on(world, {"calc"})
 
-            code, out = await pulsectl("-s", str(sockets["calc"]), "plugins")
+            code, out = await pulsectl("-s", socket_of(tmp_path, "calc"), "plugins")
             assert code == 0 and "fake" in out
             nursery.cancel_scope.cancel()
-
-
-async def runs_on(world: FakeResources, nodes: set[str]) -> None:
-    for _ in range(400):  # bounded by the test's fail_after too
-        if world.where("web") == nodes:
-            return
-        await trio.sleep(0.05)
-    raise AssertionError(f"web runs on {world.where('web')}, not {nodes}")
 
 
 def test_version_is_the_package_version() -> None:

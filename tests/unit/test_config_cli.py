@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -103,3 +104,36 @@ def test_check_says_ipfail_is_built_in_and_which_respawn_lines_are_not_started(
         "respawn:       /usr/lib/heartbeat/ipfail (not started: built in); "
         "/usr/lib/heartbeat/ccm (not started: a Heartbeat API client); /bin/true (failfast)"
     ) in r.stdout
+
+
+def test_check_refuses_a_mailto_word_when_the_mailto_plugin_is_disabled(tmp_path: Path) -> None:
+    d = install(LEGACY / "001-julius-caesar-serial", tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "pulse", "check", "-c", str(d), "--node", "julius"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PULSE_DISABLE_PLUGINS": "mailto"},
+    )
+    assert r.returncode == 1
+    assert (
+        "resource [MailTo::alerts@myworkaddress.com::JuliusCaesar]: the MailTo agent comes "
+        "with the pulse-mailto plugin, which is not installed or is disabled"
+    ) in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_check_warns_about_a_floating_address_on_an_interface_this_machine_lacks(
+    tmp_path: Path,
+) -> None:
+    d = write_legacy(
+        tmp_path,
+        hacf="keepalive 1\ndeadtime 10\nbcast lo\nauto_failback on\nnode alpha beta\n",
+        haresources="alpha 198.51.100.10/24/nosuchif0\n",
+    )
+    r = pulse("check", "-c", str(d), "--node", "alpha")
+    assert r.returncode == 0, r.stderr
+    assert (
+        "warning: resource [198.51.100.10/24/nosuchif0]: interface [nosuchif0] does not "
+        "exist on this machine"
+    ) in r.stderr

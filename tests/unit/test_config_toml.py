@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -182,4 +183,56 @@ def test_cluster_ipfail_must_be_a_boolean(tmp_path: Path) -> None:
     text = MINIMAL.replace('auto_failback = "off"', 'auto_failback = "off"\nipfail = "yes"')
     assert errors(tmp_path, text) == [
         "pulse.toml:4: cluster.ipfail: expected true or false, got string 'yes'"
+    ]
+
+
+def test_metrics_listen_takes_an_address_and_a_port_and_round_trips(tmp_path: Path) -> None:
+    for listen, host in (("127.0.0.1:9694", "127.0.0.1"), ("[::1]:9694", "::1")):
+        cfg = load_config(
+            write(tmp_path, MINIMAL + f'[metrics]\nlisten = "{listen}"\n'), node="alpha"
+        )
+        assert cfg.config.metrics is not None
+        assert (cfg.config.metrics.host, cfg.config.metrics.port) == (host, 9694)
+        again = load_config(write(tmp_path, to_toml(cfg.config)), node="alpha").config
+        assert again.metrics == cfg.config.metrics
+
+
+def test_metrics_listen_must_be_an_ip_address_and_a_port(tmp_path: Path) -> None:
+    for bad in ("localhost:9694", "127.0.0.1", "127.0.0.1:99999"):
+        text = MINIMAL + f'[metrics]\nlisten = "{bad}"\n'
+        assert errors(tmp_path, text) == [
+            f'pulse.toml:13: metrics.listen: expected "ADDRESS:PORT" with an IP address, '
+            f"e.g. \"127.0.0.1:9694\", got '{bad}'"
+        ]
+
+
+def test_notify_scripts_take_an_argv_events_and_a_timeout_and_round_trip(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "[[notify]]\n"
+        'command = ["/bin/true", "--vip", "198.51.100.10"]\n'
+        'events = ["acquired", "released"]\n'
+        'timeout = "3s"\n'
+        "[[notify]]\n"
+        'command = ["/bin/true"]\n'
+    )
+    cfg = load_config(write(tmp_path, text), node="alpha").config
+    first, second = cfg.notify
+    assert first.command == ("/bin/true", "--vip", "198.51.100.10")
+    assert (first.events, first.timeout) == (("acquired", "released"), 3000)
+    assert "node-dead" in second.events and second.timeout == 10000
+    again = load_config(write(tmp_path, to_toml(cfg)), node="alpha").config
+    assert again.notify == tuple(
+        dataclasses.replace(n, source=m.source)
+        for n, m in zip(cfg.notify, again.notify, strict=True)
+    )
+
+
+def test_a_notify_script_needs_an_absolute_program_and_known_events(tmp_path: Path) -> None:
+    text = MINIMAL + '[[notify]]\ncommand = ["notify.sh"]\n'
+    text += '[[notify]]\ncommand = ["/bin/true"]\nevents = ["aquired"]\n'
+    assert errors(tmp_path, text) == [
+        "pulse.toml:13: notify[0].command: program [notify.sh] must be an absolute path",
+        "pulse.toml:16: notify[1].events: unknown event [aquired] (did you mean acquired?); "
+        "known: node-dead, node-up, acquired, released, acquire-failed, release-failed, "
+        "fenced, fence-failed, shutdown",
     ]

@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     sp = sub.add_parser("plugins", help="list loaded plugins, their versions and health")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("metrics", help="print the metrics in the Prometheus text format")
     ns = p.parse_args(argv)
     args = {"what": ns.what} if ns.command in ("standby", "takeover") else {}
 
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(reply.result, indent=2, sort_keys=True))
         else:
             print(format_plugins(reply.result))
+    elif ns.command == "metrics":
+        sys.stdout.write(str(reply.result))
     else:
         print(reply.result)
     return EXIT_RUNNING

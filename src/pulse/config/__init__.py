@@ -61,7 +61,7 @@ def load_config(
             raise ConfigError([Diagnostic(str(p), 0, "no such file or directory")])
         config, local, diags = load_legacy(hacf, node)
     if config is not None:
-        provided = provided_agents(config, local) if provided_agents is not None else ()
+        provided = provided_agents(config, local) if provided_agents is not None else None
         diags.extend(host_facts(config, strict=strict_host, provided_agents=provided))
     ordered = sorted_diagnostics(diags)
     errors = [d for d in ordered if d.severity is Severity.ERROR]

@@ -15,10 +15,11 @@ carry ``FILE:LINE`` and the right name (``deadtime`` or ``timing.deadtime``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,17 @@ MAX_NODENAME = 100
 MAX_MEDIA = 64
 
 # Agents pulse provides itself (built-in or through a bundled plugin).
-BUILTIN_AGENTS = frozenset({"IPaddr", "IPaddr2", "MailTo"})
+BUILTIN_AGENTS = frozenset({"IPaddr", "IPaddr2"})
+# Resource agents of the plugins shipped in contrib/: a word naming one needs that
+# plugin installed and enabled, unless a script of that name stands in resource.d
+# (Heartbeat's own MailTo is a resource.d script).
+PLUGIN_AGENTS = {
+    "MailTo": "pulse-mailto",
+    "MySQLReplica": "pulse-mysql",
+    "AsteriskBindaddr": "pulse-asterisk",
+}
+IP_AGENT_NAMES = frozenset({"IPaddr", "IPaddr2", "IPv6addr"})
+_LOOKS_LIKE_IPV4 = re.compile(r"\d{1,4}(?:\.\d{1,4}){3}(?:/.*)?")
 INIT_DIR = "/etc/init.d"
 DEFAULT_OCF_ROOT = "/usr/lib/ocf"
 SYSTEMD_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system",
@@ -255,6 +266,7 @@ def validate_cluster(cfg: Config, node: str, loc: Locator) -> list[Diagnostic]:
             )
         )
 
+    out.extend(_floating_ip_arguments(cfg, loc))
     keys: dict[str, Source | None] = {}
     for i, group in enumerate(cfg.groups):
         src = group.source
@@ -283,6 +295,44 @@ def validate_cluster(cfg: Config, node: str, loc: Locator) -> list[Diagnostic]:
         else:
             keys[key] = src
     out.extend(_respawn_of_api_clients(cfg, loc))
+    return out
+
+
+def _floating_ip_arguments(cfg: Config, loc: Locator) -> list[Diagnostic]:
+    """Every floating address is parsed now, not at takeover (``198.51.100.300``, ``/33``)."""
+    # The parser belongs to the floating-IP agent; it is pure (no netlink, no I/O).
+    from pulse.resources.ipaddr import ip_argument_text, parse_ip_argument
+
+    out: list[Diagnostic] = []
+    for i, group in enumerate(cfg.groups):
+        for j, res in enumerate(group.resources):
+            if res.agent not in IP_AGENT_NAMES and not _LOOKS_LIKE_IPV4.fullmatch(res.raw):
+                continue
+            what = f"groups[{i}].resources[{j}] [{res.raw}]" if loc.toml else f"[{res.raw}]"
+            try:
+                arg = parse_ip_argument(ip_argument_text(res))
+            except ValueError as exc:
+                out.append(
+                    diagnostic(
+                        res.source or group.source,
+                        f"resource {what}: {exc}; write IP[/MASK[/IF[/BROADCAST]]], "
+                        "e.g. 198.51.100.10/24/eth0",
+                        file=loc.file,
+                    )
+                )
+                continue
+            if arg.broadcast is not None and arg.prefixlen is not None:
+                net = ipaddress.ip_network(f"{arg.address}/{arg.prefixlen}", strict=False)
+                if arg.broadcast not in net:
+                    out.append(
+                        diagnostic(
+                            res.source or group.source,
+                            f"resource {what}: broadcast {arg.broadcast} is outside "
+                            f"{net}; use {net.broadcast_address} or leave it out",
+                            file=loc.file,
+                            warning=True,
+                        )
+                    )
     return out
 
 
@@ -343,6 +393,23 @@ def resolve_agent(spec: ResourceSpec, resource_dir: str | None) -> str | None:
     return None
 
 
+def _ip_interface_fact(
+    res: ResourceSpec, fallback: Source | None, add: Callable[[Source | None, str], None]
+) -> None:
+    """A floating address that names its interface needs that interface here."""
+    from pulse.resources.ipaddr import ip_argument_text, parse_ip_argument  # pure parser
+
+    try:
+        arg = parse_ip_argument(ip_argument_text(res))
+    except ValueError:
+        return  # validate_cluster reported it
+    if arg.interface is not None and not _interface_exists(arg.interface):
+        add(
+            res.source or fallback,
+            f"resource [{res.raw}]: interface [{arg.interface}] does not exist on this machine",
+        )
+
+
 def _is_executable_file(path: Path) -> bool:
     try:
         st = path.stat()
@@ -373,11 +440,12 @@ def _interface_exists(name: str) -> bool:
 
 
 def host_facts(
-    cfg: Config, *, strict: bool, provided_agents: Collection[str] = ()
+    cfg: Config, *, strict: bool, provided_agents: Collection[str] | None = ()
 ) -> list[Diagnostic]:
     """Facts about this machine; warnings unless ``strict`` (then errors).
 
-    ``provided_agents``: resource agent names that plugins provide (not script files).
+    ``provided_agents``: resource agent names that plugins provide (not script files);
+    None when the plugins were not asked (then a plugin's agent name is not checked).
     """
     out: list[Diagnostic] = []
     warn = not strict
@@ -400,9 +468,27 @@ def host_facts(
 
     for group in cfg.groups:
         for res in group.resources:
-            if res.agent in provided_agents:
+            if provided_agents is None and res.agent in PLUGIN_AGENTS:
+                continue  # whether its plugin is installed was not asked
+            if provided_agents is not None and res.agent in provided_agents:
                 continue
-            if resolve_agent(res, cfg.resource_dir) is None:
+            found = resolve_agent(res, cfg.resource_dir)
+            if found is None and res.agent in PLUGIN_AGENTS:
+                # Not a fact of this machine alone: the word cannot work anywhere
+                # without the plugin, so this is an error in check too.
+                out.append(
+                    diagnostic(
+                        res.source or group.source,
+                        f"resource [{res.raw}]: the {res.agent} agent comes with the "
+                        f"{PLUGIN_AGENTS[res.agent]} plugin, which is not installed or is "
+                        f"disabled (pip install {PLUGIN_AGENTS[res.agent]}; check "
+                        "[plugins] disable and PULSE_DISABLE_PLUGINS)",
+                        file=cfg.origin,
+                    )
+                )
+            elif res.agent in IP_AGENT_NAMES:
+                _ip_interface_fact(res, group.source, add)
+            elif found is None:
                 where = cfg.resource_dir or "resource.d"
                 add(
                     res.source or group.source,
@@ -421,6 +507,10 @@ def host_facts(
         if not _is_executable_file(Path(prog)):
             what = "failfast" if r.failfast else "respawn"
             add(r.source, f"{what}: [{prog}] is not an executable file")
+
+    for script in cfg.notify:
+        if not _is_executable_file(Path(script.command[0])):
+            add(script.source, f"notify: [{script.command[0]}] is not an executable file")
 
     if cfg.watchdog is not None and not path_exists(cfg.watchdog):
         add(None, f"watchdog: device [{cfg.watchdog}] does not exist on this machine")

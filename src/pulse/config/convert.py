@@ -236,6 +236,12 @@ def to_toml(config: Config, *, header: str | None = None) -> str:
             lines.append(f"arp_count = {rt.arp_count}")
         if rt.arp_interval is not None:
             lines.append(f"arp_interval = {quote(f'{rt.arp_interval}ms')}")
+    if config.metrics is not None:
+        lines.extend(["", "[metrics]", f"listen = {quote(str(config.metrics))}"])
+    for script in config.notify:
+        lines.extend(["", "[[notify]]", f"command = {value(list(script.command))}"])
+        lines.append(f"events = {value(list(script.events))}")
+        lines.append(f"timeout = {quote(f'{script.timeout}ms')}")
     if config.disabled_plugins:
         lines.extend(["", "[plugins]", f"disable = {value(list(config.disabled_plugins))}"])
     for name, table in config.plugins.items():

@@ -234,6 +234,44 @@ class ResourceOptions:
     arp_interval: int | None = None  # ms between two announcements
 
 
+#: What happened, as told to event listeners and notify scripts (pulse.plugins.ClusterEvent).
+CLUSTER_EVENT_KINDS = (
+    "node-dead",
+    "node-up",
+    "acquired",
+    "released",
+    "acquire-failed",
+    "release-failed",
+    "fenced",
+    "fence-failed",
+    "shutdown",
+)
+
+
+NOTIFY_TIMEOUT_MS = 10000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifyScript:
+    """``[[notify]]``: a program run (argv, never a shell) for each matching event."""
+
+    command: tuple[str, ...]
+    events: tuple[str, ...] = CLUSTER_EVENT_KINDS
+    timeout: int = NOTIFY_TIMEOUT_MS  # ms
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsOptions:
+    """``[metrics] listen = "HOST:PORT"``: where the OpenMetrics endpoint listens."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Logging:
     logfile: str | None = None
@@ -326,6 +364,10 @@ class Config:
     disabled_plugins: tuple[str, ...] = ()
     # Resource operation timeouts ([resources] in TOML; Heartbeat's fixed values otherwise).
     resource_options: ResourceOptions = field(default_factory=ResourceOptions)
+    # The metrics endpoint ([metrics] listen); None: not served (pulsectl metrics still is).
+    metrics: MetricsOptions | None = None
+    # Programs run on cluster events ([[notify]]).
+    notify: tuple[NotifyScript, ...] = ()
     # Where the config came from: the ha.d directory or the TOML file.
     origin: str = ""
     # Where each Heartbeat-compatible resource script directory is (resource.d).

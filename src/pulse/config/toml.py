@@ -10,6 +10,7 @@ global checks. Diagnostics name the key path and its line:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -34,7 +35,9 @@ from pulse.config.legacy import (
     resource_spec,
 )
 from pulse.config.model import (
+    CLUSTER_EVENT_KINDS,
     DEFAULT_UDPPORT,
+    NOTIFY_TIMEOUT_MS,
     VALID_BAUDS,
     AuthKey,
     AuthKeys,
@@ -42,6 +45,8 @@ from pulse.config.model import (
     BcastMedium,
     Config,
     McastMedium,
+    MetricsOptions,
+    NotifyScript,
     PingGroupMedium,
     PingMedium,
     ResourceGroup,
@@ -81,7 +86,7 @@ STRUCTURED_DIRECTIVES = frozenset(
 # ha.cf directives with no structured key: kept verbatim under [heartbeat].
 HEARTBEAT_KEYS = (*(d for d in OPTION_DIRECTIVES if d not in STRUCTURED_DIRECTIVES), "apiauth")
 TOP_KEYS = ("cluster", "timing", "links", "auth", "groups", "logging", "stonith", "respawn",
-            "heartbeat", "plugins", "resources")  # fmt: skip
+            "heartbeat", "plugins", "resources", "metrics", "notify")  # fmt: skip
 RESOURCE_KEYS = (
     "start_timeout", "stop_timeout", "status_timeout", "stop_retries", "arp_count", "arp_interval"
 )  # fmt: skip
@@ -412,6 +417,12 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     auth = _auth(r, top.get("auth"), path, mode)
 
     timeouts = _resource_options(r, top.get("resources", {}))
+    metrics = _metrics(r, top.get("metrics"))
+    notify = tuple(
+        n
+        for i, t in enumerate(r.array_of_tables(top.get("notify", []), ("notify",)))
+        if (n := _notify(r, i, t)) is not None
+    )
     plugins: dict[str, Mapping[str, object]] = {}
     disabled: tuple[str, ...] = ()
     raw_plugins = top.get("plugins", {})
@@ -443,9 +454,81 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     )
     r.diags.extend(cf.diagnostics)
     r.diags.extend(diags)
-    if config is not None and (disabled or timeouts != ResourceOptions()):
-        config = dataclasses.replace(config, disabled_plugins=disabled, resource_options=timeouts)
+    if config is not None and (disabled or timeouts != ResourceOptions() or metrics or notify):
+        config = dataclasses.replace(
+            config,
+            disabled_plugins=disabled,
+            resource_options=timeouts,
+            metrics=metrics,
+            notify=notify,
+        )
     return config
+
+
+def _notify(r: _Reader, i: int, table: dict[str, object]) -> NotifyScript | None:
+    """``[[notify]] command = [argv...]``, ``events = [...]``, ``timeout = "10s"``."""
+    base: tuple[str | int, ...] = ("notify", i)
+    t = r.table(table, base, ("command", "events", "timeout"))
+    command = r.strings(t["command"], (*base, "command")) if "command" in t else None
+    if not command:
+        if "command" not in t or command == []:
+            r.error(base, 'a notify script needs command = ["/path/to/program", "arg", ...]')
+        return None
+    if not command[0].startswith("/"):
+        r.error((*base, "command"), f"program [{command[0]}] must be an absolute path")
+        return None
+    events: tuple[str, ...] = CLUSTER_EVENT_KINDS
+    if "events" in t:
+        listed = r.strings(t["events"], (*base, "events"))
+        if listed is None:
+            return None
+        unknown = [e for e in listed if e not in CLUSTER_EVENT_KINDS]
+        for e in unknown:
+            r.error(
+                (*base, "events"),
+                f"unknown event [{e}]{did_you_mean(e, list(CLUSTER_EVENT_KINDS))}; "
+                f"known: {', '.join(CLUSTER_EVENT_KINDS)}",
+            )
+        if unknown:
+            return None
+        events = tuple(listed)
+    timeout = NOTIFY_TIMEOUT_MS
+    if "timeout" in t:
+        raw = t["timeout"]
+        ms = parse_duration(raw) if isinstance(raw, str) else None
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            ms = int(raw * 1000 + 0.5)
+        if ms is None or ms <= 0:
+            r.error((*base, "timeout"), f'expected a positive duration ("10s"), got {raw!r}')
+            return None
+        timeout = ms
+    return NotifyScript(command=tuple(command), events=events, timeout=timeout, source=r.src(base))
+
+
+def _metrics(r: _Reader, value: object) -> MetricsOptions | None:
+    """``[metrics] listen = "127.0.0.1:9694"`` (or ``"[::1]:9694"``)."""
+    if value is None:
+        return None
+    table = r.table(value, ("metrics",), ("listen",))
+    raw = table.get("listen")
+    if raw is None:
+        r.error(("metrics",), 'expected listen = "HOST:PORT", e.g. listen = "127.0.0.1:9694"')
+        return None
+    if isinstance(raw, str):
+        host, sep, port = raw.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        try:
+            ipaddress.ip_address(host)
+            number = int(port)
+        except ValueError:
+            number = 0
+        if sep and 0 < number < 65536:
+            return MetricsOptions(host=host, port=number)
+    r.error(
+        ("metrics", "listen"),
+        f'expected "ADDRESS:PORT" with an IP address, e.g. "127.0.0.1:9694", got {raw!r}',
+    )
+    return None
 
 
 def _resource_options(r: _Reader, value: object) -> ResourceOptions:
