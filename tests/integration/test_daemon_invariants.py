@@ -389,3 +389,29 @@ def test_whole_daemons_heal_a_one_way_cut_to_one_holder() -> None:
     # calc dead. On heal one of them must give vip1 up.
     params = Params(nodes=2, keepalive_ms=100, deadtime_ms=500, groups=1)
     run_daemon_story(params, [OneWay("prime", "calc", 7), Wait(0.25)])
+
+
+@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=TAKEOVER_FORGOTTEN)
+def test_whole_daemons_heal_a_cut_during_a_takeover_to_one_holder() -> None:
+    # tests/unit/test_cluster_invariants.py's story of the same name, through the whole
+    # stack: calc asks for vip1, the link is cut 25 ms later for 5 keepalives; both end
+    # up running vip1 and each names itself the keeper.
+    params = Params(nodes=2, keepalive_ms=100, deadtime_ms=500, groups=1)
+    run_daemon_story(
+        params, [Takeover("calc", "all"), Wait(0.25), Cut("prime", "calc", 5), Wait(0.25)]
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=InvariantViolation,
+    reason="issue 9: a retransmitted older resource report overrides a newer one",
+)
+def test_whole_daemons_do_not_let_a_retransmitted_older_report_override_a_newer_one() -> None:
+    # tests/unit/test_cluster_invariants.py's story of the same name, through the whole
+    # stack (codec, retransmission from the engine's history): vip1 ends up nowhere.
+    params = Params(nodes=2, keepalive_ms=100, deadtime_ms=500, groups=1)
+    prelude = [FailStart("prime", "vip1"), Standby("prime", "all"), Wait(1)]
+    run_daemon_story(
+        params, [*prelude, OneWay("prime", "calc", 2), Standby("calc", "all"), Wait(0.25)]
+    )
