@@ -287,3 +287,20 @@ def test_a_retransmitted_older_report_does_not_override_a_newer_one() -> None:
     params = Params(nodes=2, groups=1)
     prelude = [FailStart("prime", "vip1"), Standby("prime", "all"), Wait(1)]
     run_story(params, [*prelude, OneWay("prime", "calc", 2), Standby("calc", "all"), Wait(0.25)])
+
+
+@pytest.mark.parametrize("queue_first", [False, True], ids=["timers-first", "queue-first"])
+@pytest.mark.parametrize("timing", TIMINGS, ids=["100ms-500ms", "1s-3s"])
+def test_a_thawed_node_counts_its_stall_and_declares_no_peer_dead(
+    timing: tuple[int, int], queue_first: bool
+) -> None:
+    # prime is frozen for deadtime + 3 keepalives (its peers declare it dead and take
+    # vip1); on thaw its own stale timers must not declare calc and spare dead too
+    # (docs/failover.md, "A node that was not running does not trust its own timers").
+    keepalive, deadtime = timing
+    sim = Sim(Params(nodes=3, keepalive_ms=keepalive, deadtime_ms=deadtime))
+    sim.run_until(6.0)
+    sim.step(Freeze("prime", deadtime / keepalive + 3, queue_first))
+    sim.run_until(sim.now + (deadtime / keepalive + 9) * keepalive / 1000)
+    assert sim.nodes["prime"].engine.counters["stalls"] == 1
+    assert not [line for line in sim.story if "prime   sees" in line and "dead" in line]
