@@ -561,10 +561,10 @@ TIMINGS = ((100, 500), (1000, 3000))  # keepalive, deadtime (ms)
 
 @st.composite
 def scenarios(
-    draw: st.DrawFn, nodes: int, kinds: frozenset[str] | None = None
+    draw: st.DrawFn, nodes: int, kinds: frozenset[str] | None = None, max_pairs: int = 8
 ) -> tuple[Params, list[Step]]:
-    """A cluster and up to eight (fault, wait) pairs; *kinds* restricts the faults by
-    class name (to explore one family at a time)."""
+    """A cluster and up to *max_pairs* (fault, wait) pairs; *kinds* restricts the faults
+    by class name (to explore one family at a time)."""
     keepalive, deadtime = draw(st.sampled_from(TIMINGS))
     params = Params(
         nodes=nodes,
@@ -608,5 +608,5 @@ def scenarios(
     }
     step = st.one_of([s for k, s in choices.items() if kinds is None or k.__name__ in kinds])
     pairs = st.tuples(step, span.map(Wait))
-    steps = draw(st.lists(pairs, max_size=8))
+    steps = draw(st.lists(pairs, max_size=max_pairs))
     return params, [s for pair in steps for s in pair]
