@@ -28,6 +28,7 @@ waits for a plugin, a resource script or a slow link.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import random
@@ -46,7 +47,7 @@ from pulse.config.model import ResourceOptions
 from pulse.connectivity import ConnectivityView
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
-from pulse.errors import PulseError
+from pulse.errors import ConfigError, PulseError
 from pulse.events import CommsUp, CutOff, Log, Output, Transmit
 from pulse.extensions import EventBus
 from pulse.failover import ResourceManager
@@ -54,6 +55,7 @@ from pulse.logsetup import LEVELS, LOGGER_NAME
 from pulse.notify import notify_listeners
 from pulse.plugins import PluginHost
 from pulse.protocol import ClusterView, Engine
+from pulse.reload import ReloadPlan, plan_reload
 from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
 from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, env_directives, system_reboot
@@ -108,6 +110,8 @@ class DaemonOptions:
     systemd_notify: bool = False
     watchdog_device: bool = False
     serve_metrics: bool = True  # the [metrics] endpoint, when the config asks for one
+    # SIGHUP: load the configuration again (pulse run: as at start); None: logs only.
+    reloader: Callable[[], Loaded] | None = None
 
 
 _WIRE_LOG = {
@@ -163,6 +167,7 @@ class Daemon:
         self._heartbeat_links = [link for link in self.links if link.name in media]
         self.cut_off = False
         self.metrics_port: int | None = None  # the metrics endpoint's port, once listening
+        self.reloads = 0  # configurations applied by SIGHUP
         self.notifier: SystemdNotifier | None = None
         self.watchdog: HardwareWatchdog | None = None
         self._fed_for: float | None = None  # the status the watchers were last fed for
@@ -426,6 +431,14 @@ class Daemon:
             "version": __version__,
             "node": self.loaded.node,
             "uptime": round(trio.current_time() - self.started_at, 3),
+            "config": {
+                "origin": self.config.origin,
+                "keepalive_ms": self.config.timing.keepalive,
+                "deadtime_ms": self.config.timing.deadtime,
+                "warntime_ms": self.config.timing.warntime,
+                "deadping_ms": self.config.timing.deadping,
+                "reloads": self.reloads,
+            },
             "cluster": view_to_json(view),
             "resources": resources_to_json(resources, self.resources) if resources else None,
             "plugins": self.plugin_status(),
@@ -455,6 +468,59 @@ class Daemon:
             },
             "fencing": dict(manager.fence_state) if manager else {},
         }
+
+    async def reload(self, reloader: Callable[[], Loaded] | None) -> bool:
+        """SIGHUP: reopen the logs, re-read the configuration and apply what may change
+        while running (pulse.reload). A configuration with errors changes nothing."""
+        if self.notifier is not None:
+            self.notifier.reloading()
+        try:
+            logsetup.reopen()
+            if reloader is None:
+                log.info("Log files reopened.")
+                return False
+            try:
+                loaded = await trio.to_thread.run_sync(reloader)
+            except ConfigError as exc:
+                for d in exc.diagnostics:
+                    log.error("Reload failed: %s", d)
+                log.error("Configuration unchanged: fix the errors above and reload again.")
+                return False
+            except (OSError, PulseError) as exc:
+                log.error("Reload failed: %s. Configuration unchanged.", exc)
+                return False
+            return self._apply_reload(plan_reload(self.config, loaded.config))
+        finally:
+            if self.notifier is not None:
+                self.notifier.ready(self.status_line())
+
+    def _apply_reload(self, plan: ReloadPlan) -> bool:
+        for line in plan.refused:
+            log.warning("Reload: %s", line)
+        applied = set(plan.applied)
+        if "logging" in applied:
+            try:
+                logsetup.configure(plan.config.logging)
+            except OSError as exc:
+                log.error("Reload: cannot open the new log file (%s); logging unchanged", exc)
+                applied.discard("logging")
+                plan = dataclasses.replace(
+                    plan, config=dataclasses.replace(plan.config, logging=self.config.logging)
+                )
+        if "auth" in applied:
+            self.signer = Signer(plan.config.auth)
+        self.config = plan.config
+        self.loaded = dataclasses.replace(self.loaded, config=plan.config)
+        if applied & {"timing", "max_rexmit_delay"}:
+            self.dispatch(self.engine.reconfigure(plan.config, trio.current_time()))
+            self._poke_timers()
+            if self.resources is not None:
+                self.resources.scheduler.keep_wait_limit = plan.config.timing.keepalive / 1000
+        self.reloads += 1
+        done = ", ".join(sorted(applied)) if applied else "nothing to apply"
+        refused = f"; {len(plan.refused)} change(s) need a restart" if plan.refused else ""
+        log.info("Configuration reloaded: %s%s.", done, refused)
+        return True
 
     async def metrics_text(self) -> str:
         """The Prometheus text of this node (the endpoint and ``pulsectl metrics``)."""
@@ -598,16 +664,15 @@ async def _loadavg_task(cache: list[str]) -> None:
 
 
 async def _watch_signals(
-    daemon: Daemon, signals: AsyncIterator[int], cancel: trio.CancelScope, grace: float
+    daemon: Daemon,
+    signals: AsyncIterator[int],
+    cancel: trio.CancelScope,
+    grace: float,
+    reloader: Callable[[], Loaded] | None = None,
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
-            if daemon.notifier is not None:
-                daemon.notifier.reloading()
-            logsetup.reopen()
-            log.info("Log files reopened. Configuration unchanged (reload needs a restart).")
-            if daemon.notifier is not None:
-                daemon.notifier.ready(daemon.status_line())
+            await daemon.reload(reloader)
             continue
         if daemon.respawn is not None:
             daemon.respawn.shutdown_begins()
@@ -783,7 +848,12 @@ async def _run_tasks(
             log.info("metrics on http://%s/metrics", config.metrics)
         if signals is not None:
             nursery.start_soon(
-                _watch_signals, daemon, signals, nursery.cancel_scope, options.shutdown_grace
+                _watch_signals,
+                daemon,
+                signals,
+                nursery.cancel_scope,
+                options.shutdown_grace,
+                options.reloader,
             )
         if options.watchdog_device and config.watchdog is not None:
             # Armed last: a daemon that fails to start must not reboot the machine.

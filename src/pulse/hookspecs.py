@@ -12,6 +12,16 @@ hook's arguments::
     def pulse_register_event_listeners(config, node):
         return [MyListener()]
 
+Every hook is given the same three arguments: ``config`` (the loaded configuration),
+``node`` (this node's name) and ``context`` (a :class:`pulse.plugin.api.PluginContext`:
+both of those again, plus a ``state`` the plugin keeps per daemon). pluggy passes an
+implementation only the arguments it names, so a plugin written before ``context``
+existed is called as before.
+
+Hooks are called through pluggy: implementations run last registered first, as pluggy
+orders them (``tryfirst``/``trylast`` respected), and ``wrapper=True`` implementations
+wrap the others.
+
 Plugins are found through the ``pulse`` entry-point group (``pip install pulse-mailto``)
 and can be disabled by name (``[plugins] disable = ["mailto"]`` in TOML or
 ``PULSE_DISABLE_PLUGINS=mailto``). The full reference, one heading per hook, is
@@ -28,6 +38,7 @@ import pluggy
 if TYPE_CHECKING:
     from pulse.config.model import Config
     from pulse.errors import Diagnostic
+    from pulse.plugin.api import PluginContext
     from pulse.plugins import AgentFactory, EventListener, FencingDevice, TakeoverCheck
 
 PROJECT = "pulse"
@@ -39,13 +50,17 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def pulse_configure(config: Config, node: str) -> Iterable[Diagnostic] | None:
+def pulse_configure(
+    config: Config, node: str, context: PluginContext
+) -> Iterable[Diagnostic] | None:
     """Read this plugin's settings and report what is wrong with them.
 
     :param config: the loaded configuration; a plugin's TOML table is
         ``config.plugins["<name>"]``, Heartbeat-era settings are in ``config.groups``
         (haresources words such as ``MailTo::...``) and ``config.stonith``.
     :param node: this node's name.
+    :param context: this daemon's :class:`pulse.plugin.api.PluginContext`; read the
+        table with ``context.settings()`` (:mod:`pulse.plugin.settings`).
     :returns: diagnostics (``pulse.errors.Diagnostic``, errors and warnings) or None.
         Errors stop ``pulse run`` and make ``pulse check`` exit 1.
 
@@ -58,7 +73,9 @@ def pulse_configure(config: Config, node: str) -> Iterable[Diagnostic] | None:
 
 
 @hookspec
-def pulse_register_resource_agents(config: Config, node: str) -> Mapping[str, AgentFactory] | None:
+def pulse_register_resource_agents(
+    config: Config, node: str, context: PluginContext
+) -> Mapping[str, AgentFactory] | None:
     """Resource agent names this plugin provides, for haresources words.
 
     :returns: ``{name: factory}``; ``factory(spec, config)`` returns an object with
@@ -73,7 +90,9 @@ def pulse_register_resource_agents(config: Config, node: str) -> Mapping[str, Ag
 
 
 @hookspec
-def pulse_register_takeover_checks(config: Config, node: str) -> Iterable[TakeoverCheck] | None:
+def pulse_register_takeover_checks(
+    config: Config, node: str, context: PluginContext
+) -> Iterable[TakeoverCheck] | None:
     """Gates asked before this node acquires a group.
 
     :returns: objects with ``name``, ``timeout`` (seconds), ``applies_to(group) -> bool``
@@ -88,7 +107,9 @@ def pulse_register_takeover_checks(config: Config, node: str) -> Iterable[Takeov
 
 
 @hookspec
-def pulse_register_event_listeners(config: Config, node: str) -> Iterable[EventListener] | None:
+def pulse_register_event_listeners(
+    config: Config, node: str, context: PluginContext
+) -> Iterable[EventListener] | None:
     """Objects told about what happens in the cluster (alerts, audit, metrics).
 
     :returns: objects with ``name``, ``timeout`` and async ``handle(event)``, where
@@ -102,7 +123,9 @@ def pulse_register_event_listeners(config: Config, node: str) -> Iterable[EventL
 
 
 @hookspec
-def pulse_register_fencing_devices(config: Config, node: str) -> Iterable[FencingDevice] | None:
+def pulse_register_fencing_devices(
+    config: Config, node: str, context: PluginContext
+) -> Iterable[FencingDevice] | None:
     """STONITH devices this node can use to fence (power off or cut off) a peer.
 
     :returns: objects with ``name``, ``timeout``, ``can_fence(node) -> bool`` and async

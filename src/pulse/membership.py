@@ -202,6 +202,10 @@ class Membership:
         """Count never-heard nodes from *now* (called when the engine starts)."""
         self._start = now
 
+    def retime(self, timing: Timing) -> None:
+        """New timers (a reload); every deadline is computed with them from now on."""
+        self._timing = timing
+
     def grant_grace(self, until: float) -> None:
         """Declare no node or link dead before *until*, nor a status overdue.
 

@@ -1,9 +1,9 @@
 """The plugin host: loading plugins, and the typed façade the core calls them through.
 
-The core never touches pluggy's untyped ``pm.hook`` relay: :class:`PluginHost` has one
-typed method per hook, merges the results, and turns a misbehaving plugin into a
-diagnostic instead of a crash. The objects plugins return are described by the
-protocols below; their async methods are always called with a timeout.
+The rest of the core never touches pluggy's untyped ``pm.hook`` relay: :class:`PluginHost`
+has one typed method per hook, calls it through pluggy, merges the results, and turns a
+misbehaving plugin into a diagnostic instead of a crash. The objects plugins return are
+described by the protocols below; their async methods are always called with a timeout.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ import importlib.metadata
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pluggy
 
 from pulse import hookspecs
 from pulse.config.model import Config, ResourceGroup, ResourceSpec
 from pulse.errors import Diagnostic, PulseError, Severity
+from pulse.plugin.api import PluginContext
+from pulse.plugin.settings import did_you_mean
 
 log = logging.getLogger("pulse.plugins")
 
@@ -102,8 +104,33 @@ def disabled_from(config: Config | None) -> set[str]:
     return names
 
 
+class _ImplFailed(PluginError):
+    """An implementation raised; carries the name of the plugin it belongs to."""
+
+    def __init__(self, plugin: str, error: Exception) -> None:
+        super().__init__(str(error))
+        self.plugin = plugin
+        self.error = error
+
+
 class PluginHost:
-    """Loads plugins and calls their hooks, typed, with errors turned into diagnostics."""
+    """Loads plugins and calls their hooks, typed, with errors turned into diagnostics.
+
+    Hooks are called through pluggy (``pm.hook.<name>(...)``), so implementations run
+    in pluggy's order (last registered first, ``tryfirst``/``trylast`` respected),
+    ``wrapper``/``hookwrapper`` implementations wrap the others, and
+    ``PULSE_TRACE_HOOKS=1`` logs every call (pluggy's call monitoring).
+
+    What pluggy does not know is which plugin a result came from or which plugin
+    raised: its call loop (``_multicall``) keeps neither. So the host puts a thin
+    wrapper around each implementation's function, once, before a hook is first
+    called. The wrapper lets pluggy drive the call unchanged and only (1) records
+    ``(plugin, result)``, so merged results stay attributed (two plugins registering
+    one agent name is an error naming both), (2) re-raises an exception as one naming
+    the plugin, and (3) hands the plugin its own view of the ``context`` argument
+    (:meth:`pulse.plugin.api.PluginContext.for_plugin`). Call monitoring alone could
+    do none of the three: it sees the call as a whole.
+    """
 
     def __init__(
         self,
@@ -123,11 +150,12 @@ class PluginHost:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         pm.check_pending()
         if os.environ.get(TRACE_ENV):
-            pm.trace.root.setwriter(lambda text: log.debug("%s", text.rstrip()))
-            pm.enable_tracing()
+            pm.add_hookcall_monitoring(_trace_before, _trace_after)
         self.pm = pm
         self.blocked = sorted(set(blocked))
         self.failures: dict[str, str] = {}
+        self._context: PluginContext | None = None
+        self._records: list[list[tuple[str, object]]] = []
 
     @classmethod
     def for_config(cls, config: Config | None = None, **kwargs: Any) -> PluginHost:
@@ -154,30 +182,97 @@ class PluginHost:
             )
         return out
 
+    # ------------------------------------------------------------------ the context
+
+    def context(self, config: Config, node: str) -> PluginContext:
+        """The context the hooks are given: one per host and loaded configuration.
+
+        ``pulse run`` makes one host per daemon and calls every hook with the same
+        ``Config``, so a plugin's ``context.state`` lives as long as the daemon.
+        """
+        ctx = self._context
+        if ctx is None or ctx.config is not config or ctx.node != node:
+            ctx = self._context = PluginContext(config, node)
+        return ctx
+
     # ------------------------------------------------------------------ hooks
 
-    def _results(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every implementation of *hook* separately, so one broken plugin is
-        reported by name and does not hide the others."""
+    def _results(self, hook: str, config: Config, node: str) -> list[tuple[str, Any]]:
+        """Call *hook* through pluggy; each non-None result with its plugin's name.
+
+        Raises :class:`PluginError` naming the plugin whose implementation raised.
+        """
         caller = getattr(self.pm.hook, hook)
-        out: list[tuple[str, Any]] = []
-        for impl in caller.get_hookimpls():
-            name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
+        impls: list[pluggy.HookImpl] = caller.get_hookimpls()
+        for impl in impls:
+            self._adopt(impl)
+        record: list[tuple[str, object]] = []
+        self._records.append(record)
+        try:
+            results = caller(config=config, node=node, context=self.context(config, node))
+        except _ImplFailed as failed:
+            exc = failed.error
+            self.failures[failed.plugin] = f"{hook} raised {type(exc).__name__}: {exc}"
+            log.error("plugin %s: %s failed", failed.plugin, hook, exc_info=exc)
+            raise PluginError(f"plugin {failed.plugin}: {hook} failed: {exc}") from exc
+        except Exception as exc:  # pluggy's own complaints, e.g. a wrapper that did not yield
+            log.exception("%s failed", hook)
+            raise PluginError(f"{hook} failed: {exc}") from exc
+        finally:
+            self._records.pop()
+        owners = {id(result): name for name, result in record}
+        # A result no implementation returned as such was made by a wrapper.
+        wrappers = "+".join(i.plugin_name for i in impls if i.wrapper or i.hookwrapper)
+        return [(owners.get(id(result), wrappers or "?"), result) for result in results]
+
+    def _adopt(self, impl: pluggy.HookImpl) -> None:
+        """Put the naming wrapper (see the class docstring) around *impl*'s function."""
+        if getattr(impl.function, "_pulse_adopted", False):
+            return
+        function = impl.function
+        plugin = impl.plugin_name
+        at = impl.argnames.index("context") if "context" in impl.argnames else None
+        records = self._records
+
+        def own_context(args: tuple[object, ...]) -> tuple[object, ...]:
+            if at is None or not isinstance(args[at], PluginContext):
+                return args
+            ctx = args[at]
+            assert isinstance(ctx, PluginContext)
+            return (*args[:at], ctx.for_plugin(plugin), *args[at + 1 :])
+
+        def call(*args: object, **kwargs: object) -> object:
             try:
-                args = {k: v for k, v in kwargs.items() if k in impl.argnames}
-                result = impl.function(**args)
+                result = function(*own_context(args), **kwargs)
+            except _ImplFailed:
+                raise
             except Exception as exc:
-                self.failures[name] = f"{hook} raised {type(exc).__name__}: {exc}"
-                log.exception("plugin %s: %s failed", name, hook)
-                raise PluginError(f"plugin {name}: {hook} failed: {exc}") from exc
-            if result is not None:
-                out.append((name, result))
-        return out
+                raise _ImplFailed(plugin, exc) from exc
+            if result is not None and records:
+                records[-1].append((plugin, result))
+            return result
+
+        def wrap(*args: object, **kwargs: object) -> Generator[None, object, object]:
+            # A wrapper's generator, delegated to: pluggy sends and throws into this
+            # one exactly as into the plugin's own.
+            try:
+                generator = function(*own_context(args), **kwargs)
+                return (yield from cast(Generator[None, object, object], generator))
+            except _ImplFailed:
+                raise  # an implementation inside the wrapper failed: already named
+            except Exception as exc:
+                raise _ImplFailed(plugin, exc) from exc
+
+        adopted = wrap if impl.wrapper or impl.hookwrapper else call
+        adopted._pulse_adopted = True  # type: ignore[attr-defined]
+        # HookImpl.function is a plain slot; pluggy calls it with the arguments it
+        # read from the original function at registration (impl.argnames).
+        object.__setattr__(impl, "function", adopted)
 
     def configure(self, config: Config, node: str) -> list[Diagnostic]:
         diags: list[Diagnostic] = []
         try:
-            results = self._results("pulse_configure", config=config, node=node)
+            results = self._results("pulse_configure", config, node)
         except PluginError as exc:
             return [Diagnostic(config.origin, 0, str(exc))]
         for name, result in results:
@@ -191,9 +286,7 @@ class PluginHost:
     def resource_agents(self, config: Config, node: str) -> dict[str, AgentFactory]:
         agents: dict[str, AgentFactory] = {}
         owners: dict[str, str] = {}
-        for name, result in self._results(
-            "pulse_register_resource_agents", config=config, node=node
-        ):
+        for name, result in self._results("pulse_register_resource_agents", config, node):
             for agent, factory in dict(result).items():
                 if agent in agents:
                     raise PluginError(
@@ -214,9 +307,31 @@ class PluginHost:
 
     def _flatten(self, hook: str, config: Config, node: str) -> list[Any]:
         out: list[Any] = []
-        for _, result in self._results(hook, config=config, node=node):
+        for _, result in self._results(hook, config, node):
             out.extend(result)
         return out
+
+
+def _trace_before(
+    hook: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, object]
+) -> None:
+    # In the order pluggy calls them (it walks its list from the end).
+    order = [f"{i.plugin_name}{' (wrapper)' if i.wrapper or i.hookwrapper else ''}" for i in impls]
+    log.debug("hook %s: calling %s", hook, ", ".join(reversed(order)) or "no implementation")
+
+
+def _trace_after(
+    outcome: pluggy.Result[object],
+    hook: str,
+    impls: Sequence[pluggy.HookImpl],
+    kwargs: Mapping[str, object],
+) -> None:
+    if outcome.exception is not None:
+        log.debug("hook %s: raised %s", hook, outcome.exception)
+    else:
+        result = outcome.get_result()
+        count = len(result) if isinstance(result, list) else int(result is not None)
+        log.debug("hook %s: %d result(s)", hook, count)
 
 
 def load_plugins(
@@ -231,7 +346,31 @@ def load_plugins(
         host = PluginHost.for_config(config, **kwargs)
     except Exception as exc:  # an entry point that does not import, a bad hookimpl
         return None, [Diagnostic(config.origin, 0, f"cannot load plugins: {exc}")]
-    return host, host.configure(config, node)
+    return host, unknown_plugin_tables(config, host) + host.configure(config, node)
+
+
+def unknown_plugin_tables(config: Config, host: PluginHost) -> list[Diagnostic]:
+    """A ``[plugins.NAME]`` table no plugin reads: an error when NAME looks like a
+    misspelt installed plugin (``[plugins.mialto]``), a warning otherwise (the plugin
+    is not installed yet, or its table is left over)."""
+    known = sorted({p.name for p in host.plugins()} | set(host.blocked))
+    out: list[Diagnostic] = []
+    for name in config.plugins:
+        if name in known:
+            continue
+        line = config.key_lines.get(("plugins", name), 0)
+        hint = did_you_mean(name, known)
+        installed = ", ".join(known) or "none"
+        if hint:
+            text = f"plugins.{name}: no plugin is called {name}{hint}; installed: {installed}"
+            out.append(Diagnostic(config.origin, line, text))
+        else:
+            text = (
+                f"plugins.{name}: no plugin called {name} is installed, so this table is "
+                f"ignored (installed: {installed})"
+            )
+            out.append(Diagnostic(config.origin, line, text, Severity.WARNING))
+    return out
 
 
 def plugin_agent_names(config: Config, node: str) -> set[str]:

@@ -284,6 +284,25 @@ class Engine:
         """When our last status heartbeat went out (engine time), None before start."""
         return self._last_status_sent
 
+    def reconfigure(self, config: Config, now: float) -> list[Output]:
+        """Apply a reloaded configuration's timers and retransmission delay.
+
+        The node list and the media must be unchanged (pulse.reload refuses those).
+        Our next status goes out now, so the peers learn the new deadtime at once.
+        """
+        if config.nodes != self._config.nodes:
+            raise ValueError("the node list cannot change in a running engine")
+        self._config = config
+        self._timing = config.timing
+        self._membership.retime(config.timing)
+        period = self._timing.keepalive / 1000
+        self._stall_threshold = min(STALL_KEEPALIVES * period, self._timing.deadtime / 4000)
+        if not self._started:
+            return []
+        self._keepalive_due = now + period
+        self._stall_seen_due = math.inf
+        return self._send_status(now)
+
     def start(self, now: float) -> list[Output]:
         """Go from ``init`` to ``up``: send status init then up, arm every timer."""
         if self._started:

@@ -53,6 +53,7 @@ def test_heartbeats_dropped_one_way_leave_one_holder_soon_after_the_drop_ends(
     prime, calc = web.nodes["prime"], web.nodes["calc"]
 
     for trial in range(2):
+        before = len(prime.log())  # a loaded machine may start calc after initdead
         # calc stops hearing prime; prime still hears calc, so it never sees a death.
         topology.nft(
             calc.node,
@@ -67,7 +68,7 @@ def test_heartbeats_dropped_one_way_leave_one_holder_soon_after_the_drop_ends(
         took = wait_single_holder(web, "prime", SETTLE)
         print(f"trial {trial}: one holder {took:.3f}s after the drop ended")
         web.serving("prime", 5)
-        assert "node calc: is dead" not in prime.log()
+        assert "node calc: is dead" not in prime.log()[before:]
     calc.wait_log("Cluster node prime returning after partition.")
     assert calc.group(VIP)["holder"] == "prime"
 
@@ -79,6 +80,7 @@ def test_a_holder_frozen_past_deadtime_resumes_without_declaring_its_peer_dead(
     prime, calc = web.nodes["prime"], web.nodes["calc"]
     assert prime.proc is not None
 
+    before = len(prime.log())
     os.kill(prime.proc.pid, signal.SIGSTOP)
     try:
         web.serving("calc", 6)
@@ -89,7 +91,7 @@ def test_a_holder_frozen_past_deadtime_resumes_without_declaring_its_peer_dead(
     print(f"one holder {took:.3f}s after SIGCONT")
     web.serving("prime", 5)
     prime.wait_log("pulse did not run for")
-    assert "node calc: is dead" not in prime.log(), "prime acted on its own stale timers"
+    assert "node calc: is dead" not in prime.log()[before:], "prime acted on its stale timers"
     assert prime.status()["cluster"]["counters"]["stalls"] >= 1
 
 

@@ -106,10 +106,59 @@ def test_after_logrotate_moves_the_log_every_line_goes_to_the_new_file(
     logfile.rename(rotated)  # what logrotate does
     assert node.proc is not None
     os.kill(node.proc.pid, signal.SIGHUP)  # its postrotate
-    wait_for(lambda: logfile.exists() and "Log files reopened" in logfile.read_text(), 5,
+    wait_for(lambda: logfile.exists() and "Configuration reloaded" in logfile.read_text(), 5,
              "the reopened log")  # fmt: skip
     os.kill(node.proc.pid, signal.SIGTERM)
     assert node.proc.wait(timeout=10) == 0
     assert "Heartbeat shutdown complete" in logfile.read_text()
     assert "Heartbeat shutdown complete" not in rotated.read_text()
-    assert "Log files reopened" not in rotated.read_text()
+    assert "Configuration reloaded" not in rotated.read_text()
+
+
+def test_sighup_applies_new_timers_refuses_a_new_node_and_survives_a_broken_file(
+    topology: Topology, tmp_path: Path
+) -> None:
+    lan = topology.add_lan("lan0", "198.51.100.0/24")
+    nodes = {}
+    for i, name in enumerate(("prime", "calc")):
+        ns = topology.add_node(name)
+        topology.connect(ns, lan, "eth0", f"198.51.100.{11 + i}")
+        nodes[name] = FailoverNode(
+            topology, ns, tmp_path, name=name, ha_cf=ha_cf(["prime", "calc"], ["bcast eth0"])
+        )
+        nodes[name].start()
+    prime, calc = nodes["prime"], nodes["calc"]
+    calc.wait_node("prime", "active", 10)
+    assert prime.proc is not None
+    hacf = prime.dir / "ha.cf"
+    original = hacf.read_text()
+
+    # New timers: applied at once, advertised to calc with the next heartbeat.
+    hacf.write_text(
+        original.replace("deadtime 1", "deadtime 2").replace("keepalive 200ms", "keepalive 300ms")
+    )
+    os.kill(prime.proc.pid, signal.SIGHUP)
+    prime.wait_log("Configuration reloaded: timing.", timeout=5)
+    config = prime.status()["config"]
+    assert (config["keepalive_ms"], config["deadtime_ms"], config["reloads"]) == (300, 2000, 1)
+
+    def calc_sees_2s() -> bool:
+        peer = next(n for n in calc.status()["cluster"]["nodes"] if n["name"] == "prime")
+        return bool(peer["deadtime_ms"] == 2000)
+
+    wait_for(calc_sees_2s, 5, "calc to learn prime's new deadtime")
+
+    # A new node: refused (it needs a restart), the daemon goes on as it was.
+    hacf.write_text(hacf.read_text().replace("node calc", "node calc\nnode third"))
+    os.kill(prime.proc.pid, signal.SIGHUP)
+    prime.wait_log("the node list changed; restart pulse to apply it", timeout=5)
+    prime.wait_log("change(s) need a restart", timeout=5)
+
+    # A broken file: every error logged, nothing changed, still running.
+    hacf.write_text(original.replace("deadtime 1", "deadtime 0.1"))
+    os.kill(prime.proc.pid, signal.SIGHUP)
+    prime.wait_log("Configuration unchanged: fix the errors above and reload again.", timeout=5)
+    assert f"Reload failed: {hacf}:" in prime.log()
+    assert prime.status()["config"]["deadtime_ms"] == 2000
+    assert prime.proc.poll() is None
+    assert calc.status()["cluster"]["nodes"][0]["status"] == "active"

@@ -13,13 +13,14 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from pulse import ClusterEvent
+from pulse import ClusterEvent, hookimpl
 from pulse.config import Loaded
 from pulse.config.model import (
     ResourceGroup,
     Timing,
 )
 from pulse.daemon import Daemon, DaemonOptions, serve
+from pulse.plugin import PluginContext
 from pulse.plugins import PluginHost
 from pulse.testing import FakeNetwork
 from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
@@ -30,9 +31,14 @@ CONFIG = two_node_config(
 
 
 async def start(
-    nursery: trio.Nursery, network: FakeNetwork, name: str, plugin: FakePlugin, tmp_path: Path
+    nursery: trio.Nursery,
+    network: FakeNetwork,
+    name: str,
+    plugin: FakePlugin,
+    tmp_path: Path,
+    **more: object,
 ) -> tuple[Daemon, trio.CancelScope]:
-    host = PluginHost(load_entrypoints=False, plugins={"test": plugin})
+    host = PluginHost(load_entrypoints=False, plugins={"test": plugin, **more})
     options = DaemonOptions(
         state_dir=tmp_path / name,
         handle_signals=False,
@@ -137,6 +143,45 @@ async def test_hook_pulse_register_event_listeners_a_stuck_listener_delays_nothi
         listeners = calc.plugin_status()["listeners"]
         assert listeners["recorder"]["failures"] == 0
         assert listeners["stuck"]["calls"] == 1  # still inside its first event
+        nursery.cancel_scope.cancel()
+
+
+class OneRecorderPerDaemon:
+    """One plugin object for every daemon in the process, as a plugin module is: each
+    daemon's recorder lives in that daemon's context, not on the plugin."""
+
+    @hookimpl
+    def pulse_register_event_listeners(self, context: PluginContext) -> list[Recorder]:
+        return [context.once("recorder", Recorder)]
+
+
+def recorder_of(daemon: Daemon) -> Recorder:
+    assert daemon.plugins is not None
+    state = daemon.plugins.context(CONFIG, daemon.loaded.node).for_plugin("shared").state
+    recorder = state["recorder"]
+    assert isinstance(recorder, Recorder)
+    return recorder
+
+
+async def test_hook_context_gives_each_daemon_its_own_plugin_state(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    shared = OneRecorderPerDaemon()
+    async with trio.open_nursery() as nursery:
+        prime, _ = await start(
+            nursery, network, "prime", FakePlugin(world), tmp_path, shared=shared
+        )
+        calc, _ = await start(nursery, network, "calc", FakePlugin(world), tmp_path, shared=shared)
+        await trio.sleep(6.5)
+        network.cut("prime", "eth0")
+        await trio.sleep(10)
+        on_prime, on_calc = recorder_of(prime), recorder_of(calc)
+        assert on_prime is not on_calc
+        assert (9.0, "node-dead", "prime", None) in on_calc.events
+        assert (9.0, "acquired", "calc", "Fake::web") in on_calc.events
+        assert all(kind != "acquired" or node == "prime" for _, kind, node, _ in on_prime.events)
         nursery.cancel_scope.cancel()
 
 

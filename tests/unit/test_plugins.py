@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 
 from pulse import hookimpl, hookspecs
+from pulse.config import load_config
 from pulse.config.model import (
     AuthKey,
     AuthKeys,
@@ -21,7 +24,14 @@ from pulse.config.model import (
     ResourceSpec,
 )
 from pulse.errors import Diagnostic, Severity
-from pulse.plugins import PluginError, PluginHost, disabled_from, load_plugins
+from pulse.plugin import PluginContext
+from pulse.plugins import (
+    PluginError,
+    PluginHost,
+    disabled_from,
+    load_plugins,
+    unknown_plugin_tables,
+)
 from pulse.resources import make_agent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,8 +94,175 @@ def test_hook_pulse_register_resource_agents_feeds_haresources_words() -> None:
 
 def test_two_plugins_registering_one_agent_name_is_an_error() -> None:
     host = PluginHost(load_entrypoints=False, plugins={"a": Agents(), "b": Agents()})
-    with pytest.raises(PluginError, match="registered by both a and b"):
+    # pluggy calls the plugin registered last first: b's name is taken, then a clashes.
+    with pytest.raises(PluginError, match="registered by both b and a"):
         host.resource_agents(CONFIG, "prime")
+
+
+class Named:
+    """Registers one listener: its own name (so the merged list shows the call order)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @hookimpl
+    def pulse_register_event_listeners(self) -> list[str]:
+        return [self.name]
+
+
+class First(Named):
+    @hookimpl(tryfirst=True)
+    def pulse_register_event_listeners(self) -> list[str]:
+        return [self.name]
+
+
+class Last(Named):
+    @hookimpl(trylast=True)
+    def pulse_register_event_listeners(self) -> list[str]:
+        return [self.name]
+
+
+def registered() -> dict[str, object]:
+    return {"last": Last("last"), "a": Named("a"), "first": First("first"), "b": Named("b")}
+
+
+def test_implementations_run_in_pluggys_order_tryfirst_and_trylast_included() -> None:
+    host = PluginHost(load_entrypoints=False, plugins=registered())
+    # The same plugins on a bare pluggy manager: the order pluggy itself gives.
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name, plugin in registered().items():
+        pm.register(plugin, name=name)
+    by_pluggy = [
+        n
+        for r in pm.hook.pulse_register_event_listeners(config=CONFIG, node="prime", context=None)
+        for n in r
+    ]
+    listeners: list[object] = list(host.event_listeners(CONFIG, "prime"))
+    assert listeners == by_pluggy == ["first", "b", "a", "last"]
+
+
+class Wrapper:
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    @hookimpl(wrapper=True)
+    def pulse_register_event_listeners(self) -> Generator[None, list[list[str]], list[list[str]]]:
+        inner = yield
+        self.seen = [n for r in inner for n in r]
+        return [*inner, ["added by the wrapper"]]
+
+
+class OldStyleWrapper:
+    @hookimpl(hookwrapper=True)
+    def pulse_register_event_listeners(
+        self,
+    ) -> Generator[None, pluggy.Result[list[list[str]]], None]:
+        outcome = yield
+        outcome.force_result([["replaced"], *outcome.get_result()])
+
+
+def test_a_wrapper_implementation_runs_around_the_others() -> None:
+    wrapper = Wrapper()
+    host = PluginHost(load_entrypoints=False, plugins={"a": Named("a"), "wrap": wrapper})
+    listeners: list[object] = list(host.event_listeners(CONFIG, "prime"))
+    assert wrapper.seen == ["a"]
+    assert listeners == ["a", "added by the wrapper"]
+
+
+def test_an_old_style_hookwrapper_runs_around_the_others() -> None:
+    plugins = {"old": OldStyleWrapper(), "a": Named("a")}
+    host = PluginHost(load_entrypoints=False, plugins=plugins)
+    listeners: list[object] = list(host.event_listeners(CONFIG, "prime"))
+    assert listeners == ["replaced", "a"]
+
+
+class RaisesInRegistration:
+    @hookimpl
+    def pulse_register_event_listeners(self) -> list[object]:
+        raise ValueError("no such queue")
+
+
+def test_a_plugin_that_raises_among_others_is_named() -> None:
+    plugins = {"a": Named("a"), "bad": RaisesInRegistration(), "b": Named("b")}
+    host = PluginHost(load_entrypoints=False, plugins=plugins)
+    with pytest.raises(PluginError, match="plugin bad: pulse_register_event_listeners failed"):
+        host.event_listeners(CONFIG, "prime")
+    assert host.failures == {
+        "bad": "pulse_register_event_listeners raised ValueError: no such queue"
+    }
+
+
+def test_a_plugin_failing_inside_a_wrapper_is_named_not_the_wrapper() -> None:
+    plugins = {"bad": RaisesInRegistration(), "wrap": Wrapper()}
+    host = PluginHost(load_entrypoints=False, plugins=plugins)
+    with pytest.raises(PluginError, match="plugin bad: "):
+        host.event_listeners(CONFIG, "prime")
+
+
+def test_trace_hooks_logs_every_hook_call(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PULSE_TRACE_HOOKS", "1")
+    host = PluginHost(load_entrypoints=False, plugins={"a": Named("a"), "first": First("first")})
+    with caplog.at_level(logging.DEBUG, logger="pulse.plugins"):
+        host.configure(CONFIG, "prime")
+        host.resource_agents(CONFIG, "prime")
+        host.takeover_checks(CONFIG, "prime")
+        host.event_listeners(CONFIG, "prime")
+        host.fencing_devices(CONFIG, "prime")
+    calls = [r.getMessage() for r in caplog.records if ": calling " in r.getMessage()]
+    assert calls == [
+        "hook pulse_configure: calling no implementation",
+        "hook pulse_register_resource_agents: calling no implementation",
+        "hook pulse_register_takeover_checks: calling no implementation",
+        "hook pulse_register_event_listeners: calling first, a",
+        "hook pulse_register_fencing_devices: calling no implementation",
+    ]
+    assert "hook pulse_register_event_listeners: 2 result(s)" in caplog.messages
+
+
+def test_without_trace_hooks_nothing_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("PULSE_TRACE_HOOKS", raising=False)
+    host = PluginHost(load_entrypoints=False, plugins={"a": Named("a")})
+    with caplog.at_level(logging.DEBUG, logger="pulse.plugins"):
+        host.event_listeners(CONFIG, "prime")
+    assert caplog.messages == []
+
+
+class Stateful:
+    """Counts its calls in the per-daemon state and shares one object between hooks."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.contexts: list[PluginContext] = []
+
+    @hookimpl
+    def pulse_configure(self, context: PluginContext) -> None:
+        self.contexts.append(context)
+        context.state[self.key] = "configured"
+
+    @hookimpl
+    def pulse_register_event_listeners(self, context: PluginContext) -> list[object]:
+        self.contexts.append(context)
+        return [context.once("shared", object)]
+
+
+def test_hook_context_state_lives_as_long_as_the_daemon_and_is_the_plugins_own() -> None:
+    one, two = Stateful("k"), Stateful("k")
+    host = PluginHost(load_entrypoints=False, plugins={"one": one, "two": two})
+    host.configure(CONFIG, "prime")
+    first = host.event_listeners(CONFIG, "prime")
+    again = host.event_listeners(CONFIG, "prime")
+    assert first == again  # the same objects: one per daemon and plugin
+    assert first[0] is not first[1]  # ... not shared between the plugins
+    assert [c.plugin for c in one.contexts] == ["one"] * 3
+    assert all(c.config is CONFIG and c.node == "prime" for c in one.contexts)
+    assert one.contexts[0].state == {"k": "configured", "shared": again[1]}
+    other_daemon = PluginHost(load_entrypoints=False, plugins={"one": one, "two": two})
+    assert other_daemon.event_listeners(CONFIG, "prime")[0] is not first[0]
 
 
 def test_plugins_are_disabled_by_name_from_config_and_environment(
@@ -131,3 +308,31 @@ def test_every_hook_has_a_test_named_after_it() -> None:
         names |= set(re.findall(r"def (test_hook_\w+)", path.read_text()))
     for hook in HOOKS:
         assert any(n.startswith(f"test_hook_{hook}") for n in names), f"no test_hook_{hook}*"
+
+
+def test_a_misspelt_plugin_table_is_an_error_with_a_suggestion_and_an_unknown_one_a_warning(
+    tmp_path: Path,
+) -> None:
+    text = (
+        '[cluster]\nnodes = ["alpha", "beta"]\nauto_failback = "on"\n'
+        '[[links]]\ntype = "bcast"\ninterface = "lo"\n'
+        '[auth]\nuse = 1\nkeys = [{index = 1, method = "crc"}]\n'
+        '[plugins.mialto]\nto = ["ops@example.com"]\n'
+        "[plugins.pagerduty]\nkey = 1\n"
+    )
+    path = tmp_path / "pulse.toml"
+    path.write_text(text)
+    path.chmod(0o600)
+    config = load_config(path, node="alpha").config
+
+    class Mail:
+        pass
+
+    host = PluginHost(load_entrypoints=False, plugins={"mailto": Mail()})
+    diags = unknown_plugin_tables(config, host)
+    assert [str(d) for d in diags] == [
+        f"{path}:10: plugins.mialto: no plugin is called mialto (did you mean mailto?); "
+        "installed: mailto",
+        f"{path}:12: warning: plugins.pagerduty: no plugin called pagerduty is installed, "
+        "so this table is ignored (installed: mailto)",
+    ]

@@ -11,6 +11,7 @@ import pytest
 
 from pulse.config import load_config
 from pulse.errors import Severity
+from pulse.plugin.settings import SettingsReader
 from pulse.plugins import PluginHost, load_plugins
 
 AUTHKEY = '[auth]\nuse = 1\n[[auth.keys]]\nindex = 1\nmethod = "sha1"\nkey = "k"\n'
@@ -57,9 +58,22 @@ def test_a_misspelt_key_is_reported_on_its_line_with_a_suggestion(tmp_path: Path
     )
     line = path.read_text().splitlines().index('reload_comand = ["asterisk"]') + 1
     assert diagnostics(path) == [
-        f"{path}:{line}: [plugins.asterisk] reload_comand: unknown key "
-        "(did you mean reload_command?)"
+        f"{path}:{line}: plugins.asterisk.reload_comand: unknown key (did you mean reload_command?)"
     ]
+
+
+def test_times_are_durations_as_for_every_plugin(tmp_path: Path) -> None:
+    # The shared rule (pulse.plugin.settings): a number of seconds or "30s", "500ms", ...
+    from pulse_asterisk.settings import base_settings
+
+    path = write_toml(
+        tmp_path,
+        GROUP.format(confdir=tmp_path),
+        '[plugins.asterisk]\ntimeout = "30s"\ncheck_timeout = "1min"\ncheck_interval = "500ms"\n',
+    )
+    assert diagnostics(path) == []
+    settings = base_settings(load_config(path, node="prime").config)
+    assert (settings.timeout, settings.check_timeout, settings.check_interval) == (30, 60, 0.5)
 
 
 def test_a_shell_string_as_command_is_refused_with_the_argv_form(tmp_path: Path) -> None:
@@ -72,7 +86,7 @@ def test_a_shell_string_as_command_is_refused_with_the_argv_form(tmp_path: Path)
     assert len(out) == 2
     assert "expected a list of arguments, got a string" in out[0]
     assert 'reload_command = ["asterisk", "-rx", "core reload"]' in out[0]
-    assert "timeout: must be more than 0 seconds" in out[1]
+    assert "plugins.asterisk.timeout: expected a duration of more than 0 seconds" in out[1]
 
 
 def test_a_bad_word_is_reported_at_its_haresources_line(tmp_path: Path) -> None:
@@ -144,9 +158,8 @@ def test_word_arguments_are_checked(args: tuple[str, ...], problem: str) -> None
 def test_the_word_overrides_the_table() -> None:
     from pulse_asterisk.settings import binding_from_args, settings_from_table
 
-    base, diags = settings_from_table(
-        {"confdir": "/srv/asterisk", "reload_required": True}, file="pulse.toml"
-    )
+    table = {"confdir": "/srv/asterisk", "reload_required": True}
+    base, diags = settings_from_table(SettingsReader(table, plugin="asterisk", file="pulse.toml"))
     assert diags == []
     binding, _ = binding_from_args(
         ("2001:db8::10", "/opt/asterisk/etc", "reload_required=no", "files=sip.conf,iax.conf"),

@@ -207,6 +207,16 @@ def test_listener_and_agents_share_one_set_of_counters() -> None:
     assert listener.statistics()["transport"] == "smtp://localhost:25"
 
 
+def test_two_daemons_with_one_config_have_a_mail_queue_each() -> None:
+    # One process, two daemons (as in the virtual-time tests): each host is a daemon,
+    # and the service lives in that daemon's plugin context, not in a module global.
+    cfg = config(["MailTo::a@x.example"], {"to": ["ops@example.com"]})
+    (one,) = host().event_listeners(cfg, "prime")
+    (two,) = host().event_listeners(cfg, "prime")
+    assert isinstance(one, MailListener) and isinstance(two, MailListener)
+    assert one.outbox is not two.outbox and one.stats is not two.stats
+
+
 async def test_listener_ignores_events_it_was_not_asked_for(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -17,6 +17,7 @@ from pulse_mailto.settings import (
 from pulse.config.legacy import resource_spec
 from pulse.config.model import ResourceSpec, Source
 from pulse.errors import Severity
+from pulse.plugin.settings import SettingsReader
 
 
 def word(text: str, line: int = 7) -> ResourceSpec:
@@ -26,14 +27,17 @@ def word(text: str, line: int = 7) -> ResourceSpec:
 
 
 def settings(table: Mapping[str, object]) -> tuple[MailSettings, list[str]]:
-    lines = {None: 30, "ssl": 33, "starttls": 34, "events": 36, "to": 35, "port": 32}
-    s, diags = parse_settings(
+    lines = {"ssl": 33, "starttls": 34, "events": 36, "to": 35, "port": 32}
+    reader = SettingsReader(
         table,
+        plugin="mailto",
         file="/etc/pulse/pulse.toml",
-        line_of=lambda key: lines.get(key, 30),
-        cluster="web",
-        hostname="prime.example.com",
+        lines={
+            ("plugins", "mailto"): 30,
+            **{("plugins", "mailto", k): n for k, n in lines.items()},
+        },
     )
+    s, diags = parse_settings(reader, cluster="web", hostname="prime.example.com")
     return s, [str(d) for d in diags]
 
 
@@ -153,8 +157,8 @@ def test_ssl_and_starttls_together_is_an_error_with_a_hint() -> None:
 
 def test_unknown_key_suggests_the_right_one() -> None:
     _, diags = settings({"recipients": ["a@b.example"], "hots": "x"})
-    assert any("plugins.mailto.hots: unknown setting (did you mean host?)" in d for d in diags)
-    assert any("plugins.mailto.recipients: unknown setting" in d for d in diags)
+    assert any("plugins.mailto.hots: unknown key (did you mean host?)" in d for d in diags)
+    assert any("plugins.mailto.recipients: unknown key" in d for d in diags)
 
 
 def test_unknown_event_kind_is_an_error() -> None:
@@ -181,7 +185,7 @@ def test_events_without_recipients_warns_that_nothing_is_sent() -> None:
         ({"to": 5}, "plugins.mailto.to: expected a list of addresses"),
         ({"timeout": 0}, "plugins.mailto.timeout: expected a duration of more than 0"),
         ({"retry_delay": "soon"}, "plugins.mailto.retry_delay: expected a duration"),
-        ({"transport": "pigeon"}, 'expected "smtp" or "sendmail"'),
+        ({"transport": "pigeon"}, 'expected one of "smtp", "sendmail"'),
         ({"sendmail": "sendmail"}, "plugins.mailto.sendmail: expected an absolute path"),
         ({"from": "me at home"}, "plugins.mailto.from: 'me at home' is not a mail address"),
         ({"username": "u", "starttls": True}, "logging in needs a password"),

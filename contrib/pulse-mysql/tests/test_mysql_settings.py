@@ -225,11 +225,24 @@ def test_toml_errors_name_the_line_of_the_key(tmp_path: Path) -> None:
     config = toml(tmp_path, 'port = 99999\nmax_lga = 3\ngroups = ["nope"]')
     path = tmp_path / "pulse.toml"
     assert messages(config) == [
-        f"{path}:30: plugins.mysql.port: expected a port number (1-65535)",
+        f"{path}:30: plugins.mysql.port: expected a whole number from 1 to 65535, got 99999",
         f"{path}:31: plugins.mysql.max_lga: unknown key (did you mean max_lag?)",
         f"{path}:32: plugins.mysql.groups: no resource group is called 'nope' (a group is "
         "named by its first resource: 198.51.100.101, MySQLReplica)",
     ]
+
+
+def test_toml_values_have_toml_types_as_in_every_plugin(tmp_path: Path) -> None:
+    # The table is read by pulse.plugin.settings: a port is a number and a flag true or
+    # false there (a MySQLReplica word, all strings, still says port=3307 and yes/no).
+    config = toml(tmp_path, 'port = "3307"\nallow_stopped = "yes"\nread_timeout = "1500ms"')
+    path = tmp_path / "pulse.toml"
+    assert messages(config) == [
+        f"{path}:30: plugins.mysql.port: expected a whole number from 1 to 65535, got '3307'",
+        f"{path}:31: plugins.mysql.allow_stopped: expected true or false, got 'yes'",
+    ]
+    settings, _ = resolve(config)
+    assert settings.connection.read_timeout == 1.5
 
 
 # --------------------------------------------------------------------------- hooks

@@ -15,6 +15,7 @@ from pulse_stonith.settings import (
 )
 
 from pulse.config.model import AuthKey, AuthKeys, AuthMethod, Config, Source, StonithDirective
+from pulse.config.toml import key_lines
 from pulse.errors import Severity
 
 
@@ -23,6 +24,7 @@ def config(
     stonith: Sequence[StonithDirective] = (),
     plugin: Mapping[str, object] | None = None,
     origin: str = "/etc/ha.d",
+    toml_text: str = "",
 ) -> Config:
     key = AuthKey(index=1, method=AuthMethod.CRC, key=None)
     return Config(
@@ -32,6 +34,7 @@ def config(
         stonith=tuple(stonith),
         plugins={"stonith": plugin} if plugin is not None else {},
         origin=origin,
+        key_lines=key_lines(toml_text),  # what the TOML loader records
     )
 
 
@@ -120,7 +123,7 @@ def test_plugin_table_describes_policy_and_devices_in_order() -> None:
             },
         ],
     }
-    settings, diags = read_settings(config(plugin=plugin), "calc", toml_text=TOML)
+    settings, diags = read_settings(config(plugin=plugin, toml_text=TOML), "calc")
     assert diags == []
     assert (settings.action, settings.timeout, settings.require_fencing) == ("off", 20.0, True)
     glue, agent = settings.devices
@@ -142,23 +145,27 @@ def test_plugin_table_describes_policy_and_devices_in_order() -> None:
 @pytest.mark.parametrize(
     ("plugin", "line", "words"),
     [
-        ({"action": "poweroff"}, 4, "action must be one of 'reboot', 'off'"),
-        ({"timeout": 0}, 4, "timeout must be a positive number"),
-        ({"require_fencing": "yes"}, 4, "require_fencing must be true or false"),
-        ({"colour": 1}, 4, "unknown key 'colour' in [plugins.stonith]"),
-        ({"devices": [{"kind": "ipmi"}]}, 9, 'kind must be "cluster-glue"'),
-        ({"devices": [{"kind": "cluster-glue"}]}, 9, "type (e.g."),
+        ({"action": "poweroff"}, 5, 'action: expected one of "reboot", "off"'),
+        ({"timeout": 0}, 6, "timeout: expected a duration of more than 0 seconds"),
+        ({"require_fencing": "yes"}, 7, "require_fencing: expected true or false"),
+        ({"colour": 1}, 4, "plugins.stonith.colour: unknown key; known: action"),
+        ({"devices": [{"kind": "ipmi"}]}, 10, 'kind: expected "cluster-glue"'),
+        ({"devices": [{"kind": "cluster-glue"}]}, 11, "type: required (e.g. type ="),
         ({"devices": [{"kind": "cluster-glue", "type": "null", "hosts": []}]}, 9, "hosts"),
-        ({"devices": [{"kind": "fence-agent", "agent": "fence_x", "hostz": 1}]}, 9, "'hostz'"),
+        (
+            {"devices": [{"kind": "fence-agent", "agent": "fence_x", "hostz": 1}]},
+            9,
+            "devices[0].hostz: unknown key (did you mean hosts?)",
+        ),
         (
             {"devices": [{"kind": "fence-agent", "agent": "f", "options": {"action": "on"}}]},
             9,
-            "must not set 'action'",
+            "options.action: options must not set it",
         ),
         (
             {"devices": [{"kind": "fence-agent", "agent": "f", "options": {"plug": "x"}}]},
             9,
-            "must not set 'plug'",
+            "options.plug: options must not set it",
         ),
         (
             {"devices": [{"kind": "fence-agent", "agent": "f", "options": {"ip": "a\nplug=b"}}]},
@@ -173,18 +180,34 @@ def test_plugin_table_describes_policy_and_devices_in_order() -> None:
                 ]
             },
             14,
-            "used twice",
+            "devices[1].name: 'x' is used twice",
         ),
     ],
 )
 def test_a_bad_plugin_table_is_an_error_at_its_line_with_a_hint(
     plugin: Mapping[str, object], line: int, words: str
 ) -> None:
-    _, diags = read_settings(config(plugin=plugin, origin="pulse.toml"), "calc", toml_text=TOML)
+    # The lines are those of TOML above (the plugin tables differ from it on purpose): a
+    # diagnostic points at its key's line, else at its [[devices]] element or the table.
+    cfg = config(plugin=plugin, origin="pulse.toml", toml_text=TOML)
+    _, diags = read_settings(cfg, "calc")
     errors = [d for d in diags if d.severity is Severity.ERROR]
     assert len(errors) == 1, diags
     assert (errors[0].file, errors[0].line) == ("pulse.toml", line)
     assert words in errors[0].message
+
+
+def test_times_are_durations_as_for_every_plugin() -> None:
+    # The shared rule (pulse.plugin.settings): seconds, or "30s", "500ms", "5min".
+    plugin = {
+        "timeout": "30s",
+        "host_list_ttl": "1h",
+        "devices": [{"kind": "cluster-glue", "type": "null", "timeout": "1500ms"}],
+    }
+    settings, diags = read_settings(config(plugin=plugin), "calc")
+    assert diags == []
+    assert (settings.timeout, settings.host_list_ttl) == (30.0, 3600.0)
+    assert settings.devices[0].timeout == 1.5
 
 
 def fake_query(types: Sequence[str], names: Mapping[str, str]) -> Query:

@@ -62,6 +62,7 @@ def test_pulse_check_lists_the_plugin_and_reports_its_config_errors(
         '[[links]]\ntype = "bcast"\ninterface = "lo"\n'
         '[auth]\nuse = 1\n[[auth.keys]]\nindex = 1\nmethod = "sha256"\nkey = "k"\n'
         '[[groups]]\nnode = "a"\nresources = ["Flag::relative"]\n'
+        '[plugins.example]\njournal = "events.jsonl"\n'
     )
     toml.chmod(0o600)
     env = {**os.environ, "PYTHONPATH": str(installed)}
@@ -71,9 +72,11 @@ def test_pulse_check_lists_the_plugin_and_reports_its_config_errors(
     )  # fmt: skip
     assert done.returncode == 1
     assert "Flag::relative: use Flag::/absolute/path" in done.stderr
+    assert f"{toml}:17: plugins.example.journal: expected an absolute path" in done.stderr
     assert "Traceback" not in done.stderr
 
-    toml.write_text(toml.read_text().replace("Flag::relative", "Flag::/run/x.flag"))
+    fixed = toml.read_text().replace("Flag::relative", "Flag::/run/x.flag")
+    toml.write_text(fixed.replace('"events.jsonl"', '"/var/log/pulse-events.jsonl"'))
     done = subprocess.run(
         [sys.executable, "-m", "pulse", "check", "-c", str(toml), "--node", "a"],
         env=env, capture_output=True, text=True, timeout=60, check=False,

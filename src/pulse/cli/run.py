@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -66,6 +67,13 @@ def _run_locked(
         trim_memory=True,
         systemd_notify=True,
         watchdog_device=True,
+        reloader=functools.partial(
+            load_config,
+            ns.config,
+            node=loaded.node,
+            strict_host=True,
+            provided_agents=plugin_agent_names,
+        ),
     )
     status = 0
     try:

@@ -372,6 +372,13 @@ class Config:
     origin: str = ""
     # Where each Heartbeat-compatible resource script directory is (resource.d).
     resource_dir: str | None = None
+    # The line of every TOML table header and `key =` line, by key path
+    # (("plugins", "mailto", "to") or ("plugins", "stonith", "devices", 0)), as the
+    # TOML loader recorded it (pulse.config.toml.key_lines); empty for ha.cf. Plugins
+    # read it through pulse.plugin.settings. Not part of a config's identity.
+    key_lines: Mapping[tuple[str | int, ...], int] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def ping_nodes(self) -> tuple[str, ...]:

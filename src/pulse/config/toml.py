@@ -154,6 +154,16 @@ def _resolve_arrays(
     return out
 
 
+def line_at(lines: Mapping[tuple[str | int, ...], int], path: tuple[str | int, ...]) -> int:
+    """The line of *path* in *lines*, else of its nearest parent that has one, else 0."""
+    while path:
+        n = lines.get(path)
+        if n is not None:
+            return n
+        path = path[:-1]
+    return 0
+
+
 def format_path(path: tuple[str | int, ...]) -> str:
     out = ""
     for p in path:
@@ -176,12 +186,7 @@ class _Reader:
     diags: list[Diagnostic]
 
     def line(self, path: tuple[str | int, ...]) -> int:
-        while path:
-            n = self.lines.get(path)
-            if n is not None:
-                return n
-            path = path[:-1]
-        return 0
+        return line_at(self.lines, path)
 
     def src(self, path: tuple[str | int, ...]) -> Source:
         return Source(self.file, self.line(path))
@@ -454,13 +459,14 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
     )
     r.diags.extend(cf.diagnostics)
     r.diags.extend(diags)
-    if config is not None and (disabled or timeouts != ResourceOptions() or metrics or notify):
+    if config is not None:
         config = dataclasses.replace(
             config,
             disabled_plugins=disabled,
             resource_options=timeouts,
             metrics=metrics,
             notify=notify,
+            key_lines=r.lines,
         )
     return config
 
@@ -877,4 +883,4 @@ def _auth(r: _Reader, raw: object, path: Path, mode: int) -> AuthKeys | None:
     return AuthKeys(outbound=use, keys=tuple(sorted(keys.values(), key=lambda k: k.index)))
 
 
-__all__ = ["HEARTBEAT_KEYS", "format_path", "key_lines", "load_toml"]
+__all__ = ["HEARTBEAT_KEYS", "format_path", "key_lines", "line_at", "load_toml"]

@@ -7,25 +7,20 @@ the file and line they were written on and a hint how to fix them.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from pulse.config.model import Config, ResourceSpec
-from pulse.config.toml import key_lines
 from pulse.errors import Diagnostic, Severity
+from pulse.plugin.settings import SettingsReader, parse_flag
 
 PLUGIN = "asterisk"
 AGENT = "AsteriskBindaddr"
 DEFAULT_CONFDIR = "/etc/asterisk"
 DEFAULT_FILES = ("sip.conf", "iax.conf", "h323.conf", "manager.conf", "pjsip.conf")
 DEFAULT_RELOAD = ("asterisk", "-rx", "core reload")
-
-_TRUE = ("yes", "on", "true", "1", "y")
-_FALSE = ("no", "off", "false", "0", "n")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,37 +57,6 @@ class Binding:
     settings: AsteriskSettings
 
 
-# --------------------------------------------------------------------------- TOML lines
-
-
-def toml_lines(origin: str) -> dict[str, int]:
-    """Line of ``[plugins.asterisk]`` (key ``""``) and of each key in it, when the config
-    came from a TOML file; empty otherwise."""
-    if not origin.endswith(".toml") or not os.path.isfile(origin):
-        return {}
-    try:
-        with open(origin, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return {}
-    found: dict[str, int] = {}
-    for path, line in key_lines(text).items():
-        if path[:2] == ("plugins", PLUGIN):
-            found[".".join(str(p) for p in path[2:])] = line
-    return found
-
-
-class _Report:
-    def __init__(self, file: str, lines: Mapping[str, int]) -> None:
-        self.file = file
-        self.lines = lines
-        self.diags: list[Diagnostic] = []
-
-    def error(self, key: str, message: str) -> None:
-        line = self.lines.get(key, self.lines.get("", 0))
-        self.diags.append(Diagnostic(self.file, line, message))
-
-
 # --------------------------------------------------------------------------- the TOML table
 
 _KEYS = (
@@ -106,112 +70,39 @@ _KEYS = (
     "check_timeout",
     "check_interval",
 )
+_ARGV_EXAMPLE = '["asterisk", "-rx", "core reload"]'
 
 
-def _argv(r: _Report, key: str, value: object, *, allow_empty: bool) -> tuple[str, ...] | None:
-    where = f"[plugins.{PLUGIN}] {key}"
-    if isinstance(value, str):
+def _argv(r: SettingsReader, key: str, default: tuple[str, ...], *, empty: bool) -> tuple[str, ...]:
+    if isinstance(r.table.get(key), str):
         r.error(
             key,
-            f"{where}: expected a list of arguments, got a string; write it as an argv "
-            f'list (no shell), e.g. {key} = ["asterisk", "-rx", "core reload"]',
+            "expected a list of arguments, got a string; write it as an argv list "
+            f"(no shell), e.g. {key} = {_ARGV_EXAMPLE}",
         )
-        return None
-    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-        r.error(key, f'{where}: expected a list of strings, e.g. ["asterisk", "-rx", "..."]')
-        return None
-    if not value and not allow_empty:
-        r.error(key, f"{where}: must not be empty (the command to reload Asterisk)")
-        return None
-    if value and not value[0]:
-        r.error(key, f"{where}: the program name is empty")
-        return None
-    return tuple(value)
+        return default
+    return r.strings(key, default, example=_ARGV_EXAMPLE, empty=empty)
 
 
-def _seconds(r: _Report, key: str, value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        r.error(key, f"[plugins.{PLUGIN}] {key}: expected a number of seconds, e.g. {key} = 10")
-        return None
-    if not math.isfinite(value) or value <= 0:
-        r.error(key, f"[plugins.{PLUGIN}] {key}: must be more than 0 seconds")
-        return None
-    return float(value)
-
-
-def _files(r: _Report, key: str, value: object) -> tuple[str, ...] | None:
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(a, str) and a.strip() for a in value)
-    ):
-        r.error(
-            key,
-            f"[plugins.{PLUGIN}] {key}: expected a non-empty list of file names, e.g. "
-            'files = ["sip.conf", "manager.conf"]',
-        )
-        return None
-    return tuple(a.strip() for a in value)
-
-
-def settings_from_table(
-    table: Mapping[str, object], *, file: str, lines: Mapping[str, int] | None = None
-) -> tuple[AsteriskSettings, list[Diagnostic]]:
+def settings_from_table(r: SettingsReader) -> tuple[AsteriskSettings, list[Diagnostic]]:
     """``[plugins.asterisk]`` -> settings (defaults where a key is absent or wrong)."""
-    r = _Report(file, lines or {})
-    s = AsteriskSettings()
-    for key, value in table.items():
-        if key not in _KEYS:
-            near = difflib.get_close_matches(key, _KEYS, n=1)
-            hint = f" (did you mean {near[0]}?)" if near else f"; known keys: {', '.join(_KEYS)}"
-            r.error(key, f"[plugins.{PLUGIN}] {key}: unknown key{hint}")
-            continue
-        if key == "confdir":
-            if not isinstance(value, str) or not os.path.isabs(value):
-                r.error(
-                    key,
-                    f"[plugins.{PLUGIN}] confdir: expected an absolute directory, "
-                    f'e.g. confdir = "{DEFAULT_CONFDIR}"',
-                )
-            else:
-                s = replace(s, confdir=os.path.normpath(value))
-        elif key == "files":
-            files = _files(r, key, value)
-            if files is not None:
-                s = replace(s, files=files, files_explicit=True)
-        elif key == "reload_command":
-            argv = _argv(r, key, value, allow_empty=False)
-            if argv is not None:
-                s = replace(s, reload_command=argv)
-        elif key == "check_command":
-            argv = _argv(r, key, value, allow_empty=True)
-            if argv is not None:
-                s = replace(s, check_command=argv)
-        elif key == "check_expect":
-            if not isinstance(value, str) or not value:
-                r.error(key, f"[plugins.{PLUGIN}] check_expect: expected a non-empty string")
-            else:
-                s = replace(s, check_expect=value)
-        elif key == "reload_required":
-            if not isinstance(value, bool):
-                r.error(
-                    key,
-                    f"[plugins.{PLUGIN}] reload_required: expected true or false "
-                    "(false: a failed reload is only a warning)",
-                )
-            else:
-                s = replace(s, reload_required=value)
-        else:
-            secs = _seconds(r, key, value)
-            if secs is None:
-                pass
-            elif key == "timeout":
-                s = replace(s, timeout=secs)
-            elif key == "check_timeout":
-                s = replace(s, check_timeout=secs)
-            else:
-                s = replace(s, check_interval=secs)
-    return s, r.diags
+    before = len(r.diagnostics)
+    files = r.strings("files", DEFAULT_FILES, example='["sip.conf", "manager.conf"]', empty=False)
+    explicit = "files" in r.table and len(r.diagnostics) == before
+    settings = AsteriskSettings(
+        confdir=r.path("confdir", DEFAULT_CONFDIR),
+        files=tuple(f.strip() for f in files),
+        files_explicit=explicit,
+        reload_command=_argv(r, "reload_command", DEFAULT_RELOAD, empty=False),
+        check_command=_argv(r, "check_command", (), empty=True),
+        check_expect=r.optional_text("check_expect", example='"198.51.100.100"'),
+        reload_required=r.flag("reload_required", True),
+        timeout=r.duration("timeout", 30.0),
+        check_timeout=r.duration("check_timeout", 10.0),
+        check_interval=r.duration("check_interval", 1.0),
+    )
+    r.check_keys(_KEYS)
+    return settings, r.diagnostics
 
 
 # --------------------------------------------------------------------------- the haresources word
@@ -226,15 +117,6 @@ def parse_vip(text: str) -> str | None:
         return str(ipaddress.ip_address(addr))
     except ValueError:
         return None
-
-
-def _yes_no(text: str) -> bool | None:
-    low = text.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    return None
 
 
 def binding_from_args(
@@ -260,7 +142,7 @@ def binding_from_args(
             else:
                 settings = replace(settings, confdir=os.path.normpath(arg))
         elif name == "reload_required":
-            flag = _yes_no(value)
+            flag = parse_flag(value)
             if flag is None:
                 problems.append(f"{AGENT}: reload_required={value}: expected yes or no")
             else:
@@ -284,13 +166,8 @@ def binding_from_args(
 # --------------------------------------------------------------------------- the whole config
 
 
-def plugin_table(config: Config) -> Mapping[str, object]:
-    table = config.plugins.get(PLUGIN, {})
-    return table if isinstance(table, Mapping) else {}
-
-
 def base_settings(config: Config) -> AsteriskSettings:
-    settings, _ = settings_from_table(plugin_table(config), file=config.origin)
+    settings, _ = settings_from_table(SettingsReader.of(config, PLUGIN))
     return settings
 
 
@@ -305,13 +182,8 @@ def _looks_like_asterisk(spec: ResourceSpec) -> bool:
 
 def validate(config: Config) -> list[Diagnostic]:
     """Everything ``pulse check`` should say about this plugin's configuration."""
-    table = plugin_table(config)
-    lines = toml_lines(config.origin)
-    base, diags = settings_from_table(table, file=config.origin, lines=lines)
-    if PLUGIN in config.plugins and not isinstance(config.plugins[PLUGIN], Mapping):
-        diags.append(
-            Diagnostic(config.origin, lines.get("", 0), f"[plugins.{PLUGIN}] must be a table")
-        )
+    reader = SettingsReader.of(config, PLUGIN)
+    base, diags = settings_from_table(reader)
     used = False
     for group in config.groups:
         for i, spec in enumerate(group.resources):
@@ -359,11 +231,11 @@ def validate(config: Config) -> list[Diagnostic]:
                         Severity.WARNING,
                     )
                 )
-    if table and not used:
+    if reader.table and not used:
         diags.append(
             Diagnostic(
-                config.origin,
-                lines.get("", 0),
+                reader.file,
+                reader.line(),
                 f"[plugins.{PLUGIN}] is set but no resource group uses {AGENT}; add "
                 f"{AGENT}::VIP after the floating IP in a group",
                 Severity.WARNING,

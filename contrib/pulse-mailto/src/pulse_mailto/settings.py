@@ -2,19 +2,19 @@
 
 Pure functions: parsing returns the settings plus every problem found as a
 :class:`pulse.errors.Diagnostic` (``FILE:LINE: message`` with a fix-it hint); nothing
-here raises on bad input, reads files or touches the network.
+here raises on bad input, reads files or touches the network. The table is read with
+pulse's :class:`pulse.plugin.settings.SettingsReader`, so its values follow the rules
+every plugin shares (durations: seconds, or ``"30s"``, ``"500ms"``, ``"5min"``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from pulse.config.durations import parse_duration
-from pulse.config.legacy import did_you_mean
-from pulse.config.model import ResourceSpec
+from pulse.config.model import CLUSTER_EVENT_KINDS, ResourceSpec
 from pulse.errors import Diagnostic, Severity
+from pulse.plugin.settings import SettingsReader, did_you_mean
 
 NAME = "mailto"
 AGENT = "MailTo"
@@ -24,17 +24,8 @@ DEFAULT_SUBJECT = "Resource Group"
 DEFAULT_STATE_DIR = "/run/resource-agents"
 DEFAULT_SENDMAIL = "/usr/sbin/sendmail"
 
-EVENT_KINDS = (
-    "node-dead",
-    "node-up",
-    "acquired",
-    "released",
-    "acquire-failed",
-    "release-failed",
-    "fenced",
-    "fence-failed",
-    "shutdown",
-)
+# Every kind of cluster event pulse publishes (one list, shared with [[notify]]).
+EVENT_KINDS = CLUSTER_EVENT_KINDS
 DEFAULT_EVENTS = ("node-dead", "acquire-failed", "release-failed", "fenced", "fence-failed")
 TRANSPORTS = ("smtp", "sendmail")
 
@@ -201,103 +192,24 @@ def parse_mailto(spec: ResourceSpec) -> tuple[MailToTarget | None, list[Diagnost
 
 # --------------------------------------------------------------------------- [plugins.mailto]
 
-LineOf = Callable[[str | None], int]
-
-
-@dataclass(slots=True)
-class _Reader:
-    file: str
-    line_of: LineOf
-    diags: list[Diagnostic]
-
-    def error(self, key: str | None, message: str) -> None:
-        where = f"plugins.{NAME}.{key}" if key else f"plugins.{NAME}"
-        self.diags.append(Diagnostic(self.file, self.line_of(key), f"{where}: {message}"))
-
-    def warn(self, key: str | None, message: str) -> None:
-        where = f"plugins.{NAME}.{key}" if key else f"plugins.{NAME}"
-        self.diags.append(
-            Diagnostic(self.file, self.line_of(key), f"{where}: {message}", Severity.WARNING)
-        )
-
-    def text(self, table: Mapping[str, object], key: str, default: str, hint: str) -> str:
-        value = table.get(key, default)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        self.error(key, f"expected a non-empty string, got {value!r} (e.g. {key} = {hint})")
-        return default
-
-    def optional_text(self, table: Mapping[str, object], key: str, hint: str) -> str | None:
-        if key not in table:
-            return None
-        return self.text(table, key, "", hint) or None
-
-    def flag(self, table: Mapping[str, object], key: str) -> bool:
-        value = table.get(key, False)
-        if isinstance(value, bool):
-            return value
-        self.error(key, f"expected true or false, got {value!r}")
-        return False
-
-    def integer(
-        self, table: Mapping[str, object], key: str, default: int, low: int, high: int
-    ) -> int:
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.error(key, f"expected a whole number from {low} to {high}, got {value!r}")
-            return default
-        return value
-
-    def seconds(
-        self, table: Mapping[str, object], key: str, default: float, *, zero: bool = False
-    ) -> float:
-        value = table.get(key, default)
-        result: float | None = None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            result = float(value)
-        elif isinstance(value, str):
-            ms = parse_duration(value)
-            result = None if ms is None else ms / 1000.0
-        if result is None or result < 0 or (result == 0 and not zero):
-            low = "0 or more" if zero else "more than 0"
-            self.error(
-                key,
-                f"expected a duration of {low} seconds (a number, or a string such as "
-                f'"30s", "500ms", "5min"), got {value!r}',
-            )
-            return default
-        return result
-
 
 def parse_settings(
-    table: Mapping[str, object],
+    r: SettingsReader,
     *,
-    file: str,
-    line_of: LineOf,
     cluster: str,
     hostname: str,
     state_dir: str = DEFAULT_STATE_DIR,
 ) -> tuple[MailSettings, list[Diagnostic]]:
-    """The ``[plugins.mailto]`` table (possibly empty) as :class:`MailSettings`.
+    """The ``[plugins.mailto]`` table of *r* (possibly empty) as :class:`MailSettings`.
 
-    ``line_of(key)`` gives the line of a key (``None``: the table header), 0 when
-    unknown; ``hostname`` (uname -n) makes the default sender ``root@HOSTNAME``;
-    ``state_dir`` is the default for ``state_dir`` (``$HA_RSCTMP``).
+    ``hostname`` (uname -n) makes the default sender ``root@HOSTNAME``; ``state_dir``
+    is the default for ``state_dir`` (``$HA_RSCTMP``).
     """
-    r = _Reader(file, line_of, [])
-    for key in table:
-        if key not in KEYS:
-            r.error(
-                key, f"unknown setting{did_you_mean(key, list(KEYS))}; known: {', '.join(KEYS)}"
-            )
+    table = r.table
+    transport = r.choice("transport", TRANSPORTS, "smtp")
 
-    transport = r.text(table, "transport", "smtp", '"smtp"')
-    if transport not in TRANSPORTS:
-        r.error("transport", f'expected "smtp" or "sendmail", got {transport!r}')
-        transport = "smtp"
-
-    ssl = r.flag(table, "ssl")
-    starttls = r.flag(table, "starttls")
+    ssl = r.flag("ssl")
+    starttls = r.flag("starttls")
     if ssl and starttls:
         r.error(
             "starttls",
@@ -305,10 +217,10 @@ def parse_settings(
             "(SMTPS, port 465), starttls = true upgrades a plain connection (port 587 or 25)",
         )
         starttls = False
-    port = r.integer(table, "port", 465 if ssl else 25, 1, 65535)
-    username = r.optional_text(table, "username", '"pulse"')
-    password = r.optional_text(table, "password", '"secret"')
-    password_file = r.optional_text(table, "password_file", '"/etc/pulse/mail.secret"')
+    port = r.integer("port", 465 if ssl else 25, low=1, high=65535)
+    username = r.optional_text("username", example='"pulse"')
+    password = r.optional_text("password", example='"secret"')
+    password_file = r.optional_text("password_file", example='"/etc/pulse/mail.secret"')
     if password is not None and password_file is not None:
         r.error("password_file", "give either password or password_file, not both")
     if username is None and (password is not None or password_file is not None):
@@ -326,15 +238,15 @@ def parse_settings(
             "(or ssl = true)",
         )
     smtp = SmtpSettings(
-        host=r.text(table, "host", "localhost", '"mail.example.com"'),
+        host=r.text("host", "localhost", example='"mail.example.com"'),
         port=port,
         starttls=starttls,
         ssl=ssl,
         username=username,
         password=password,
         password_file=password_file,
-        helo=r.optional_text(table, "helo", '"node1.example.com"'),
-        cafile=r.optional_text(table, "cafile", '"/etc/ssl/certs/internal-ca.pem"'),
+        helo=r.optional_text("helo", example='"node1.example.com"'),
+        cafile=r.optional_text("cafile", example='"/etc/ssl/certs/internal-ca.pem"'),
     )
     if smtp.cafile is not None and not (ssl or starttls):
         r.warn("cafile", "used only with ssl = true or starttls = true")
@@ -344,18 +256,15 @@ def parse_settings(
             if key in table:
                 r.warn(key, 'ignored with transport = "sendmail"')
 
-    sendmail = r.text(table, "sendmail", DEFAULT_SENDMAIL, '"/usr/sbin/sendmail"')
-    if not sendmail.startswith("/"):
-        r.error("sendmail", f"expected an absolute path, got {sendmail!r}")
-        sendmail = DEFAULT_SENDMAIL
+    sendmail = r.path("sendmail", DEFAULT_SENDMAIL)
 
-    sender = r.text(table, "from", f"root@{hostname}", '"pulse@example.com"')
+    sender = r.text("from", f"root@{hostname}", example='"pulse@example.com"')
     if not is_address(sender):
         r.error("from", f'{sender!r} is not a mail address (e.g. from = "pulse@example.com")')
         sender = f"root@{hostname}"
 
-    to = _recipients(r, table)
-    events = _events(r, table)
+    to = _recipients(r)
+    events = _events(r)
     if events and not to and "events" in table:
         r.warn(
             "events",
@@ -363,10 +272,10 @@ def parse_settings(
         )
 
     retry = RetryPolicy(
-        attempts=r.integer(table, "attempts", 5, 1, 100),
-        first_delay=r.seconds(table, "retry_delay", 2.0, zero=True),
-        max_delay=r.seconds(table, "max_retry_delay", 60.0, zero=True),
-        give_up_after=r.seconds(table, "give_up_after", 300.0, zero=True),
+        attempts=r.integer("attempts", 5, low=1, high=100),
+        first_delay=r.duration("retry_delay", 2.0, zero=True),
+        max_delay=r.duration("max_retry_delay", 60.0, zero=True),
+        give_up_after=r.duration("give_up_after", 300.0, zero=True),
     )
     settings = MailSettings(
         transport=transport,
@@ -375,19 +284,19 @@ def parse_settings(
         sender=sender,
         to=to,
         events=events,
-        subject=r.text(table, "subject", cluster, '"web cluster"'),
-        timeout=r.seconds(table, "timeout", 30.0),
+        subject=r.text("subject", cluster, example='"web cluster"'),
+        timeout=r.duration("timeout", 30.0),
         retry=retry,
-        state_dir=r.text(table, "state_dir", state_dir, '"/run/resource-agents"'),
-        queue_size=r.integer(table, "queue_size", 100, 1, 100000),
+        state_dir=r.path("state_dir", state_dir),
+        queue_size=r.integer("queue_size", 100, low=1, high=100000),
     )
-    if not settings.state_dir.startswith("/"):
-        r.error("state_dir", f"expected an absolute path, got {settings.state_dir!r}")
-    return settings, r.diags
+    r.check_keys(KEYS)
+    return settings, r.diagnostics
 
 
-def _recipients(r: _Reader, table: Mapping[str, object]) -> tuple[str, ...]:
-    value = table.get("to", [])
+def _recipients(r: SettingsReader) -> tuple[str, ...]:
+    # A single string or a list; each string may hold several comma-separated addresses.
+    value = r.table.get("to", [])
     if isinstance(value, str):
         items: list[object] = [value]
     elif isinstance(value, list):
@@ -407,15 +316,15 @@ def _recipients(r: _Reader, table: Mapping[str, object]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _events(r: _Reader, table: Mapping[str, object]) -> tuple[str, ...]:
-    value = table.get("events", list(DEFAULT_EVENTS))
+def _events(r: SettingsReader) -> tuple[str, ...]:
+    value = r.table.get("events", list(DEFAULT_EVENTS))
     if not isinstance(value, list):
         r.error("events", f'expected a list such as ["node-dead", "fenced"], got {value!r}')
         return DEFAULT_EVENTS
     out: list[str] = []
     for item in value:
         if not isinstance(item, str) or item not in EVENT_KINDS:
-            hint = did_you_mean(item, list(EVENT_KINDS)) if isinstance(item, str) else ""
+            hint = did_you_mean(item, EVENT_KINDS) if isinstance(item, str) else ""
             r.error("events", f"unknown event {item!r}{hint}; known: {', '.join(EVENT_KINDS)}")
         elif item not in out:
             out.append(item)

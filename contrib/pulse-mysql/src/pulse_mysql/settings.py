@@ -14,12 +14,12 @@ from __future__ import annotations
 import configparser
 import os
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from pulse.config.durations import parse_bool, parse_duration
 from pulse.config.model import Config, ResourceGroup, ResourceSpec
 from pulse.errors import Diagnostic, Severity
+from pulse.plugin.settings import SettingsReader, did_you_mean, parse_flag, parse_seconds
 from pulse_mysql.replication import Policy
 
 PLUGIN = "mysql"
@@ -141,56 +141,36 @@ def read_defaults_file(path: str) -> tuple[dict[str, str], list[str], list[str]]
 
 # --------------------------------------------------------------------------- values
 
+# Every key, by the kind of value it takes. The TOML table is read with pulse's
+# SettingsReader (TOML types: a port is a number, a flag true or false); a
+# MySQLReplica word's k=v options and a defaults_file give strings, converted below by
+# the same rules (durations through pulse.plugin.settings.parse_seconds).
+TEXT = {
+    "host": '"127.0.0.1"',
+    "socket": '"/run/mysqld/mysqld.sock"',
+    "user": '"pulse"',
+    "password": '"secret"',
+    "defaults_file": '"/etc/ha.d/mysql.cnf"',
+    "rejoin_host": '"198.51.100.10"',
+    "rejoin_user": '"repl"',
+    "rejoin_password": '"secret"',
+}
+PORTS = ("port", "rejoin_port")
+DURATIONS = {  # key -> whether 0 is allowed
+    "connect_timeout": False,
+    "read_timeout": False,
+    "write_timeout": False,
+    "max_lag": True,
+    "apply_timeout": True,
+    "poll_interval": False,
+}
+FLAGS = ("allow_not_replica", "allow_stopped")
+KEYS = (*TEXT, *PORTS, *DURATIONS, *FLAGS, "ignore_errnos", "rejoin_gtid")
+TOML_ONLY = ("groups",)
+
 
 class _Bad(ValueError):
     pass
-
-
-def _string(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Bad("expected a non-empty string")
-    return value.strip()
-
-
-def _port(value: object) -> int:
-    if isinstance(value, bool):
-        raise _Bad("expected a port number")
-    try:
-        port = int(value) if isinstance(value, int | str) else -1
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise _Bad("expected a port number (1-65535)")
-    return port
-
-
-def _seconds(value: object) -> float:
-    if isinstance(value, bool):
-        raise _Bad('expected a duration ("30s", "500ms" or seconds)')
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (ms := parse_duration(value)) is not None:
-        seconds = ms / 1000.0
-    else:
-        raise _Bad('expected a duration ("30s", "500ms" or seconds)')
-    if seconds < 0:
-        raise _Bad("must not be negative")
-    return seconds
-
-
-def _positive_seconds(value: object) -> float:
-    seconds = _seconds(value)
-    if seconds <= 0:
-        raise _Bad("must be more than 0")
-    return seconds
-
-
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and (b := parse_bool(value)) is not None:
-        return b
-    raise _Bad("expected true or false")
 
 
 def _errnos(value: object) -> frozenset[int]:
@@ -212,45 +192,56 @@ def _errnos(value: object) -> frozenset[int]:
     return frozenset(out)
 
 
-def _gtid(value: object) -> str:
-    text = _string(value).lower()
-    if text not in GTID_MODES:
+def convert_word_value(key: str, text: str) -> object:
+    """The value of ``key=text`` (a word option or a defaults_file line); raises _Bad."""
+    if key in TEXT:
+        if not text.strip():
+            raise _Bad("expected a non-empty string")
+        return text.strip()
+    if key in PORTS:
+        port = int(text) if text.strip().isdigit() else -1
+        if not 1 <= port <= 65535:
+            raise _Bad("expected a port number (1-65535)")
+        return port
+    if key in DURATIONS:
+        seconds = parse_seconds(text)
+        zero = DURATIONS[key]
+        if seconds is None or seconds < 0 or (seconds == 0 and not zero):
+            low = "0 or more" if zero else "more than 0"
+            raise _Bad(f'expected a duration of {low} seconds ("30s", "500ms" or seconds)')
+        return seconds
+    if key in FLAGS:
+        flag = parse_flag(text)
+        if flag is None:
+            raise _Bad("expected true or false")
+        return flag
+    if key == "ignore_errnos":
+        return _errnos(text)
+    mode = text.strip().lower()
+    if mode not in GTID_MODES:
         raise _Bad(f"expected one of {', '.join(GTID_MODES)}")
-    return text
+    return mode
 
 
-# key -> converter; every key may appear in TOML and in a MySQLReplica word, except the
-# secrets (TOML or defaults_file only) and `groups` (TOML only).
-CONVERTERS: dict[str, Callable[[object], object]] = {
-    "host": _string,
-    "port": _port,
-    "socket": _string,
-    "user": _string,
-    "password": _string,
-    "defaults_file": _string,
-    "connect_timeout": _positive_seconds,
-    "read_timeout": _positive_seconds,
-    "write_timeout": _positive_seconds,
-    "max_lag": _seconds,
-    "apply_timeout": _seconds,
-    "poll_interval": _positive_seconds,
-    "allow_not_replica": _bool,
-    "allow_stopped": _bool,
-    "ignore_errnos": _errnos,
-    "rejoin_host": _string,
-    "rejoin_port": _port,
-    "rejoin_user": _string,
-    "rejoin_password": _string,
-    "rejoin_gtid": _gtid,
-}
-TOML_ONLY = frozenset({"groups"})
-
-
-def _suggest(key: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, [*CONVERTERS, *TOML_ONLY], n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+def toml_values(r: SettingsReader) -> dict[str, object]:
+    """The keys ``[plugins.mysql]`` sets correctly (problems go to *r*'s diagnostics)."""
+    values: dict[str, object | None] = {}
+    for key, example in TEXT.items():
+        values[key] = r.text(key, None, example=example)
+    for key in PORTS:
+        values[key] = r.integer(key, None, low=1, high=65535)
+    for key, zero in DURATIONS.items():
+        values[key] = r.duration(key, None, zero=zero)
+    for key in FLAGS:
+        values[key] = r.flag(key, None)
+    values["rejoin_gtid"] = r.choice("rejoin_gtid", GTID_MODES, None)
+    if "ignore_errnos" in r.table:
+        try:
+            values["ignore_errnos"] = _errnos(r.table["ignore_errnos"])
+        except _Bad as exc:
+            r.error("ignore_errnos", f"{exc}, e.g. ignore_errnos = [1062]")
+    r.check_keys((*KEYS, *TOML_ONLY))
+    return {k: v for k, v in values.items() if v is not None}
 
 
 # --------------------------------------------------------------------------- resolution
@@ -267,35 +258,6 @@ class _Where:
 
 def plugin_table(config: Config) -> Mapping[str, object]:
     return config.plugins.get(PLUGIN, {})
-
-
-def _toml_line(origin: str, key: str | None) -> int:
-    """Best effort: the line of ``[plugins.mysql]`` (or of *key* inside it) in *origin*."""
-    if not origin.endswith(".toml"):
-        return 0
-    try:
-        with open(origin, encoding="utf-8") as f:
-            lines = f.read(1 << 20).splitlines()
-    except (OSError, UnicodeDecodeError):
-        return 0
-    header = 0
-    for number, raw in enumerate(lines, 1):
-        text = raw.strip()
-        if text.startswith("["):
-            if header:
-                break
-            if text.replace(" ", "") == f"[plugins.{PLUGIN}]":
-                header = number
-                if key is None:
-                    return number
-            continue
-        if header and key is not None and text.split("=", 1)[0].strip() == key:
-            return number
-    return header
-
-
-def _toml_where(config: Config, key: str | None = None) -> _Where:
-    return _Where(config.origin, _toml_line(config.origin, key))
 
 
 def _spec_where(config: Config, spec: ResourceSpec) -> _Where:
@@ -319,8 +281,8 @@ def word_options(spec: ResourceSpec) -> tuple[dict[str, str], list[str]]:
                 f"{AGENT}: {key} must not be written in haresources (every user can "
                 "read it); put it in a defaults_file (chmod 600) or in [plugins.mysql]"
             )
-        elif key not in CONVERTERS:
-            problems.append(f"{AGENT}: unknown option {key!r}{_suggest(key)}")
+        elif key not in KEYS:
+            problems.append(f"{AGENT}: unknown option {key!r}{did_you_mean(key, KEYS)}")
         else:
             options[key] = value
     return options, problems
@@ -334,21 +296,9 @@ def resolve(
     Always returns usable settings (defaults where a value was bad) together with the
     diagnostics; callers refuse to run when any diagnostic is an error.
     """
-    diags: list[Diagnostic] = []
-    values: dict[str, object] = {}
-
-    table = plugin_table(config)
-    for key, raw in table.items():
-        if key in TOML_ONLY:
-            continue
-        where = _toml_where(config, key)
-        if key not in CONVERTERS:
-            diags.append(where.diag(f"plugins.{PLUGIN}.{key}: unknown key{_suggest(key)}"))
-            continue
-        try:
-            values[key] = CONVERTERS[key](raw)
-        except _Bad as exc:
-            diags.append(where.diag(f"plugins.{PLUGIN}.{key}: {exc}"))
+    reader = SettingsReader.of(config, PLUGIN)
+    values = toml_values(reader)
+    diags: list[Diagnostic] = reader.diagnostics
 
     if spec is not None:
         where = _spec_where(config, spec)
@@ -356,7 +306,7 @@ def resolve(
         diags.extend(where.diag(p) for p in problems)
         for key, raw in options.items():
             try:
-                values[key] = CONVERTERS[key](raw)
+                values[key] = convert_word_value(key, raw)
             except _Bad as exc:
                 diags.append(where.diag(f"{AGENT}: {key}={raw}: {exc}"))
 
@@ -368,7 +318,7 @@ def resolve(
         where = (
             _spec_where(config, spec)
             if spec is not None and "defaults_file" in word_options(spec)[0]
-            else _toml_where(config, "defaults_file")
+            else _Where(reader.file, reader.line("defaults_file"))
         )
         options, errors, warnings = read_defaults_file(defaults_file)
         diags.extend(where.diag(e) for e in errors)
@@ -376,7 +326,7 @@ def resolve(
         for key in ("host", "port", "socket", "user", "password", "rejoin_user", "rejoin_password"):
             if key in options and key not in values:
                 try:
-                    values[key] = CONVERTERS[key](options[key])
+                    values[key] = convert_word_value(key, options[key])
                 except _Bad as exc:
                     diags.append(where.diag(f"defaults_file {defaults_file}: {key}: {exc}"))
 
@@ -431,20 +381,17 @@ def mysql_words(group: ResourceGroup) -> list[ResourceSpec]:
 
 def listed_groups(config: Config) -> tuple[list[str], list[Diagnostic]]:
     """Group keys named by ``[plugins.mysql] groups``, and what is wrong with the list."""
-    raw = plugin_table(config).get("groups", [])
-    where = _toml_where(config, "groups")
-    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        return [], [where.diag(f"plugins.{PLUGIN}.groups: expected a list of group names")]
+    r = SettingsReader.of(config, PLUGIN)
+    names = r.strings("groups", example='["web"]')
     keys = {g.key for g in config.groups}
-    diags = [
-        where.diag(
-            f"plugins.{PLUGIN}.groups: no resource group is called {name!r} "
-            f"(a group is named by its first resource: {', '.join(sorted(keys)) or 'none'})"
-        )
-        for name in raw
-        if name not in keys
-    ]
-    return [str(x) for x in raw if x in keys], diags
+    for name in names:
+        if name not in keys:
+            r.error(
+                "groups",
+                f"no resource group is called {name!r} (a group is named by its first "
+                f"resource: {', '.join(sorted(keys)) or 'none'})",
+            )
+    return [name for name in names if name in keys], r.diagnostics
 
 
 def gated_groups(config: Config) -> list[ResourceGroup]:

@@ -11,8 +11,6 @@ devices' async methods, which pulse's resource manager calls under their timeout
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pulse import hookimpl
 from pulse.config.model import Config
 from pulse.errors import Diagnostic
@@ -32,15 +30,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-
-
-def _toml_text(origin: str) -> str | None:
-    if not origin.endswith(".toml"):
-        return None
-    try:
-        return Path(origin).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
 
 
 def build_devices(
@@ -63,7 +52,7 @@ def build_devices(
 
 @hookimpl
 def pulse_configure(config: Config, node: str) -> list[Diagnostic]:
-    settings, diags = read_settings(config, node, toml_text=_toml_text(config.origin))
+    settings, diags = read_settings(config, node)
     return [*diags, *host_checks(settings)]
 
 

@@ -15,11 +15,12 @@ last one wins.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pulse.config.model import Config, Source, StonithDirective
 from pulse.errors import Diagnostic, Severity
+from pulse.plugin.settings import SettingsReader
 
 ACTIONS = ("reboot", "off")
 DEFAULT_TIMEOUT = 60.0  # seconds; Pacemaker's default fencing timeout
@@ -111,120 +112,33 @@ def _where(source: Source | None, fallback: str) -> tuple[str, int]:
 # --------------------------------------------------------------------------- TOML
 
 
-class _Lines:
-    """Finds the line of ``[plugins.stonith]`` and its ``[[plugins.stonith.devices]]``."""
-
-    _TABLE = re.compile(r"^\s*\[\s*plugins\s*\.\s*stonith\s*\]\s*(#.*)?$")
-    _DEVICE = re.compile(r"^\s*\[\[\s*plugins\s*\.\s*stonith\s*\.\s*devices\s*\]\]\s*(#.*)?$")
-
-    def __init__(self, text: str | None) -> None:
-        self.table = 0
-        self.devices: list[int] = []
-        for number, line in enumerate((text or "").splitlines(), start=1):
-            if self._TABLE.match(line):
-                self.table = number
-            elif self._DEVICE.match(line):
-                self.devices.append(number)
-
-    def device(self, index: int) -> int:
-        return self.devices[index] if index < len(self.devices) else self.table
+def _one_line(r: SettingsReader, key: str, *, example: str) -> str | None:
+    """A non-empty single-line string (it ends up on a command line or stdin)."""
+    text = r.text(key, None, example=example)
+    if text is not None and any(c in text for c in "\n\r\0"):
+        r.error(key, "must be a single line")
+        return None
+    return text
 
 
-class _Reader:
-    def __init__(self, file: str, lines: _Lines) -> None:
-        self.file = file
-        self.lines = lines
-        self.diags: list[Diagnostic] = []
-
-    def error(self, line: int, message: str) -> None:
-        self.diags.append(Diagnostic(self.file, line, message))
-
-    def warning(self, line: int, message: str) -> None:
-        self.diags.append(Diagnostic(self.file, line, message, Severity.WARNING))
-
-    def seconds(self, value: object, what: str, line: int) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            self.error(line, f"{what} must be a positive number of seconds, got {value!r}")
-            return None
-        return float(value)
-
-    def action(self, value: object, what: str, line: int) -> str | None:
-        if value not in ACTIONS:
-            self.error(
-                line, f"{what} must be one of {', '.join(map(repr, ACTIONS))}, got {value!r}"
-            )
-            return None
-        assert isinstance(value, str)
-        return value
-
-    def string(self, value: object, what: str, line: int) -> str | None:
-        if not isinstance(value, str) or not value.strip():
-            self.error(line, f"{what} must be a non-empty string, got {value!r}")
-            return None
-        if "\n" in value or "\r" in value or "\0" in value:
-            self.error(line, f"{what} must be a single line")
-            return None
-        return value
-
-    def hosts(self, value: object, line: int) -> tuple[str, ...] | None:
-        if not isinstance(value, list) or not value:
-            self.error(line, f"hosts must be a non-empty list of node names, got {value!r}")
-            return None
-        out: list[str] = []
-        for item in value:
-            name = self.string(item, "each of hosts", line)
-            if name is None:
-                return None
-            out.append(name.lower())
-        return tuple(out)
-
-    def unknown(
-        self, table: Mapping[str, object], known: Sequence[str], what: str, line: int
-    ) -> None:
-        for key in table:
-            if key not in known:
-                self.error(line, f"unknown key {key!r} in {what} (known: {', '.join(known)})")
-
-
-def read_settings(
-    config: Config, node: str, *, toml_text: str | None = None
-) -> tuple[Settings, list[Diagnostic]]:
-    """The plugin's settings for *node*, and what is wrong with the configuration.
-
-    *toml_text* is the TOML file's text when the configuration came from TOML, used
-    only to point diagnostics at the right line.
-    """
-    lines = _Lines(toml_text)
-    r = _Reader(config.origin, lines)
-    table = config.plugins.get(PLUGIN, {})
-    r.unknown(table, _POLICY_KEYS, "[plugins.stonith]", lines.table)
-
-    action, timeout, ttl, require = "reboot", DEFAULT_TIMEOUT, DEFAULT_HOST_LIST_TTL, False
-    if "action" in table:
-        action = r.action(table["action"], "[plugins.stonith] action", lines.table) or action
-    if "timeout" in table:
-        timeout = r.seconds(table["timeout"], "[plugins.stonith] timeout", lines.table) or timeout
-    if "host_list_ttl" in table:
-        ttl = (
-            r.seconds(table["host_list_ttl"], "[plugins.stonith] host_list_ttl", lines.table) or ttl
-        )
-    if "require_fencing" in table:
-        value = table["require_fencing"]
-        if isinstance(value, bool):
-            require = value
-        else:
-            r.error(
-                lines.table,
-                f"[plugins.stonith] require_fencing must be true or false, got {value!r}",
-            )
+def read_settings(config: Config, node: str) -> tuple[Settings, list[Diagnostic]]:
+    """The plugin's settings for *node*, and what is wrong with the configuration."""
+    r = SettingsReader.of(config, PLUGIN)
+    action = r.choice("action", ACTIONS, "reboot")
+    timeout = r.duration("timeout", DEFAULT_TIMEOUT)
+    ttl = r.duration("host_list_ttl", DEFAULT_HOST_LIST_TTL)
+    require = r.flag("require_fencing")
+    raw_devices = r.tables("devices")
+    r.check_keys(_POLICY_KEYS)
 
     devices: list[DeviceSpec] = []
+    warnings: list[Diagnostic] = []
     chosen, overridden = applicable_directive(config.stonith, node)
     if chosen is not None:
         file, line = _where(chosen.source, config.origin)
         for d in overridden:
             ofile, oline = _where(d.source, config.origin)
-            r.diags.append(
+            warnings.append(
                 Diagnostic(
                     ofile,
                     oline,
@@ -245,24 +159,13 @@ def read_settings(
             )
         )
 
-    raw_devices = table.get("devices", [])
-    if not isinstance(raw_devices, list):
-        r.error(
-            lines.table,
-            "[plugins.stonith] devices must be an array of tables ([[plugins.stonith.devices]])",
-        )
-        raw_devices = []
     names = {d.name for d in devices}
-    for index, raw in enumerate(raw_devices):
-        line = lines.device(index)
-        if not isinstance(raw, dict):
-            r.error(line, f"device {index + 1}: expected a table, got {type(raw).__name__}")
-            continue
-        spec = _device(r, raw, index, line, action=action, timeout=timeout)
+    for index, dev in enumerate(raw_devices):
+        spec = _device(dev, index, action=action, timeout=timeout)
         if spec is None:
             continue
         if spec.name in names:
-            r.error(line, f"device name {spec.name!r} is used twice; give each device its own name")
+            dev.error("name", f"{spec.name!r} is used twice; give each device its own name")
             continue
         names.add(spec.name)
         devices.append(spec)
@@ -274,126 +177,105 @@ def read_settings(
         host_list_ttl=ttl,
         devices=tuple(devices),
     )
-    return settings, r.diags
+    return settings, [*warnings, *r.diagnostics]
 
 
-def _device(
-    r: _Reader, raw: Mapping[str, object], index: int, line: int, *, action: str, timeout: float
-) -> DeviceSpec | None:
-    label = f"device {index + 1}"
-    kind = raw.get("kind")
+def _device(r: SettingsReader, index: int, *, action: str, timeout: float) -> DeviceSpec | None:
+    """One ``[[plugins.stonith.devices]]`` element, or None when it is wrong (reported)."""
+    kind = r.table.get("kind")
     if kind not in KINDS:
         r.error(
-            line,
-            f'{label}: kind must be "cluster-glue" (stonith -t TYPE) or "fence-agent" '
+            "kind",
+            'expected "cluster-glue" (stonith -t TYPE) or "fence-agent" '
             f"(fence_* on stdin), got {kind!r}",
         )
         return None
-    before = len(r.diags)
-    r.unknown(raw, _GLUE_KEYS if kind == "cluster-glue" else _AGENT_KEYS, label, line)
-    dev_action = r.action(raw["action"], f"{label}: action", line) if "action" in raw else action
-    dev_timeout = (
-        r.seconds(raw["timeout"], f"{label}: timeout", line) if "timeout" in raw else timeout
-    )
-    hosts = r.hosts(raw["hosts"], line) if "hosts" in raw else None
-    name = r.string(raw["name"], f"{label}: name", line) if "name" in raw else None
+    before = len(r.diagnostics)
+    dev_action = r.choice("action", ACTIONS, action)
+    dev_timeout = r.duration("timeout", timeout)
+    hosts = r.strings("hosts", (), example='["prime"]', empty=False) if "hosts" in r.table else None
+    name = _one_line(r, "name", example='"ipmi-prime"')
+    where = Source(r.file, r.line())
 
     if kind == "cluster-glue":
-        typ = r.string(raw.get("type"), f'{label}: type (e.g. "external/ipmi")', line)
-        params = raw.get("params", "")
+        r.check_keys(_GLUE_KEYS)
+        typ = (
+            _one_line(r, "type", example='"external/ipmi"')
+            if r.require("type", example='"external/ipmi"')
+            else None
+        )
+        params = r.table.get("params", "")
         if not isinstance(params, str) or "\n" in params:
             r.error(
-                line,
-                f"{label}: params must be one line of values, "
-                "in the order `stonith -t TYPE -n` lists",
+                "params", "expected one line of values, in the order `stonith -t TYPE -n` lists"
             )
+        if typ is None or len(r.diagnostics) > before:
             return None
-        if typ is None or dev_action is None or dev_timeout is None or len(r.diags) > before:
-            return None
+        assert isinstance(params, str)
         return GlueDeviceSpec(
             name=name or f"{typ}#{index + 1}",
             type=typ,
             params=params.strip(),
-            hosts=hosts,
+            hosts=tuple(h.lower() for h in hosts) if hosts is not None else None,
             action=dev_action,
             timeout=dev_timeout,
-            where=Source(r.file, line),
+            where=where,
         )
 
-    agent = r.string(raw.get("agent"), f'{label}: agent (e.g. "fence_ipmilan")', line)
-    options = _options(r, raw.get("options", {}), label, line)
-    plug_option = raw.get("plug_option", "plug")
-    if not isinstance(plug_option, str) or not _OPTION_NAME.match(plug_option):
-        r.error(line, f'{label}: plug_option must be an option name such as "plug" or "port"')
-        return None
-    host_map = _host_map(r, raw.get("host_map", {}), label, line)
-    if (
-        agent is None
-        or options is None
-        or host_map is None
-        or dev_action is None
-        or dev_timeout is None
-        or len(r.diags) > before
-    ):
-        return None
-    if any(k == plug_option for k, _ in options):
-        r.error(
-            line,
-            f"{label}: options must not set {plug_option!r}: "
-            "pulse sets it to the node being fenced",
-        )
+    r.check_keys(_AGENT_KEYS)
+    agent = (
+        _one_line(r, "agent", example='"fence_ipmilan"')
+        if r.require("agent", example='"fence_ipmilan"')
+        else None
+    )
+    plug_option = r.text("plug_option", "plug", example='"port"')
+    if not _OPTION_NAME.match(plug_option):
+        r.error("plug_option", 'expected an option name such as "plug" or "port"')
+    options = _options(r.table_at("options"), plug_option)
+    host_map = _host_map(r.table_at("host_map"))
+    if agent is None or len(r.diagnostics) > before:
         return None
     return AgentDeviceSpec(
         name=name or f"{agent.rsplit('/', 1)[-1]}#{index + 1}",
         agent=agent,
         options=options,
-        hosts=hosts,
+        hosts=tuple(h.lower() for h in hosts) if hosts is not None else None,
         action=dev_action,
         timeout=dev_timeout,
         plug_option=plug_option,
         host_map=host_map,
-        where=Source(r.file, line),
+        where=where,
     )
 
 
-def _options(r: _Reader, raw: object, label: str, line: int) -> tuple[tuple[str, str], ...] | None:
-    if not isinstance(raw, dict):
-        r.error(line, f"{label}: options must be a table of key = value")
-        return None
+def _options(r: SettingsReader, plug_option: str) -> tuple[tuple[str, str], ...]:
+    """``options = { key = value }``: fence-agents options, sent as ``key=value`` lines."""
     out: list[tuple[str, str]] = []
-    for key, value in raw.items():
+    for key, value in r.table.items():
         if not _OPTION_NAME.match(key):
-            r.error(line, f"{label}: option name {key!r} is not a fence-agents option name")
-            return None
-        if key.replace("-", "_") in _RESERVED_AGENT_OPTIONS:
+            r.error(key, "is not a fence-agents option name")
+        elif key.replace("-", "_") in _RESERVED_AGENT_OPTIONS or key == plug_option:
             r.error(
-                line,
-                f"{label}: options must not set {key!r}: pulse sets it "
-                '(use action = "reboot"|"off" on the device)',
+                key,
+                "options must not set it: pulse does (the node being fenced, and "
+                'action = "reboot"|"off" on the device)',
             )
-            return None
-        if isinstance(value, bool):
-            text = "1" if value else "0"
-        elif isinstance(value, int | float | str):
-            text = str(value)
+        elif not isinstance(value, bool | int | float | str):
+            r.error(key, "expected a string, number or boolean")
         else:
-            r.error(line, f"{label}: option {key} must be a string, number or boolean")
-            return None
-        if "\n" in text or "\r" in text or "\0" in text:
-            r.error(line, f"{label}: option {key} must be a single line (it is sent as key=value)")
-            return None
-        out.append((key, text))
+            text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+            if any(c in text for c in "\n\r\0"):
+                r.error(key, "must be a single line (it is sent as key=value)")
+            else:
+                out.append((key, text))
     return tuple(out)
 
 
-def _host_map(r: _Reader, raw: object, label: str, line: int) -> tuple[tuple[str, str], ...] | None:
-    if not isinstance(raw, dict):
-        r.error(line, f'{label}: host_map must be a table of node = "plug"')
-        return None
+def _host_map(r: SettingsReader) -> tuple[tuple[str, str], ...]:
+    """``host_map = { node = "plug" }``."""
     out: list[tuple[str, str]] = []
-    for node, plug in raw.items():
-        text = r.string(plug, f"{label}: host_map.{node}", line)
-        if text is None:
-            return None
-        out.append((node.lower(), text))
+    for node in r.table:
+        plug = _one_line(r, node, example='"bmc-prime"')
+        if plug is not None:
+            out.append((node.lower(), plug))
     return tuple(out)

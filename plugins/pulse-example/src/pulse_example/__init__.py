@@ -20,6 +20,7 @@ import trio
 from pulse import ClusterEvent, hookimpl
 from pulse.config.model import Config, ResourceSpec
 from pulse.errors import Diagnostic
+from pulse.plugin.settings import SettingsReader
 from pulse.resources import ResourceError
 
 __version__ = "0.1.0"
@@ -64,13 +65,17 @@ class Flag:
         return await trio.to_thread.run_sync(self.path.exists)
 
 
+def settings(config: Config) -> tuple[str | None, list[Diagnostic]]:
+    """``[plugins.example]``: the journal's path, and what is wrong with the table."""
+    r = SettingsReader.of(config, "example")
+    journal = r.path("journal", None)
+    r.check_keys()  # an unknown key is an error, with "did you mean"
+    return journal, r.diagnostics
+
+
 @hookimpl
 def pulse_configure(config: Config) -> list[Diagnostic]:
-    out = []
-    table = config.plugins.get("example", {})
-    journal = table.get("journal")
-    if journal is not None and not (isinstance(journal, str) and os.path.isabs(journal)):
-        out.append(Diagnostic(config.origin, 0, "plugins.example.journal: use an absolute path"))
+    _, out = settings(config)
     for group in config.groups:
         for spec in group.resources:
             if spec.agent == "Flag" and (len(spec.args) != 1 or not spec.args[0].startswith("/")):
@@ -81,8 +86,8 @@ def pulse_configure(config: Config) -> list[Diagnostic]:
 
 @hookimpl
 def pulse_register_event_listeners(config: Config) -> list[Journal]:
-    journal = config.plugins.get("example", {}).get("journal")
-    return [Journal(journal)] if isinstance(journal, str) else []
+    journal, _ = settings(config)
+    return [Journal(journal)] if journal is not None else []
 
 
 @hookimpl

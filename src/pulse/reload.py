@@ -1,0 +1,90 @@
+"""What a SIGHUP may change in a running daemon, decided without I/O.
+
+``pulse run`` re-reads and validates the configuration on SIGHUP (as ``pulse check``
+would, host facts included). A configuration with errors changes nothing: each error
+is logged with its ``FILE:LINE``. Otherwise :func:`plan_reload` compares the running
+configuration with the new one and sorts every difference:
+
+* **applied at once**: the timers (``keepalive``, ``deadtime``, ``warntime``,
+  ``deadping``: the new deadtime is advertised in the next heartbeat), the
+  ``authkeys`` (as Heartbeat does on SIGHUP: add the new key on every node and reload,
+  then switch ``auth N`` and reload again; every key in the file is accepted, the
+  ``auth`` one signs), ``max_rexmit_delay``, and the logging settings;
+* **refused**, logged with where the new value is written and "restart pulse to apply
+  it", the daemon going on with the old value: everything else (nodes, links, ping
+  nodes, resource groups, resource options, respawn, stonith, plugins, notify scripts,
+  metrics, the watchdog, ``auto_failback``, ...), whose change would need tasks,
+  agents or sockets of the running daemon rebuilt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from pulse.config.model import Config
+
+# Fields of Config a reload applies; compare=False fields (key_lines) never count.
+APPLIED = ("timing", "auth", "logging", "max_rexmit_delay")
+# Not configuration but bookkeeping of the load: never a "change".
+IGNORED = ("parameters", "origin", "key_lines")
+WHY_REFUSED = "restart pulse to apply it (systemctl restart pulse)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReloadPlan:
+    config: Config  # the running configuration with the applied changes
+    applied: tuple[str, ...]  # field names changed
+    refused: tuple[str, ...]  # one line per refused change, with where it is written
+
+
+def plan_reload(running: Config, new: Config) -> ReloadPlan:
+    applied: list[str] = []
+    refused: list[str] = []
+    updates: dict[str, object] = {}
+    for f in dataclasses.fields(Config):
+        name = f.name
+        if name in IGNORED or not f.compare:
+            continue
+        old_value, new_value = getattr(running, name), getattr(new, name)
+        if old_value == new_value:
+            continue
+        if name in APPLIED:
+            applied.append(name)
+            updates[name] = new_value
+        else:
+            refused.append(f"{_where(new, name)}: {_label(name)} changed; {WHY_REFUSED}")
+    config = dataclasses.replace(running, **updates) if updates else running  # type: ignore[arg-type]
+    return ReloadPlan(config=config, applied=tuple(applied), refused=tuple(refused))
+
+
+def _label(name: str) -> str:
+    return {
+        "media": "the links (bcast/ucast/mcast/serial/ping)",
+        "groups": "the resource groups (haresources)",
+        "nodes": "the node list",
+        "resource_options": "[resources]",
+    }.get(name, name)
+
+
+def _where(config: Config, name: str) -> str:
+    """``FILE:LINE`` of the setting in the new configuration, as well as it is known."""
+    line = 0
+    toml_key = {"groups": ("groups",), "media": ("links",), "nodes": ("cluster", "nodes")}
+    if config.key_lines:
+        line = config.key_lines.get(toml_key.get(name, (name,)), 0)
+    else:
+        sources = []
+        if name == "groups":
+            sources = [g.source for g in config.groups]
+        elif name == "media":
+            sources = [m.source for m in config.media]
+        elif name == "respawn":
+            sources = [r.source for r in config.respawn]
+        found = [s for s in sources if s is not None]
+        if found:
+            return f"{found[0].file}:{found[0].line}"
+        if os.path.isdir(config.origin):
+            return os.path.join(config.origin, "ha.cf")
+    return f"{config.origin}:{line}" if line else config.origin
