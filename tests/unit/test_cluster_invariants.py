@@ -53,6 +53,7 @@ from invariants_support import (
     Loss,
     OneWay,
     Params,
+    Restart,
     Standby,
     Step,
     Takeover,
@@ -304,3 +305,31 @@ def test_a_thawed_node_counts_its_stall_and_declares_no_peer_dead(
     sim.run_until(sim.now + (deadtime / keepalive + 9) * keepalive / 1000)
     assert sim.nodes["prime"].engine.counters["stalls"] == 1
     assert not [line for line in sim.story if "prime   sees" in line and "dead" in line]
+
+
+TAKEOVER_NOT_SHARED = (
+    "issue 9: takeover requests are each node's own memory, never reported: a restarted "
+    "peer never learns one, a standby cancels one only on the node that made it"
+)
+
+
+@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=TAKEOVER_NOT_SHARED)
+def test_a_peer_restarted_after_a_takeover_request_does_not_start_the_group_too() -> None:
+    # No network fault at all. calc (vip2's preferred node) crashes and is restarted
+    # within deadtime; meanwhile prime asked to take everything over. On calc's
+    # "starting" prime starts vip2 (its own request); calc, which never heard of the
+    # request, starts vip2 as its preferred node. Each names itself owner: both keep it.
+    params = Params(nodes=2, groups=2)
+    commands = [Crash("calc"), Wait(0.25), Takeover("prime", "all"), Wait(0.25)]
+    run_story(params, [*commands, Restart("calc"), Wait(0.25)])
+
+
+@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=TAKEOVER_NOT_SHARED)
+def test_standby_on_both_nodes_after_a_takeover_leaves_the_group_running() -> None:
+    # No network fault at all. calc takes vip1 over, then goes to standby (which drops
+    # its own request, on calc only), so prime runs vip1; then prime goes to standby
+    # too. Standby is soft, so one of them must keep vip1: prime names calc (calc's
+    # takeover request still stands on prime), calc names prime. vip1 runs nowhere.
+    params = Params(nodes=2, groups=1)
+    commands = [Takeover("calc", "all"), Wait(1), Standby("calc", "all"), Wait(1)]
+    run_story(params, [*commands, Standby("prime", "all"), Wait(1)])
