@@ -471,6 +471,12 @@ class Engine:
             out += self._maybe_ack(peer, seq, now)
         if verdict in ("in-order", "gap") and not is_status and hg == peer.generation:
             self._membership.heard_life(name, now)
+            if node_dead and hg > 0:
+                # A node we declared dead talks again (its status may come later, or
+                # have been lost): it is back, and dead again if it then falls silent.
+                # The resource layer counts a node that talks as alive; so must we, or
+                # its next death would never be reported.
+                out += self._revive(name, now)
         if not self._for_us(message):
             self.counters["not-for-us"] += 1
             return out
@@ -1014,6 +1020,19 @@ class Engine:
         return out
 
     # ----------------------------------------------------------------- liveness
+
+    def _revive(self, name: str, now: float) -> list[Output]:
+        report = self._membership.heard_status(name, now, None)
+        out: list[Output] = [
+            Log(level="WARN", text=f"Cluster node {name} returning after partition."),
+            PartitionHealed(node=name, at=now),
+        ]
+        for change in report.changes:
+            out.append(
+                Log(level="info", text=f"Status update for node {name}: status {change.new}")
+            )
+            out.append(change)
+        return out
 
     def _stalled(self, now: float) -> list[Output]:
         """Our own status went out late: this process was stopped or starved.

@@ -28,7 +28,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, Phase, given, settings
@@ -364,15 +363,13 @@ def _same_start_and_stop(scenario: tuple[Params, list[Step]]) -> tuple[Params, l
     return dataclasses.replace(params, stop_ka=params.start_ka), steps  # one FakeResources delay
 
 
-TAKEOVER_FORGOTTEN = (
-    "issue 9: a node's own takeover request outlives a partition, its peers forget it "
-    "when they declare it dead (tests/unit/test_cluster_invariants.py has the stories)"
-)
+# Found, now fixed: issue 9: a node's own takeover request outlives a partition, its
+# peers forget it when they declare it dead (tests/unit/test_cluster_invariants.py has
+# the stories)
 
 
 # Not strict: whether the derandomized examples hit the forgotten takeover depends on
 # the examples drawn; the strict stories are in tests/unit/test_cluster_invariants.py.
-@pytest.mark.xfail(strict=False, raises=InvariantViolation, reason=TAKEOVER_FORGOTTEN)
 @DAEMON_SETTINGS
 @given(
     scenario=(scenarios(2, DAEMON_FAULTS) | scenarios(3, DAEMON_FAULTS)).map(_same_start_and_stop)
@@ -391,7 +388,6 @@ def test_whole_daemons_heal_a_one_way_cut_to_one_holder() -> None:
     run_daemon_story(params, [OneWay("prime", "calc", 7), Wait(0.25)])
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=TAKEOVER_FORGOTTEN)
 def test_whole_daemons_heal_a_cut_during_a_takeover_to_one_holder() -> None:
     # tests/unit/test_cluster_invariants.py's story of the same name, through the whole
     # stack: calc asks for vip1, the link is cut 25 ms later for 5 keepalives; both end
@@ -402,11 +398,6 @@ def test_whole_daemons_heal_a_cut_during_a_takeover_to_one_holder() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvariantViolation,
-    reason="issue 9: a retransmitted older resource report overrides a newer one",
-)
 def test_whole_daemons_do_not_let_a_retransmitted_older_report_override_a_newer_one() -> None:
     # tests/unit/test_cluster_invariants.py's story of the same name, through the whole
     # stack (codec, retransmission from the engine's history): vip1 ends up nowhere.

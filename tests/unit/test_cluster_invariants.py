@@ -86,10 +86,8 @@ settings.register_profile(
 )
 PROFILE = settings.get_profile("pulse-invariants-explore" if _EXAMPLES else "pulse-invariants-ci")
 
-TAKEOVER_FORGOTTEN = (
-    "issue 9: a node's own takeover request outlives a partition, its peers forget it "
-    "when they declare it dead: each names itself owner and both hold"
-)
+# Found, now fixed: issue 9: a node's own takeover request outlives a partition, its
+# peers forget it when they declare it dead: each names itself owner and both hold
 
 
 def _budget(share: float) -> settings:
@@ -109,18 +107,14 @@ def _property(name: str, nodes: int, share: float) -> Callable[[], None]:
     return _budget(share)(given(scenario=scenarios(nodes))(test))
 
 
-# Not strict: on the current core these find a forgotten-takeover dual hold in most
-# budgets, but whether a derandomized budget hits one depends on the examples drawn.
-# The stories they found are the strict regression tests below.
-_TAKEOVER = pytest.mark.xfail(strict=False, raises=InvariantViolation, reason=TAKEOVER_FORGOTTEN)
-test_two_nodes_under_any_faults_stay_safe_live_and_stable = _TAKEOVER(
-    _property("test_two_nodes_under_any_faults_stay_safe_live_and_stable", 2, 2.0)
+test_two_nodes_under_any_faults_stay_safe_live_and_stable = _property(
+    "test_two_nodes_under_any_faults_stay_safe_live_and_stable", 2, 2.0
 )
-test_three_nodes_under_any_faults_stay_safe_live_and_stable = _TAKEOVER(
-    _property("test_three_nodes_under_any_faults_stay_safe_live_and_stable", 3, 1.0)
+test_three_nodes_under_any_faults_stay_safe_live_and_stable = _property(
+    "test_three_nodes_under_any_faults_stay_safe_live_and_stable", 3, 1.0
 )
-test_four_nodes_under_any_faults_stay_safe_live_and_stable = _TAKEOVER(
-    _property("test_four_nodes_under_any_faults_stay_safe_live_and_stable", 4, 0.6)
+test_four_nodes_under_any_faults_stay_safe_live_and_stable = _property(
+    "test_four_nodes_under_any_faults_stay_safe_live_and_stable", 4, 0.6
 )
 
 
@@ -155,7 +149,6 @@ def test_link_blip_seen_as_death_by_one_side_only_heals_to_one_holder() -> None:
     run_story(params, [*story, Isolate("prime", 1.25), Wait(0.25)])
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=TAKEOVER_FORGOTTEN)
 def test_partition_after_a_takeover_heals_to_one_holder() -> None:
     # prime takes vip2 (calc's) over; its link then goes down for 5 s (deadtime 3 s).
     # calc declares prime dead, drops prime's takeover request and takes vip2 back;
@@ -165,7 +158,6 @@ def test_partition_after_a_takeover_heals_to_one_holder() -> None:
     run_story(params, [Takeover("prime", "all"), Wait(1), Isolate("prime", 5), Wait(0.25)])
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=TAKEOVER_FORGOTTEN)
 def test_cut_while_a_takeover_is_under_way_heals_to_one_holder() -> None:
     # calc asks for vip1 (prime's); prime releases it; the link is cut 25 ms later,
     # before calc heard of the release, for 5 keepalives (deadtime is 5). Both declare
@@ -175,7 +167,6 @@ def test_cut_while_a_takeover_is_under_way_heals_to_one_holder() -> None:
     run_story(params, [Takeover("calc", "all"), Wait(0.25), Cut("prime", "calc", 5), Wait(0.25)])
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=TAKEOVER_FORGOTTEN)
 def test_frozen_node_with_a_pending_takeover_thaws_to_one_holder() -> None:
     # The same through a freeze: prime, frozen 3 s right after its takeover, runs its
     # timers first on thaw, declares all three peers dead and acquires vip2, which
@@ -184,13 +175,10 @@ def test_frozen_node_with_a_pending_takeover_thaws_to_one_holder() -> None:
     run_story(params, [Takeover("prime", "all"), Wait(0.25), Freeze("prime", 3, False), Wait(0.25)])
 
 
-KEEP_WAIT_SPIN = (
-    "issue 9: a keep-wait deadline left behind while the group waits for its owner to "
-    "finish starting keeps Scheduler.next_deadline() in the past: tick() spins"
-)
+# Found, now fixed: issue 9: a keep-wait deadline left behind while the group waits for
+# its owner to finish starting keeps Scheduler.next_deadline() in the past: tick() spins
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=KEEP_WAIT_SPIN)
 def test_a_lapsed_wait_for_the_keeper_does_not_spin_the_scheduler() -> None:
     # After a partition and a burst of 87 % loss, calc runs vip2 that prime also
     # claims and waits for prime's pulse_keep (Scheduler._keep_wait). The wait lapses
@@ -203,13 +191,11 @@ def test_a_lapsed_wait_for_the_keeper_does_not_spin_the_scheduler() -> None:
     run_story(params, [*partition, Loss(None, None, 87, 15), Wait(0.25)])
 
 
-ALIVE_BUT_DEAD = (
-    "issue 9: a message from a peer the engine holds dead makes the scheduler count it "
-    "alive; the engine never reports its death again, so its groups are never taken over"
-)
+# Found, now fixed: issue 9: a message from a peer the engine holds dead makes the
+# scheduler count it alive; the engine never reports its death again, so its groups are
+# never taken over
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=ALIVE_BUT_DEAD)
 def test_a_peer_heard_only_through_a_report_is_taken_over_when_it_crashes() -> None:
     # During 87 % loss calc declares prime dead (engine and scheduler). prime's next
     # resource report (seq 60) gets through: the engine delivers it but keeps prime
@@ -271,13 +257,11 @@ def test_the_auto_failback_off_check_reports_a_move_back_to_the_preferred_node()
         sim.invariants.released(sim.nodes["prime"], "vip1", "failing back")
 
 
-STALE_REPORT = (
-    "issue 9: resource reports are applied in arrival order: a retransmitted older "
-    "report (a gap filled after a one-way cut) overrides a newer one, for good"
-)
+# Found, now fixed: issue 9: resource reports are applied in arrival order: a
+# retransmitted older report (a gap filled after a one-way cut) overrides a newer one,
+# for good
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=STALE_REPORT)
 def test_a_retransmitted_older_report_does_not_override_a_newer_one() -> None:
     # prime (standby) hands vip1 to calc; calc then goes to standby too while it stops
     # hearing prime for 2 keepalives, so vip1 comes back to prime, whose start fails.
@@ -307,13 +291,11 @@ def test_a_thawed_node_counts_its_stall_and_declares_no_peer_dead(
     assert not [line for line in sim.story if "prime   sees" in line and "dead" in line]
 
 
-TAKEOVER_NOT_SHARED = (
-    "issue 9: takeover requests are each node's own memory, never reported: a restarted "
-    "peer never learns one, a standby cancels one only on the node that made it"
-)
+# Found, now fixed: issue 9: takeover requests are each node's own memory, never
+# reported: a restarted peer never learns one, a standby cancels one only on the node
+# that made it
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=TAKEOVER_NOT_SHARED)
 def test_a_peer_restarted_after_a_takeover_request_does_not_start_the_group_too() -> None:
     # No network fault at all. calc (vip2's preferred node) crashes and is restarted
     # within deadtime; meanwhile prime asked to take everything over. On calc's
@@ -324,7 +306,6 @@ def test_a_peer_restarted_after_a_takeover_request_does_not_start_the_group_too(
     run_story(params, [*commands, Restart("calc"), Wait(0.25)])
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=TAKEOVER_NOT_SHARED)
 def test_standby_on_both_nodes_after_a_takeover_leaves_the_group_running() -> None:
     # No network fault at all. calc takes vip1 over, then goes to standby (which drops
     # its own request, on calc only), so prime runs vip1; then prime goes to standby
