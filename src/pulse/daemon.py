@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import os
 import random
@@ -89,6 +90,7 @@ BADPACK_LOG_INTERVAL = 10.0  # seconds between two log lines for the same drop r
 class DaemonOptions:
     state_dir: Path
     control_socket: Path | None = None
+    control_group: str | None = None  # members may read status (control.access)
     handle_signals: bool = True
     wallclock: Callable[[], float] = time.time
     rng: random.Random | None = None
@@ -896,7 +898,14 @@ async def _run_tasks(
         await nursery.start(daemon.run_engine, inbound_rx)
         nursery.start_soon(daemon.run_pumps)
         if options.control_socket is not None:
-            await nursery.start(serve_control, options.control_socket, daemon.handle_request)
+            await nursery.start(
+                functools.partial(
+                    serve_control,
+                    options.control_socket,
+                    daemon.handle_request,
+                    group=options.control_group or config.control_group,
+                )
+            )
         if config.metrics is not None and options.serve_metrics:
             try:
                 listeners = await nursery.start(

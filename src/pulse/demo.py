@@ -1,9 +1,10 @@
-"""``pulse demo``: the seeds' web cluster, rebuilt in network namespaces on this machine.
+"""``pulse demo``: the prime/calc web cluster, rebuilt in network namespaces on this machine.
 
 Two nodes (prime, calc) — or three (server1..3) with ``--nodes 3`` — run real pulse
 daemons with a Heartbeat config: ``bcast eth0``, a floating IP and a web server per
-node that answers with its own name (seed 000's Apache set-up). A client namespace
-asks the floating IP for a page every 10 ms. The demo cuts the serving node off
+node that answers with its own name (the Apache pair of
+tests/data/legacy/000-prime-calc-apache). A client namespace asks the floating IP for a
+page every 10 ms. The demo cuts the serving node off
 hard, brings it back, and switches over gracefully with ``pulsectl standby`` and
 ``takeover``, printing who serves and how long the client saw no answer at each step.
 

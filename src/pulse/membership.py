@@ -1,7 +1,7 @@
 """Pure liveness bookkeeping for the peers of one node: statuses, links, deadlines.
 
 This is the part of Heartbeat's ``check_for_timeouts`` / ``HBDoMsg_T_STATUS`` /
-``change_link_status`` that decides *when* a node or a link is dead (spec §5.1),
+``change_link_status`` that decides *when* a node or a link is dead (docs/heartbeat.md#liveness),
 kept free of messages, sequence numbers and I/O so it can be reasoned about (and
 tested) on its own. :class:`pulse.protocol.Engine` feeds it and turns what it
 returns into log lines and transmissions.

@@ -1,7 +1,7 @@
 """Heartbeat 3.0.6's node-level protocol as a pure, deterministic engine.
 
 :class:`Engine` implements what a Heartbeat node needs from a peer to accept it
-(spec §4.3-§4.8, §5.1, §5.2, §5.10): status messages every keepalive, the message
+(docs/heartbeat.md#envelope to #partition-healing): status messages every keepalive, the message
 envelope, sequence numbers with a 500-message history, retransmission requests and
 answers, acknowledgements, liveness with exact deadlines, and the
 ``reqnodes``/``repnodes`` exchange that gates "communications up".
@@ -472,6 +472,12 @@ class Engine:
             out += self._maybe_ack(peer, seq, now)
         if verdict in ("in-order", "gap") and not is_status and hg == peer.generation:
             self._membership.heard_life(name, now)
+            if node_dead and hg > 0:
+                # A node we declared dead talks again (its status may come later, or
+                # have been lost): it is back, and dead again if it then falls silent.
+                # The resource layer counts a node that talks as alive; so must we, or
+                # its next death would never be reported.
+                out += self._revive(name, now)
         if not self._for_us(message):
             self.counters["not-for-us"] += 1
             return out
@@ -662,7 +668,7 @@ class Engine:
         return [self._emit(msg)]
 
     def _emit(self, message: Message) -> Transmit:
-        """Add the envelope (spec §4.3), record sequenced messages, return a Transmit."""
+        """Add the envelope (docs/heartbeat.md#envelope), record if sequenced, return a Transmit."""
         mtype = message.type or ""
         sequenced = not mtype.startswith(NOSEQ_PREFIX)
         dest = message.get("dest")
@@ -713,7 +719,7 @@ class Engine:
         return dest is None or dest.lower() == self._local
 
     def _track(self, peer: _Peer, seq: int, hg: int, now: float) -> tuple[str, list[Output]]:
-        """Sequence rules of spec §4.5 step 5: in-order, duplicate, gap, gap-fill, stale."""
+        """Step 5 of docs/heartbeat.md#sequence-numbers: in order, duplicate, gap, fill, stale."""
         out: list[Output] = []
         if peer.last_seq is None or peer.resync:
             before = peer.seq_at_death if peer.seq_at_death is not None else peer.last_seq
@@ -1024,6 +1030,19 @@ class Engine:
         return out
 
     # ----------------------------------------------------------------- liveness
+
+    def _revive(self, name: str, now: float) -> list[Output]:
+        report = self._membership.heard_status(name, now, None)
+        out: list[Output] = [
+            Log(level="WARN", text=f"Cluster node {name} returning after partition."),
+            PartitionHealed(node=name, at=now),
+        ]
+        for change in report.changes:
+            out.append(
+                Log(level="info", text=f"Status update for node {name}: status {change.new}")
+            )
+            out.append(change)
+        return out
 
     def _stalled(self, now: float) -> list[Output]:
         """Our own status went out late: this process was stopped or starved.

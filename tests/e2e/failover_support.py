@@ -1,10 +1,10 @@
 """Helpers for the failover end-to-end tests: pulse nodes, web servers, HTTP clients.
 
-The seeds' set-ups are rebuilt in network namespaces with real ``pulse run``
-daemons (:class:`FailoverNode`, a :class:`~pulse.lab.cluster.PulseNode` that can be
-given its own environment and its own ``/etc/init.d``), real floating IPs, web
-servers answering with their node's name, and ``curl`` as the client. Every wait is
-bounded and says what it waited for when it gives up.
+The set-ups of the user's configs in tests/data/legacy/ are rebuilt in network
+namespaces with real ``pulse run`` daemons (:class:`FailoverNode`, a
+:class:`~pulse.lab.cluster.PulseNode` that can be given its own environment and its own
+``/etc/init.d``), real floating IPs, web servers answering with their node's name, and
+``curl`` as the client. Every wait is bounded and says what it waited for when it gives up.
 """
 
 from __future__ import annotations
@@ -67,12 +67,13 @@ class FailoverNode(PulseNode):
         self.env = dict(env or {})
         self.init_dir = init_dir
         self.started_at = 0.0
+        self.config_path: Path = self.dir  # the ha.d directory, or a TOML file (use_toml)
 
     def start(self) -> None:
         if os.path.exists(self.socket):
             os.unlink(self.socket)  # a killed daemon leaves it behind
         argv = [
-            *PULSE, "run", "-c", str(self.dir), "--node", self.name,
+            *PULSE, "run", "-c", str(self.config_path), "--node", self.name,
             "--control-socket", self.socket, "--state-dir", str(self.dir / "state"),
         ]  # fmt: skip
         if self.init_dir is not None:
@@ -86,6 +87,17 @@ class FailoverNode(PulseNode):
             )
         self.started_at = time.monotonic()
         wait_for(self._listening, 10, f"{self.name}'s control socket")
+
+    def use_toml(self, extra: str) -> None:
+        """Run from ``pulse convert``'s TOML of this node's ha.d, with *extra* appended
+        (tables only TOML has, such as ``[[notify]]``)."""
+        converted = self.topology.run(
+            self.node, [*PULSE, "convert", "-c", str(self.dir), "--node", self.name]
+        ).stdout
+        path = self.dir / "pulse.toml"
+        path.write_text(converted + "\n" + extra)
+        path.chmod(0o600)
+        self.config_path = path
 
     def _listening(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -244,7 +256,7 @@ def describe(nodes: Iterable[FailoverNode]) -> str:
 
 @dataclass
 class WebCluster:
-    """Seed 000/004's set-up: ``bcast eth0``, ``FIRST VIP SCRIPT``, a client on the LAN."""
+    """The web pair's or three nodes' set-up: ``bcast eth0``, ``FIRST VIP SCRIPT``, a LAN client."""
 
     topology: Topology
     vip: str
@@ -276,10 +288,12 @@ def web_cluster(
     auto_failback: str = "on",
     extra: Sequence[str] = (),
     before_start: Callable[[Lan], object] | None = None,
+    toml: str | None = None,
 ) -> WebCluster:
     """Nodes .11, .12, … on 198.51.100.0/24, the client .50; haresources
     ``<first node> <vip> <script>`` with the web script in resource.d; started.
-    *extra* ha.cf lines are added; *before_start* gets the LAN before the daemons start."""
+    *extra* ha.cf lines are added; *before_start* gets the LAN before the daemons start;
+    with *toml* the daemons run from the converted TOML with that text appended."""
     lan = topology.add_lan("lan0", "198.51.100.0/24")
     config = ha_cf(names, ["bcast eth0"], auto_failback=auto_failback, extra=extra)
     nodes: dict[str, FailoverNode] = {}
@@ -296,5 +310,8 @@ def web_cluster(
     client_iface = topology.connect(client, lan, "eth0", "198.51.100.50")
     if before_start is not None:
         before_start(lan)
+    if toml is not None:
+        for node in nodes.values():
+            node.use_toml(toml)
     start_all(nodes.values())
     return WebCluster(topology, vip, nodes, ifaces, client, client_iface)

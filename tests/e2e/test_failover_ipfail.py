@@ -1,6 +1,6 @@
 """ipfail for real: a node that loses its router hands the web service over.
 
-Seed 000's set-up (prime/calc, ``bcast eth0``, ``prime <VIP> apache2``) plus a router
+The prime/calc web pair's set-up (``bcast eth0``, ``prime <VIP> apache2``) plus a router
 namespace at 198.51.100.254, the ha.cf lines Heartbeat users write for ipfail::
 
     ping 198.51.100.254

@@ -1,6 +1,6 @@
 """Faults only one side sees, and a frozen holder: real daemons end with one VIP holder.
 
-Seed 000's set-up (prime/calc, ``bcast eth0``, keepalive 200 ms, deadtime 1 s,
+The prime/calc web pair's set-up (``bcast eth0``, keepalive 200 ms, deadtime 1 s,
 auto_failback on, ``prime <VIP> apache2``). The faults are the ones of issue 9 that
 left the VIP on both nodes for good before docs/failover.md's "A healed partition"
 rules: heartbeats dropped one way by nftables, and a holder stopped with SIGSTOP for

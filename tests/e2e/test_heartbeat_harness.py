@@ -6,8 +6,9 @@ a crashed or departing peer within the configured timers. Pulse interop tests bu
 same harness (see docs/interop.md).
 
 Timers: keepalive 1 s, deadtime 3 s, warntime 2 s, initdead 6 s. Heartbeat advertises
-``dt`` = deadtime + 2 s during its first 5 s (spec §5.1), so the crash test waits until the
-victim has run for more than 5 s before killing it; only then does "deadtime + margin" hold.
+``dt`` = deadtime + 2 s during its first 5 s (docs/heartbeat.md#liveness), so the crash test
+waits until the victim has run for more than 5 s before killing it; only then does
+"deadtime + margin" hold.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pulse.lab.netns import Topology
 
 KEEPALIVE = 1.0
 DEADTIME = 3.0
-# Extra dt heartbeat advertises during its first 5 s of life (spec §5.1).
+# Extra dt heartbeat advertises during its first 5 s of life (docs/heartbeat.md#liveness).
 STARTUP_GRACE = 5.0
 # Heartbeat checks timers every 250 ms; cl_status is polled every 100 ms.
 MARGIN = 1.5
@@ -207,7 +208,7 @@ def test_a_refused_configuration_fails_start_with_heartbeats_own_reason(
     ha_cf = render_ha_cf(
         nodes=["hb1", "hb2"], media=["bcast lo"], logdir=tmp_path / "peers" / "hb1" / "log"
     )
-    # Group/other-readable keys are refused by heartbeat (spec §2.2).
+    # Group/other-readable keys are refused by heartbeat (docs/heartbeat.md#authkeys).
     peer = peers.add(node, name="hb1", ha_cf=ha_cf, authkeys=AUTHKEYS, authkeys_mode=0o644)
 
     with pytest.raises(HeartbeatPeerError, match=r"Bad permissions on keyfile"):

@@ -74,7 +74,7 @@ def test_legacy_fixture_round_trips_through_toml(name: str, tmp_path: Path) -> N
     assert again.origin == str(toml_path)
 
 
-def test_seed_000_reads_the_one_line_config_as_written(tmp_path: Path) -> None:
+def test_prime_calc_reads_the_one_line_config_as_written(tmp_path: Path) -> None:
     cfg = load_config(install(LEGACY / "000-prime-calc-apache", tmp_path), node="prime").config
     assert cfg.nodes == ("calc", "prime")
     assert cfg.timing.keepalive == 2000 and cfg.timing.deadtime == 10000
@@ -85,7 +85,7 @@ def test_seed_000_reads_the_one_line_config_as_written(tmp_path: Path) -> None:
     assert cfg.parameters["initdead"] == "20000ms"
 
 
-def test_seed_001_serial_link_uses_default_baud(tmp_path: Path) -> None:
+def test_julius_caesar_serial_link_uses_default_baud(tmp_path: Path) -> None:
     cfg = load_config(install(LEGACY / "001-julius-caesar-serial", tmp_path), node="julius").config
     assert cfg.auto_failback is AutoFailback.OFF
     (link,) = cfg.links
@@ -96,7 +96,7 @@ def test_seed_001_serial_link_uses_default_baud(tmp_path: Path) -> None:
     assert (mailto.agent, mailto.args) == ("MailTo", ("alerts@myworkaddress.com", "JuliusCaesar"))
 
 
-def test_seed_002_udpport_before_ucast_changes_the_port(tmp_path: Path) -> None:
+def test_asterisk_pair_udpport_before_ucast_changes_the_port(tmp_path: Path) -> None:
     loaded = load_config(install(LEGACY / "002-kolmisoft-asterisk", tmp_path), node="node01")
     (link,) = loaded.config.links
     assert isinstance(link, UcastMedium) and link.port == 496
@@ -104,7 +104,7 @@ def test_seed_002_udpport_before_ucast_changes_the_port(tmp_path: Path) -> None:
     assert not any(w.message.startswith("udpport") for w in loaded.warnings)
 
 
-def test_seed_002_udpport_after_ucast_keeps_694_and_warns(tmp_path: Path) -> None:
+def test_two_vips_udpport_after_ucast_keeps_694_and_warns(tmp_path: Path) -> None:
     loaded = load_config(install(LEGACY / "002-kolmisoft-two-vips", tmp_path), node="node01")
     assert [m.port for m in loaded.config.links] == [694, 694]
     assert loaded.config.udpport == 496
@@ -114,7 +114,7 @@ def test_seed_002_udpport_after_ucast_keeps_694_and_warns(tmp_path: Path) -> Non
     assert "keeps port 694" in warning.message
 
 
-def test_seed_002_odd_asterisk_resource_is_a_script_name(tmp_path: Path) -> None:
+def test_two_vips_odd_asterisk_resource_is_a_script_name(tmp_path: Path) -> None:
     loaded = load_config(install(LEGACY / "002-kolmisoft-two-vips", tmp_path), node="node01")
     first = loaded.config.groups[0].resources
     assert [(r.agent, r.args) for r in first] == [
@@ -124,7 +124,7 @@ def test_seed_002_odd_asterisk_resource_is_a_script_name(tmp_path: Path) -> None
     assert any("asterisk/24/eth0" in w.message for w in loaded.warnings)
 
 
-def test_seed_004_three_nodes_keep_their_fqdn(tmp_path: Path) -> None:
+def test_three_node_apache_keeps_the_fqdn_names(tmp_path: Path) -> None:
     cfg = load_config(
         install(LEGACY / "004-three-node-apache", tmp_path), node="Server1.Example.com"
     ).config

@@ -1,4 +1,4 @@
-"""Membership: exact death deadlines, dead-time selection, links, late heartbeats (spec §5.1)."""
+"""Membership: exact deadlines, dead times, links, late heartbeats (docs/heartbeat.md#liveness)."""
 
 from __future__ import annotations
 

@@ -57,3 +57,21 @@ def test_the_man_pages_render_without_warnings(page: str) -> None:
         timeout=60,
     )
     assert done.returncode == 0 and done.stderr == ""
+
+
+@pytest.mark.slow
+def test_the_installer_builds_a_working_virtualenv_from_this_checkout(tmp_path: Path) -> None:
+    prefix = tmp_path / "opt-pulse"
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "install.sh"), "--prefix", str(prefix), "--no-system"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    version = subprocess.run(
+        [str(prefix / "bin" / "pulsectl"), "--version"], capture_output=True, text=True
+    )
+    assert version.stdout.startswith("pulsectl (pulse) ")
+    wheel_license = list(prefix.glob("lib/python3*/site-packages/pulse_ha-*.dist-info/licenses"))
+    assert wheel_license and (wheel_license[0] / "LICENSE").exists()

@@ -1,4 +1,4 @@
-"""The reqnodes/repnodes exchange gates communications up (spec §4.8, §5.2)."""
+"""The reqnodes/repnodes exchange gates communications up (docs/heartbeat.md#node-list-exchange)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Liveness over an in-memory wire: exact death times, initdead, warntime, links (spec §5.1)."""
+"""Liveness in memory: exact death times, initdead, warntime, links (docs/heartbeat.md#liveness)."""
 
 from __future__ import annotations
 

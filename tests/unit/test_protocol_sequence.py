@@ -1,4 +1,4 @@
-"""Receive filtering, sequence tracking, retransmission and ACKs (spec §4.5-§4.7)."""
+"""Receive filters, sequence tracking, retransmission, ACKs (docs/heartbeat.md#sequence-numbers)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gratuitous ARP / unsolicited NA frames (spec §6.4) and their timing in virtual time."""
+"""Gratuitous ARP / unsolicited NA frames and their timing (docs/heartbeat.md#gratuitous-arp)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Group acquire/release with ResourceManager's rules (spec §3.4), using fake agents."""
+"""Group acquire/release with fake agents (docs/heartbeat.md#acquire-and-release)."""
 
 from __future__ import annotations
 

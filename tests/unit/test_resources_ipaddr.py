@@ -1,4 +1,4 @@
-"""Floating IP argument forms (spec §6.1), findif (§6.2) and IPaddr's alias labels."""
+"""Floating IP argument forms, findif, alias labels (docs/heartbeat.md#ipaddr-arguments)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ def test_mask_and_interface() -> None:
     assert (arg.prefixlen, arg.interface, arg.label, arg.broadcast) == (24, "eth1", None, None)
 
 
-def test_seed_002_interface_with_alias_label() -> None:
-    # IPaddr::192.168.0.142/24/eth0:0 from seed 002, in a documentation range.
+def test_asterisk_pair_interface_with_alias_label() -> None:
+    # IPaddr::192.168.0.142/24/eth0:0 from the Asterisk pair's guide, in a documentation range.
     arg = parse_ip_argument("198.51.100.142/24/eth0:0")
     assert arg.interface == "eth0"
     assert arg.label == "eth0:0"

@@ -1,11 +1,13 @@
-"""Script agents: status rules (spec §3.3), LSB/OCF exit codes, resolution, environment."""
+"""Script agents: status rules (docs/heartbeat.md#script-exit-codes), exit codes, lookup, env."""
 
 from __future__ import annotations
 
 import os
 import stat
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 import trio
@@ -413,3 +415,24 @@ async def test_unrunnable_program_is_a_resource_error(tmp_path: Path) -> None:
     bad.chmod(0o755)
     with pytest.raises(ResourceError, match="cannot run"):
         await run_script([str(bad)], resource="bad", env={}, time_limit=5)
+
+
+async def test_a_caller_cancelled_while_the_output_files_are_made_leaks_no_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[IO[bytes]] = []
+    real = tempfile.TemporaryFile
+
+    with trio.CancelScope() as scope:
+
+        def temporary_file() -> IO[bytes]:
+            f = real()
+            made.append(f)
+            if len(made) == 1:  # the caller gives up while the first file is made
+                trio.from_thread.run_sync(scope.cancel)
+            return f
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
+        await run_script(["/bin/true"], resource="r", env={}, time_limit=5)
+    assert scope.cancelled_caught
+    assert len(made) == 1 and all(f.closed for f in made)

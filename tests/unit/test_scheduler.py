@@ -72,7 +72,7 @@ def test_auto_failback_off_keeps_group_on_survivor() -> None:
 
 
 def test_three_nodes_chain_in_node_order_and_back() -> None:
-    # seed 004: server1 -> server2 -> server3, and back to server1 when it returns.
+    # The three-node Apache cluster: server1 -> server2 -> server3, back to server1 as it returns.
     cluster = Cluster(make_config(["server1", "server2", "server3"], {"vip": "server1"}))
     for name in ("server1", "server2", "server3"):
         cluster.start(name)

@@ -1,4 +1,4 @@
-"""hb_generation and hb_uuid are read and written as Heartbeat 3.0.6 does (spec §4.5, §8.4)."""
+"""hb_generation and hb_uuid as Heartbeat keeps them (docs/heartbeat.md#identity-files)."""
 
 from __future__ import annotations
 

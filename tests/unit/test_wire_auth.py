@@ -1,4 +1,4 @@
-"""Signatures as Heartbeat computes and prints them (spec §2.3)."""
+"""Signatures as Heartbeat computes and prints them (docs/heartbeat.md#digests)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Encoding, decoding and authentication of single packets (spec §2.4, §4.2, §4.9)."""
+"""Encoding, decoding and authentication of single packets (docs/heartbeat.md#encodings)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Two real pulse daemons in namespaces, each with its own /etc/asterisk copy and a fake
 ``asterisk`` on PATH that logs which namespace reloaded.
 
-Seed 002's pair: ``node01 198.51.100.100/24/eth0 AsteriskBindaddr::198.51.100.100::DIR``.
+The Asterisk pair (tests/data/legacy/002-kolmisoft-asterisk):
+``node01 198.51.100.100/24/eth0 AsteriskBindaddr::198.51.100.100::DIR``.
 The holder's files carry the floating IP, the other node's are the originals byte for
 byte; a standby moves both, and a clean shutdown leaves every file as it was.
 """

@@ -116,7 +116,7 @@ async def test_the_stonith_messages_sent_have_heartbeats_fields_bad_then_ok(
         await trio.sleep(6)  # one failure, then the 5 s retry succeeds
         nursery.cancel_scope.cancel()
     stonith = [[(f.name, f.value) for f in m.fields] for m in sent if m.get("t") == "stonith"]
-    # spec §4.4: t=stonith, node, result (OK | bad | ...), as Heartbeat sends them.
+    # As Heartbeat sends them: t=stonith, node, result (docs/heartbeat.md#message-catalogue).
     assert stonith == [
         [("t", b"stonith"), ("node", b"prime"), ("result", b"bad")],
         [("t", b"stonith"), ("node", b"prime"), ("result", b"OK")],

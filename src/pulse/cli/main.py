@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config(sp)
     sp.add_argument("--control-socket", help="pulsectl socket path (default /run/pulse/control)")
     sp.add_argument("--state-dir", help="generation/uuid directory (default /var/lib/heartbeat)")
+    sp.add_argument(
+        "--control-group",
+        help="members of this group may read status, plugins and metrics "
+        "(socket mode 0660; default: root only, or [control] group)",
+    )
     sp = sub.add_parser("demo", help="run a demo cluster in network namespaces (root)")
     sp.add_argument("--nodes", type=int, default=2, choices=(2, 3))
     sp.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)

@@ -62,6 +62,7 @@ def _run_locked(
     options = DaemonOptions(
         state_dir=state_dir,
         control_socket=Path(ns.control_socket or DEFAULT_SOCKET),
+        control_group=ns.control_group,
         plugins=plugins,
         kernel_timer=True,
         trim_memory=True,

@@ -1,7 +1,7 @@
 """Validation shared by every config format, and host-fact checks.
 
 * :func:`resolve_timing` applies Heartbeat's derived timer defaults and its
-  timer invariants (spec §1.3, §1.5).
+  timer invariants (docs/heartbeat.md#hacf-directives, #validation).
 * :func:`validate_cluster` checks the cluster-wide rules: nodes, media, the local
   node, resource groups.
 * :func:`host_facts` checks facts about *this* machine (interfaces, serial
@@ -15,6 +15,7 @@ carry ``FILE:LINE`` and the right name (``deadtime`` or ``timing.deadtime``).
 
 from __future__ import annotations
 
+import grp
 import ipaddress
 import os
 import re
@@ -191,7 +192,7 @@ def resolve_timing(raw: RawTiming, loc: Locator) -> tuple[Timing, list[Diagnosti
 
 
 def validate_cluster(cfg: Config, node: str, loc: Locator) -> list[Diagnostic]:
-    """Cluster-wide rules shared by legacy and TOML (spec §1.5, §1.6, §3.1, §3.6)."""
+    """Cluster-wide rules shared by legacy and TOML (docs/heartbeat.md#validation)."""
     out: list[Diagnostic] = []
     nodes_src = loc.where("nodes")
     nodes_ok = "nodes" not in loc.failed
@@ -507,6 +508,12 @@ def host_facts(
         if not _is_executable_file(Path(prog)):
             what = "failfast" if r.failfast else "respawn"
             add(r.source, f"{what}: [{prog}] is not an executable file")
+
+    if cfg.control_group is not None:
+        try:
+            grp.getgrnam(cfg.control_group)
+        except KeyError:
+            add(None, f"control.group: no group [{cfg.control_group}] on this machine")
 
     for script in cfg.notify:
         if not _is_executable_file(Path(script.command[0])):

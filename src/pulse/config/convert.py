@@ -238,6 +238,8 @@ def to_toml(config: Config, *, header: str | None = None) -> str:
             lines.append(f"arp_interval = {quote(f'{rt.arp_interval}ms')}")
     if config.metrics is not None:
         lines.extend(["", "[metrics]", f"listen = {quote(str(config.metrics))}"])
+    if config.control_group is not None:
+        lines.extend(["", "[control]", f"group = {quote(config.control_group)}"])
     for script in config.notify:
         lines.extend(["", "[[notify]]", f"command = {value(list(script.command))}"])
         lines.append(f"events = {value(list(script.events))}")

@@ -58,7 +58,7 @@ class Timing:
 
 
 def derive_initdead(deadtime: int) -> int:
-    """Heartbeat's default initdead for a given deadtime (spec §1.3)."""
+    """Heartbeat's default initdead for a given deadtime (docs/heartbeat.md#hacf-directives)."""
     if deadtime > 10000:
         return deadtime
     if deadtime < 6000:
@@ -368,6 +368,8 @@ class Config:
     metrics: MetricsOptions | None = None
     # Programs run on cluster events ([[notify]]).
     notify: tuple[NotifyScript, ...] = ()
+    # A group whose members may read the control socket ([control] group).
+    control_group: str | None = None
     # Where the config came from: the ha.d directory or the TOML file.
     origin: str = ""
     # Where each Heartbeat-compatible resource script directory is (resource.d).

@@ -2,7 +2,7 @@
 
 The TOML document is translated into the same intermediate :class:`HaCf` that
 ha.cf produces, running every value through the same validators, and then
-:func:`pulse.config.legacy.build_config` applies the shared derived defaults and
+:func:`pulse.config.assemble.build_config` applies the shared derived defaults and
 global checks. Diagnostics name the key path and its line:
 ``pulse.toml:12: timing.deadtime: must be more than twice keepalive (4s); ...``.
 """
@@ -18,22 +18,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pulse.config.assemble import build_config
+from pulse.config.authkeys import authkeys_permission_error, read_authkeys
 from pulse.config.checks import Locator, diagnostic
 from pulse.config.durations import parse_bool, parse_duration, parse_hb_time
-from pulse.config.legacy import (
+from pulse.config.hacf import (
     OPTION_DIRECTIVES,
     OPTION_HANDLERS,
     HaCf,
     apply_apiauth,
-    authkeys_permission_error,
-    build_config,
     check_mcast_fields,
     check_peer,
-    did_you_mean,
-    read_authkeys,
     read_stonith_params,
-    resource_spec,
 )
+from pulse.config.haresources import resource_spec
 from pulse.config.model import (
     CLUSTER_EVENT_KINDS,
     DEFAULT_UDPPORT,
@@ -58,6 +56,7 @@ from pulse.config.model import (
     StonithDirective,
     UcastMedium,
 )
+from pulse.config.words import did_you_mean
 from pulse.errors import Diagnostic
 
 # Structured TOML keys that stand for an ha.cf directive: (table, key) -> directive.
@@ -86,7 +85,7 @@ STRUCTURED_DIRECTIVES = frozenset(
 # ha.cf directives with no structured key: kept verbatim under [heartbeat].
 HEARTBEAT_KEYS = (*(d for d in OPTION_DIRECTIVES if d not in STRUCTURED_DIRECTIVES), "apiauth")
 TOP_KEYS = ("cluster", "timing", "links", "auth", "groups", "logging", "stonith", "respawn",
-            "heartbeat", "plugins", "resources", "metrics", "notify")  # fmt: skip
+            "heartbeat", "plugins", "resources", "metrics", "notify", "control")  # fmt: skip
 RESOURCE_KEYS = (
     "start_timeout", "stop_timeout", "status_timeout", "stop_retries", "arp_count", "arp_interval"
 )  # fmt: skip
@@ -423,6 +422,8 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
 
     timeouts = _resource_options(r, top.get("resources", {}))
     metrics = _metrics(r, top.get("metrics"))
+    control = r.table(top.get("control", {}), ("control",), ("group",))
+    control_group = r.string(control["group"], ("control", "group")) if "group" in control else None
     notify = tuple(
         n
         for i, t in enumerate(r.array_of_tables(top.get("notify", []), ("notify",)))
@@ -466,6 +467,7 @@ def _build(doc: dict[str, object], r: _Reader, path: Path, mode: int, local: str
             resource_options=timeouts,
             metrics=metrics,
             notify=notify,
+            control_group=control_group,
             key_lines=r.lines,
         )
     return config

@@ -12,14 +12,17 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import grp
 import logging
 import os
 import socket
+import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
 
+from pulse.control.access import Peer, peer_of, refusal
 from pulse.control.protocol import MAX_REQUEST, Reply, Request
 from pulse.errors import TransportError
 
@@ -37,17 +40,69 @@ class _RequestTooLong(ValueError):
 
 
 def _clear(path: Path) -> None:
+    """Make room for our socket: only a stale socket (nobody answers on it) is removed.
+
+    Anything else at that path is somebody else's: a file the path was pointed at by
+    mistake, or the socket of a daemon that is running.
+    """
     if not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise TransportError(
+            f"control socket {path} exists and is not a socket; "
+            "remove it or give another --control-socket"
+        )
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(os.fspath(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        pass  # nobody listens: left behind by a daemon that was killed
+    except OSError as exc:
+        raise TransportError(f"control socket {path}: {exc.strerror}") from None
+    else:
+        raise TransportError(
+            f"control socket {path} is in use: another pulse answers on it "
+            "(stop it, or give this one another --control-socket)"
+        )
+    finally:
+        probe.close()
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
 
 
-async def _listen(path: Path) -> trio.socket.SocketType:
+def _permit(path: Path, group: str | None) -> None:
+    if group is None:
+        os.chmod(path, 0o600)  # root-only by default
+        return
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise TransportError(f"control group {group}: no such group") from None
+    os.chown(path, -1, gid)
+    os.chmod(path, 0o660)
+    # The directory must let the group reach the socket (it is made 0700 by default).
+    mode = stat.S_IMODE(path.parent.stat().st_mode)
+    if path.parent.stat().st_uid == os.geteuid() and not mode & stat.S_IXGRP:
+        os.chown(path.parent, -1, gid)
+        os.chmod(path.parent, mode | stat.S_IXGRP)
+
+
+async def _listen(path: Path, group: str | None) -> trio.socket.SocketType:
     await trio.to_thread.run_sync(_clear, path)
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     await sock.bind(os.fspath(path))
-    await trio.to_thread.run_sync(os.chmod, path, 0o600)  # root-only by default
+    try:
+        await trio.to_thread.run_sync(_permit, path, group)
+    except BaseException:
+        sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
     sock.listen(BACKLOG)
     return sock
 
@@ -64,11 +119,15 @@ async def _read_line(stream: trio.SocketStream) -> bytes:
     return bytes(buf.split(b"\n", 1)[0])
 
 
-async def _reply_to(line: bytes | ValueError, handler: Handler) -> Reply:
+async def _reply_to(line: bytes | ValueError, handler: Handler, peer: Peer | None) -> Reply:
     try:
         if isinstance(line, ValueError):
             raise line
-        return await handler(Request.decode(line))
+        request = Request.decode(line)
+        refused = refusal(request.command, peer)
+        if refused is not None:
+            return Reply(False, error=refused)
+        return await handler(request)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         return Reply(False, error=f"bad request: {exc}")
     except Exception as exc:  # a handler bug must not kill the daemon
@@ -95,11 +154,19 @@ class _Clients:
 
 
 async def serve_control(
-    path: Path, handler: Handler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    path: Path,
+    handler: Handler,
+    *,
+    group: str | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Answer one request per connection until cancelled; removes the socket file on exit."""
+    """Answer one request per connection until cancelled; removes the socket file on exit.
+
+    With *group*, its members may connect and run the read-only commands
+    (:mod:`pulse.control.access`).
+    """
     try:
-        sock = await _listen(path)
+        sock = await _listen(path, group)
     except OSError as exc:
         raise TransportError(f"cannot create control socket {path}: {exc.strerror}") from exc
     clients = _Clients(MAX_CLIENTS)
@@ -126,7 +193,7 @@ async def serve_control(
                                 counted = False  # make_room dropped it, and uncounted it
                     if wait.cancelled_caught:
                         return  # silent for too long, or dropped for a newer client
-                    reply = await _reply_to(line, handler)
+                    reply = await _reply_to(line, handler, peer_of(stream.socket))
                     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                         await stream.send_all(reply.encode())
         finally:

@@ -11,7 +11,7 @@ directories of the test's ``workdir`` are bind-mounted over those paths::
     workdir/lib   ->  /var/lib/heartbeat   hb_generation, hb_uuid, hostcache, fifo, cores/
     workdir/run   ->  /run (= /var/run)    heartbeat/ (register socket, rsctmp), heartbeat.pid
 
-The node name comes from ``/etc/ha.d/nodeinfo`` (spec §1.6), so names such as ``hb1`` work
+The name comes from ``nodeinfo`` (docs/heartbeat.md#node-identity), so names such as ``hb1`` work
 without touching the hostname. The mounts live only as long as the namespace's processes:
 once every heartbeat process is gone the kernel drops them, so nothing on the host is ever
 modified. The launcher script refuses to exec heartbeat unless it sees a per-node marker
@@ -124,7 +124,8 @@ def render_ha_cf(
     """An ``ha.cf`` suitable for tests: short timers, no realtime, logs under ``logdir``.
 
     ``media`` are complete medium lines (``"bcast eth0"``, ``"ucast eth0 198.51.100.2"``).
-    ``udpport`` is written before them, as heartbeat requires (spec §1.4). The log file is
+    ``udpport`` is written before them, as heartbeat requires
+    (docs/heartbeat.md#hacf-ordering-quirks). The log file is
     ``logdir/ha-log`` and the debug file ``logdir/ha-debug``.
     """
     lines = [
@@ -146,7 +147,7 @@ def render_ha_cf(
 
 
 def ha_cf_value(ha_cf: str, directive: str) -> str | None:
-    """The last value heartbeat would record for a per-token ``directive`` (spec §1.1).
+    """The value heartbeat keeps for per-token ``directive`` (docs/heartbeat.md#hacf-reading-rules).
 
     Comments run from ``#`` to the end of the line; tokens are separated by commas or
     whitespace and each is applied in turn, so the last token of the last line wins.
@@ -264,7 +265,7 @@ class HeartbeatNode:
     ``ha_cf`` must contain a ``logfile`` directive pointing inside ``workdir`` (or inside
     one of the private paths, e.g. ``/var/lib/heartbeat/ha-log``); :func:`render_ha_cf`
     builds such a file. ``authkeys`` is written with mode 0600 unless ``authkeys_mode``
-    says otherwise (heartbeat refuses group/other-readable keys, spec §2.2).
+    says otherwise (heartbeat refuses group/other-readable keys, docs/heartbeat.md#authkeys).
     """
 
     def __init__(

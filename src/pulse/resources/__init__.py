@@ -1,7 +1,7 @@
 """Resource agents: how pulse starts, stops and checks what haresources lists.
 
 The scheduler decides *when* a group moves; this package does the *how*, with
-Heartbeat 3.0.6's semantics (spec §3 and §6):
+Heartbeat 3.0.6's semantics (docs/heartbeat.md, haresources to gratuitous ARP):
 
 * :func:`make_agent` turns one haresources word into a :class:`ResourceAgent`;
 * :func:`acquire_group` / :func:`release_group` run a group left to right /

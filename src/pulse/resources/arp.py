@@ -2,10 +2,11 @@
 
 After a floating address moves, the other hosts on the segment still map it to
 the old node's MAC address until their cache entry expires. Announcing the new
-mapping fixes that at once. The frames follow Heartbeat's ``send_arp`` (spec
-§6.4): per repetition an ARP *request* (sender IP = target IP = the address,
-target MAC zero), half an interval later an ARP *reply* (sender = target = the
-address, target MAC = our own), both Ethernet broadcasts from the interface MAC.
+mapping fixes that at once. The frames follow Heartbeat's ``send_arp``
+(docs/heartbeat.md#gratuitous-arp): per repetition an ARP *request* (sender IP =
+target IP = the address, target MAC zero), half an interval later an ARP *reply*
+(sender = target = the address, target MAC = our own), both Ethernet broadcasts
+from the interface MAC.
 For IPv6 an ICMPv6 Neighbor Advertisement (type 136, Override set, Solicited
 clear, with the target link-layer address option) goes to ff02::1 with hop
 limit 255, as RFC 4861 §7.2.6 describes.
@@ -60,7 +61,7 @@ class ArpPolicy:
             raise ValueError("ARP interval must not be negative")
 
 
-# Heartbeat's defaults (spec §6.4): IPaddr 10 x 500 ms, IPaddr2 5 x 200 ms.
+# Heartbeat's defaults (docs/heartbeat.md#gratuitous-arp): IPaddr 10 x 500 ms, IPaddr2 5 x 200 ms.
 IPADDR_ARP = ArpPolicy(count=10, interval=0.5)
 IPADDR2_ARP = ArpPolicy(count=5, interval=0.2)
 

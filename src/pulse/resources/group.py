@@ -1,4 +1,6 @@
-"""Acquire and release a resource group with ResourceManager's rules (spec §3.4).
+"""Acquire and release a resource group with ResourceManager's rules.
+
+docs/heartbeat.md#acquire-and-release.
 
 * **Acquire**: left to right; a resource whose status says it is running here is
   not started again; the first start that fails gives the whole group up again

@@ -2,9 +2,9 @@
 
 Three layers, as everywhere in pulse:
 
-* pure: :func:`parse_ip_argument` (the haresources argument forms, spec §6.1),
+* pure: :func:`parse_ip_argument` (haresources argument forms, docs/heartbeat.md#ipaddr-arguments),
   :func:`findif` (interface/netmask/broadcast from a routing-table snapshot,
-  spec §6.2) and :func:`free_alias_label` (IPaddr's ``IF:N``);
+  docs/heartbeat.md#findif) and :func:`free_alias_label` (IPaddr's ``IF:N``);
 * netlink I/O: small async functions (:func:`read_routes`, :func:`netlink_add`,
   :func:`netlink_remove`, ...) that open a :class:`~pulse.resources.netlink.Rtnetlink`
   socket, do one job and close it again. The socket is non-blocking and waited
@@ -138,7 +138,9 @@ def _check_ifname(name: str) -> None:
 
 
 def parse_ip_argument(text: str) -> IPArgument:
-    """Parse ``IP[/MASK[/IF[:LABEL][/BCAST]]]`` (IPaddr, IPaddr2, IPv6addr; spec §6.1).
+    """Parse ``IP[/MASK[/IF[:LABEL][/BCAST]]]`` (IPaddr, IPaddr2, IPv6addr).
+
+    docs/heartbeat.md#ipaddr-arguments.
 
     MASK is a bit count or (IPv4) a dotted netmask. A third part starting with a
     digit is the broadcast address (``198.51.100.10/24/198.51.100.255``).
@@ -232,7 +234,7 @@ def _example_prefix(address: Address) -> int:
 
 
 def findif(arg: IPArgument, routes: Iterable[Route]) -> Placement:
-    """Choose interface and prefix for ``arg`` from the routing table (spec §6.2).
+    """Choose interface and prefix for ``arg`` from the routing table (docs/heartbeat.md#findif).
 
     Given both an interface and a mask, they are used as written. Otherwise the
     most specific directly connected route of the main table (no gateway, not a
@@ -662,7 +664,7 @@ class FloatingIP:
 
 
 def arp_policy_for(flavor: str, overrides: Mapping[str, ArpPolicy] | None = None) -> ArpPolicy:
-    """Heartbeat's announcement defaults per agent name (spec §6.4), unless overridden."""
+    """Heartbeat's defaults per agent name (docs/heartbeat.md#gratuitous-arp), unless overridden."""
     if overrides and flavor in overrides:
         return overrides[flavor]
     return IPADDR_ARP if flavor == "IPaddr" else IPADDR2_ARP

@@ -79,7 +79,7 @@ _RUNNING = re.compile(r"[Rr]unning|OK")
 
 
 def heartbeat_status_running(stdout: str) -> bool:
-    """Heartbeat's verdict on a resource script's ``status`` output (spec §3.3).
+    """Heartbeat's verdict on a script's ``status`` output (docs/heartbeat.md#script-exit-codes).
 
     The exit code is ignored. "not running" (any case of "not", a space, then
     anything, then "running" or "Running") means not held; otherwise "running",
@@ -132,7 +132,7 @@ def script_environment(
     extra: Mapping[str, str] | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment Heartbeat gives resource scripts (spec §1.7).
+    """The environment Heartbeat gives scripts (docs/heartbeat.md#parameters-as-environment).
 
     ``base`` (default: pulse's own environment) is overlaid with every ha.cf
     directive as ``HA_<name>``, Heartbeat's fixed ``HA_*`` variables and
@@ -207,9 +207,12 @@ async def run_script(
         log.warning("%s did not exit on SIGTERM; sending SIGKILL", argv[0])
         _kill_group(proc.pid, signal.SIGKILL)
 
-    out: IO[bytes] = await trio.to_thread.run_sync(tempfile.TemporaryFile)
-    err: IO[bytes] = await trio.to_thread.run_sync(tempfile.TemporaryFile)
+    files: list[IO[bytes]] = []
     try:
+        # Inside the try: a caller cancelled between the two must not leak the first.
+        files.append(await trio.to_thread.run_sync(tempfile.TemporaryFile))
+        files.append(await trio.to_thread.run_sync(tempfile.TemporaryFile))
+        out, err = files
         with trio.move_on_after(time_limit) as scope:
             try:
                 done = await trio.run_process(
@@ -234,8 +237,8 @@ async def run_script(
         if cancelled_pgid is not None:
             # Children that outlived their leader's SIGTERM.
             _kill_group(cancelled_pgid, signal.SIGKILL)
-        out.close()
-        err.close()
+        for f in files:
+            f.close()
     for name, text in (("stdout", stdout), ("stderr", stderr)):
         for line in text.splitlines():
             log.debug("%s %s: %s", os.path.basename(argv[0]), name, line)

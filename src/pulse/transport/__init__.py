@@ -4,8 +4,8 @@
 :class:`Link` objects. The daemon starts each with ``await nursery.start(link.run,
 send_channel)`` — when ``start`` returns the link is receiving — then reads
 :class:`Datagram` records from the other end of the channel and calls
-``link.send(packet)`` on every link for every message it transmits (spec §4.1: every
-message goes out on all media). Nothing here decodes or authenticates a packet.
+``link.send(packet)`` on every link for every message it transmits (every message goes out
+on all media, docs/heartbeat.md#transports). Nothing here decodes or authenticates a packet.
 
 Grouping follows Heartbeat's media: one link per ``bcast`` interface and port, one per
 ``ucast`` interface and port carrying every peer of the lines that name it, one per

@@ -3,7 +3,7 @@
 A serial line is a byte stream with no packet boundaries, and it may carry line noise,
 a peer that restarted in the middle of a message, or a console login banner. Heartbeat
 copes by reading line by line: it discards lines until one starts with ``>>>``, then
-collects lines until one starts with ``<<<`` (spec §4.1). Its tty is configured with
+collects lines until one starts with ``<<<`` (docs/heartbeat.md#transports). Its tty is set with
 ``ISTRIP`` (the 8th bit of every byte is cleared) and ``IGNCR`` (carriage returns are
 dropped); trio-serial opens the port fully raw, so :class:`ClassicFrameReader` applies
 both in software.

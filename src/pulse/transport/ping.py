@@ -1,4 +1,4 @@
-"""ICMP links for the ``ping``, ``ping6`` and ``ping_group`` pseudo-nodes (spec §4.1).
+"""ICMP links for the ``ping``, ``ping6``, ``ping_group`` nodes (docs/heartbeat.md#transports).
 
 A ping node is a router or a switch that answers ICMP echo requests and knows nothing
 of Heartbeat. As Heartbeat's ``ping`` plugins do, the link sends the message it wants

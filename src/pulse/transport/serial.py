@@ -7,9 +7,9 @@ stripped, CR ignored, noise skipped); each complete ``>>>``…``<<<`` block beco
 :class:`Datagram`.
 
 Writing takes the classic bytes the caller encoded (serial never carries netstring,
-spec §4.1) and sends them whole. Heartbeat writes 512-byte chunks with pauses because
-its ttys had tiny buffers; the kernel's tty layer already paces the bytes at the line
-speed, so pulse only bounds the write: a frame that cannot be written within
+docs/heartbeat.md#transports) and sends them whole. Heartbeat writes 512-byte chunks
+with pauses because its ttys had tiny buffers; the kernel's tty layer already paces the
+bytes at the line speed, so pulse only bounds the write: a frame that cannot be written within
 ``write_timeout`` plus its own transmission time (a stuck line, a peer that asserted
 flow control forever) is abandoned and counted, and the caller carries on.
 

@@ -1,6 +1,6 @@
 """UDP links: ``bcast``, ``ucast`` and ``mcast``, as Heartbeat's HBcomm plugins open them.
 
-Every link has two sockets (spec §4.1):
+Every link has two sockets (docs/heartbeat.md#transports):
 
 * a **receive** socket bound to ``0.0.0.0:PORT`` (``GROUP:PORT`` for mcast) with
   ``SO_REUSEADDR`` and ``SO_REUSEPORT``, and ``SO_BINDTODEVICE(IF)`` so that a packet

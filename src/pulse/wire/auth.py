@@ -1,4 +1,4 @@
-"""Heartbeat's message digests: HMAC-SHA1, HMAC-MD5 and CRC-32 (spec §2.3).
+"""Heartbeat's message digests: HMAC-SHA1, HMAC-MD5 and CRC-32 (docs/heartbeat.md#digests).
 
 A :class:`Signer` wraps the parsed authkeys. It computes digests exactly as
 Heartbeat prints them (lowercase hex; ``crc`` with ``%lx``, i.e. no zero padding) so
@@ -94,8 +94,8 @@ class Signer:
     def trailer_digest(self, index: int, data: bytes) -> str:
         """The digest Heartbeat expects in a netstring trailer naming *index*.
 
-        Heartbeat's quirk (spec §2.4b): the trailer's index selects the *method*, but
-        the *key* is always the receiver's outbound key.
+        Heartbeat's quirk (docs/heartbeat.md#what-is-signed): the trailer's index selects the
+        *method*, but the *key* is always the receiver's outbound key.
         """
         method = self._key(index).method
         return _COMPUTE[method](self._outbound.key or b"", data)

@@ -1,4 +1,4 @@
-"""Heartbeat's two wire encodings, with their signatures (spec §2.4, §4.2, §4.9).
+"""Heartbeat's two wire encodings and their signatures (docs/heartbeat.md#encodings).
 
 Classic form::
 
@@ -133,7 +133,7 @@ def _classic_line(f: Field, *, check: bool) -> bytes:
 
 
 def render_for_signing(msg: Message) -> bytes:
-    """The classic rendering the ``auth`` field's digest covers (spec §2.4a).
+    """The classic rendering the ``auth`` field's digest covers (docs/heartbeat.md#what-is-signed).
 
     Every field except ``auth``, in order, ``name=value\\n`` (binary fields
     ``(1)name=<base64>\\n``), without the ``>>>``/``<<<`` lines and without a NUL.
@@ -361,7 +361,7 @@ def _decompress(algorithm: bytes, payload: bytes) -> bytes:
 
 
 def _expand(msg: Message) -> Message:
-    """The original message inside a traditionally compressed one (spec §4.9)."""
+    """The message inside a traditionally compressed one (docs/heartbeat.md#compression)."""
     payload = msg.field(COMPRESSED_PAYLOAD)
     if payload is None or payload.type is not FieldType.BINARY:
         return msg
@@ -418,7 +418,7 @@ def _decode(data: bytes, signer: Signer) -> Decoded:
 
 
 def decode(data: bytes, signer: Signer) -> Decoded:
-    """Parse and authenticate one packet (spec §2.4, §4.2).
+    """Parse and authenticate one packet (docs/heartbeat.md#what-is-signed).
 
     Classic packets are verified with the ``auth`` field's index's method and key;
     netstring packets by their trailer, with the trailer index's method but this

@@ -5,7 +5,7 @@ Pure logic: no processes, no network. :func:`read_settings` turns a
 tuple of device descriptions) plus the diagnostics for whatever is wrong, each with
 ``FILE:LINE`` where the configuration says it and a hint how to fix it.
 
-Heartbeat's rules for the ha.cf lines (spec §7): ``stonith TYPE FILE`` takes the
+Heartbeat's ha.cf rules (docs/heartbeat.md#stonith-v1): ``stonith TYPE FILE`` takes the
 device parameters from the first line of FILE not starting with ``#``;
 ``stonith_host HOST|* TYPE PARAMS…`` applies only on the node named HOST (or on every
 node for ``*``). Heartbeat has one device: of the lines that apply to this node, the

@@ -1,4 +1,6 @@
-"""Seed 000 (prime/calc, ``bcast eth0``, ``prime <VIP> apache2``) failing over for real.
+"""The prime/calc web pair (``bcast eth0``, ``prime <VIP> apache2``) failing over for real.
+
+Its Heartbeat config is tests/data/legacy/000-prime-calc-apache.
 
 Real pulse daemons in namespaces, the floating IP added by pulse, the web server
 started by the haresources script, and curl asking the floating IP for its page.

@@ -1,8 +1,9 @@
-"""Seed 001: julius/caesar, a serial cable plus ethernet, ``auto_failback off``.
+"""The julius/caesar router pair: a serial cable plus ethernet, ``auto_failback off``.
 
-haresources (as the seed, with documentation addresses and MailTo played by a
-resource.d script that records how it was called; the pulse-mailto plugin is
-disabled for these daemons so that the script, not the plugin, gets the word)::
+haresources (as in tests/data/legacy/001-julius-caesar-serial, with documentation
+addresses and MailTo played by a resource.d script that records how it was called; the
+pulse-mailto plugin is disabled for these daemons so that the script, not the plugin,
+gets the word)::
 
     julius IPaddr::198.51.100.254 IPaddr::203.0.113.254 MailTo::alerts@example.org::JuliusCaesar
 

@@ -1,6 +1,7 @@
-"""Seed 002 ("Two Virtual IPs"): ucast on eth0 and eth1, one floating IP per interface.
+"""The Asterisk pair's "Two Virtual IPs": ucast on eth0 and eth1, a floating IP per interface.
 
-haresources, as the seed's two lines with documentation addresses::
+haresources, as tests/data/legacy/002-kolmisoft-two-vips's two lines with documentation
+addresses::
 
     node01 198.51.100.179/24/eth0
     node01 203.0.113.180/24/eth1

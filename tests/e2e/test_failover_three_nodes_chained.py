@@ -1,4 +1,6 @@
-"""Seed 004: three nodes server1..3, ``bcast eth0``, ``server1 <VIP> httpd``, auto_failback on.
+"""Three nodes server1..3, ``bcast eth0``, ``server1 <VIP> httpd``, auto_failback on.
+
+The three-node Apache cluster of tests/data/legacy/004-three-node-apache.
 
 The group follows the node order from its preferred node: server1 -> server2 ->
 server3 as each is cut off, and back as each returns.

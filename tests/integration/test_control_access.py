@@ -1,0 +1,107 @@
+"""Who may use the control socket: root, or the control group for read-only commands;
+and a socket path that is somebody else's is never taken over."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from pulse.control.protocol import Reply, Request
+from pulse.control.server import serve_control
+from pulse.errors import TransportError
+
+NOBODY = 65534  # uid of nobody and gid of nogroup on Debian
+
+
+async def answer(request: Request) -> Reply:
+    return Reply(True, f"{request.command} done")
+
+
+def as_nobody(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from pulse.cli.ctl import main; sys.exit(main())"
+    argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            sys.executable, "-c", code, "-s", str(sock), *args]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A directory nobody can reach (pytest's tmp_path is root-only)."""
+    d = Path(tempfile.mkdtemp(prefix="pulse-ctl-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="root, setpriv")
+async def test_a_member_of_the_control_group_may_read_status_but_not_run_standby(
+    public_dir: Path,
+) -> None:
+    sock = public_dir / "run" / "control"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_control, sock, answer, group="nogroup"))
+        assert oct(sock.stat().st_mode & 0o777) == "0o660" and sock.stat().st_gid == NOBODY
+
+        status = await trio.to_thread.run_sync(as_nobody, sock, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.strip() == '"status done"'
+        standby = await trio.to_thread.run_sync(as_nobody, sock, "standby")
+        assert standby.returncode == 4
+        assert "standby needs root (uid 65534 may only run metrics, plugins, status)" in (
+            standby.stderr
+        )
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="root, setpriv")
+async def test_without_a_control_group_only_root_can_connect(public_dir: Path) -> None:
+    sock = public_dir / "run" / "control"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_control, sock, answer))
+        assert oct(sock.stat().st_mode & 0o777) == "0o600"
+        status = await trio.to_thread.run_sync(as_nobody, sock, "status")
+        assert status.returncode == 4 and "Permission denied" in status.stderr
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_regular_file_at_the_socket_path_is_refused_and_left_alone(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "control"
+    path.write_text("precious\n")
+    with pytest.raises(TransportError, match="exists and is not a socket"):
+        await serve_control(path, answer)
+    assert path.read_text() == "precious\n"
+
+
+async def test_a_socket_another_daemon_answers_on_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "control"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_control, path, answer))
+        with pytest.raises(TransportError, match="is in use: another pulse answers on it"):
+            await serve_control(path, answer)
+        assert path.exists(), "the running daemon keeps its socket"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_stale_socket_left_by_a_killed_daemon_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "control"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # bound, never listening: what a SIGKILL leaves
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_control, path, answer))
+        client = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        await client.connect(str(path))
+        client.close()
+        nursery.cancel_scope.cancel()
