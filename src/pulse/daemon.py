@@ -492,9 +492,18 @@ class Daemon:
             "resources": resources_to_json(resources, self.resources) if resources else None,
             "plugins": self.plugin_status(),
             "respawn": self.respawn.status() if self.respawn is not None else [],
-            "wire": dict(self.wire_counters),
+            "wire": self.wire_status(),
             "links": {link.name: _stats_to_json(link.statistics()) for link in self.links},
         }
+
+    def wire_status(self) -> dict[str, int]:
+        """Packets by what became of them; ``kernel-drops``: those the kernel dropped
+        for a full receive buffer before we could read them (a flood)."""
+        wire = dict(self.wire_counters)
+        dropped = sum(getattr(link.statistics(), "kernel_drops", 0) for link in self.links)
+        if dropped:
+            wire["kernel-drops"] = dropped
+        return wire
 
     def plugin_status(self) -> dict[str, Any]:
         host = self.plugins

@@ -434,8 +434,9 @@ class Engine:
             if peer.generation is not None:
                 out.append(Log(level="info", text=f"Heartbeat restart on node {name}"))
                 out.append(NodeRestarted(node=name, generation=hg, at=now))
-                if not node_dead:
-                    jumped = self._track_of(peer, now)
+                # Dead or alive: a mutated status may have killed it first (a tiny dt).
+                at_death = peer.seq_at_death if node_dead else None
+                jumped = self._track_of(peer, now, last_seq=at_death)
             peer.generation = hg
             if peer.tracked_generation != hg:
                 # Packets of this very generation may have overtaken its first status
@@ -471,6 +472,12 @@ class Engine:
             out += self._maybe_ack(peer, seq, now)
         if verdict in ("in-order", "gap") and not is_status and hg == peer.generation:
             self._membership.heard_life(name, now)
+            if node_dead and hg > 0:
+                # A node we declared dead talks again (its status may come later, or
+                # have been lost): it is back, and dead again if it then falls silent.
+                # The resource layer counts a node that talks as alive; so must we, or
+                # its next death would never be reported.
+                out += self._revive(name, now)
         if not self._for_us(message):
             self.counters["not-for-us"] += 1
             return out
@@ -479,10 +486,11 @@ class Engine:
             if peer.last_status_seq is not None and seq < peer.last_status_seq:
                 self.counters["stale-status"] += 1
             else:
-                if verdict != "gap":
-                    # A status past a gap counts, but is no mark for later ones: a
-                    # mutated seq a few hundred ahead would silence the real statuses
-                    # that fill the gap for as many keepalives (docs/hostile-input.md).
+                if verdict == "in-order":
+                    # A status past a gap or filling one counts, but is no mark for
+                    # later ones: a mutated seq a few hundred ahead would silence the
+                    # real statuses that fill the gap for as many keepalives
+                    # (docs/hostile-input.md).
                     peer.last_status_seq = seq
                 out += self._on_status(peer, message, now)
                 self._peer_status_at = now
@@ -714,6 +722,9 @@ class Engine:
         """Step 5 of docs/heartbeat.md#sequence-numbers: in order, duplicate, gap, fill, stale."""
         out: list[Output] = []
         if peer.last_seq is None or peer.resync:
+            before = peer.seq_at_death if peer.seq_at_death is not None else peer.last_seq
+            if peer.resync and before is not None and seq > before + MAX_MISSING:
+                self._remember_jump(peer, self._track_of(peer, now, last_seq=before))
             peer.tracked_generation = hg
             peer.last_seq = seq
             peer.resync = False
@@ -859,6 +870,11 @@ class Engine:
         if status is NodeStatus.PING:
             status = None
         dt = _parse_hex(message.get("dt"))
+        if dt is not None and 0 < dt < 2 * self._timing.keepalive:
+            # A dead time shorter than two of our keepalives declares the node dead
+            # between two of its heartbeats: a buggy or mutated packet; keep the last.
+            self.counters["bad-field"] += 1
+            dt = None
         report = self._membership.heard_status(name, now, status, dt)
         if report.late and report.interval_ms is not None:
             level = "CRIT" if report.overdue else "WARN"
@@ -1014,6 +1030,19 @@ class Engine:
         return out
 
     # ----------------------------------------------------------------- liveness
+
+    def _revive(self, name: str, now: float) -> list[Output]:
+        report = self._membership.heard_status(name, now, None)
+        out: list[Output] = [
+            Log(level="WARN", text=f"Cluster node {name} returning after partition."),
+            PartitionHealed(node=name, at=now),
+        ]
+        for change in report.changes:
+            out.append(
+                Log(level="info", text=f"Status update for node {name}: status {change.new}")
+            )
+            out.append(change)
+        return out
 
     def _stalled(self, now: float) -> list[Output]:
         """Our own status went out late: this process was stopped or starved.

@@ -37,6 +37,7 @@ over silently.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -67,6 +68,12 @@ class GroupState(enum.StrEnum):
     STOPPING = "stopping"
     FAILED = "failed"
 
+
+# What this node last told the others (claimed, refused, failed, keeping, asked for,
+# stable, leaving): a report is sent again only when it changes.
+_AnnounceKey = tuple[
+    frozenset[str], frozenset[str], frozenset[str], frozenset[str], frozenset[str], bool, bool
+]
 
 CLAIMED = (GroupState.STARTING, GroupState.RUNNING, GroupState.STOPPING, GroupState.FAILED)
 CLASSES = ("all", "foreign", "local", "failback")
@@ -130,6 +137,9 @@ class Peer:
     keeping: frozenset[str] = frozenset()
     # The groups both of us claimed when we last answered its report (see message()).
     answered_conflict: frozenset[str] = frozenset()
+    # (generation, seq) of the newest report applied: a retransmitted older one, arriving
+    # after it (a gap filled late), must not undo what the newer one said.
+    report_order: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,9 +242,7 @@ class Scheduler:
         self.exchange: _Exchange | None = None  # a standby exchange with a Heartbeat peer
         self._ask_after: float = 0.0  # no new standby request before this
         self._last_reason: dict[str, str] = {}
-        self._last_announce: (
-            tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str], bool, bool] | None
-        ) = None
+        self._last_announce: _AnnounceKey | None = None
         # A group claimed here and by another node (a healed partition): the keeper
         # announces it again first (Refresh), then says so (``pulse_keep``); the other
         # releases only then, so the LAN's ARP caches already point here when its copy
@@ -363,6 +371,11 @@ class Scheduler:
                 out += self._tell_ping_count()
             out += self._plan(now, cause=f"{src} is starting")
         elif kind == "resource":
+            order = _message_order(msg)
+            if order is not None and peer.report_order is not None and order < peer.report_order:
+                return out  # older than what it already told us
+            if order is not None:
+                peer.report_order = order
             before = peer.hold
             self._learn(src, peer, msg)
             for key in sorted(before - peer.hold):
@@ -612,7 +625,12 @@ class Scheduler:
         if self.stable and self._ask_after and now >= self._ask_after:
             self._ask_after = 0.0
             return self._plan(now, cause="")
-        if any(now >= t for t in self._keep_wait.values()):
+        lapsed = [k for k, t in self._keep_wait.items() if now >= t > -math.inf]
+        if lapsed:
+            # Lapsed for good: the next plan releases without waiting (-inf), and the
+            # deadline is gone, even if some other rule keeps the group a while longer.
+            for key in lapsed:
+                self._keep_wait[key] = -math.inf
             return self._plan(now, cause="")
         return []
 
@@ -625,7 +643,7 @@ class Scheduler:
             deadlines.append(self._ask_after)
         if self.connectivity is not None:
             deadlines.append(self.connectivity.next_deadline())
-        deadlines.extend(self._keep_wait.values())
+        deadlines.extend(t for t in self._keep_wait.values() if t > -math.inf)
         return min(deadlines)
 
     # ------------------------------------------------------------------ policy
@@ -1002,6 +1020,8 @@ class Scheduler:
             peer.failed = self._keys(msg.get("pulse_failed"))
             peer.leaving = msg.get("pulse_leaving") == "1"
             peer.keeping = self._keys(msg.get("pulse_keep"))
+            if "pulse_takeover" in msg:
+                self._learn_takeovers(src, self._keys(msg.get("pulse_takeover")))
         else:  # a Heartbeat peer: classes relative to it (2-node assumption)
             cls = msg.get("rsc_hold") or "none"
             keys = set(self._class_keys(cls, node=src)) if cls != "none" else set()
@@ -1012,6 +1032,27 @@ class Scheduler:
             peer.leaving = msg.get("info") == "shutdown"
         if msg.get("isstable") == "1" or (hold is None and msg.get("info") == "mach_down"):
             peer.stable = True
+
+    def _learn_takeovers(self, src: str, asked: frozenset[str]) -> None:
+        """A pulse peer's report lists the groups it asked to take over (``pulse_takeover``):
+        every node then knows every request, also one made while it was away or down.
+
+        When two nodes asked for the same group, the first in the group's node order
+        wins, on every node alike.
+        """
+        for key, who in list(self.takeover_pref.items()):
+            if who == src and key not in asked:
+                del self.takeover_pref[key]  # withdrawn (standby), or never made
+        for key in asked:
+            current = self.takeover_pref.get(key)
+            if current is not None and current != src:
+                order = _rotation(self.nodes, self.groups[key].node)
+                if order.index(current) < order.index(src):
+                    continue
+            self.takeover_pref[key] = src
+
+    def _own_takeovers(self) -> frozenset[str]:
+        return frozenset(k for k, who in self.takeover_pref.items() if who == self.local)
 
     def _keys(self, text: str | None) -> frozenset[str]:
         return frozenset(k for k in (text or "").split() if k in self.groups)
@@ -1024,14 +1065,13 @@ class Scheduler:
     def _claimed(self) -> frozenset[str]:
         return frozenset(k for k, m in self.mine.items() if m.state in CLAIMED)
 
-    def _announce_key(
-        self,
-    ) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str], bool, bool]:
+    def _announce_key(self) -> _AnnounceKey:
         return (
             self._claimed(),
             self.refused,
             frozenset(self.failed_here),
             frozenset(self.keeping),
+            self._own_takeovers(),
             self.stable,
             self.leaving,
         )
@@ -1072,6 +1112,7 @@ class Scheduler:
             ("pulse_standby", " ".join(sorted(self.refused)) or " "),
             ("pulse_failed", " ".join(sorted(self.failed_here)) or " "),
             ("pulse_leaving", "1" if self.leaving else "0"),
+            ("pulse_takeover", " ".join(sorted(self._own_takeovers())) or " "),
         ]
         if self.keeping:
             fields.append(("pulse_keep", " ".join(sorted(self.keeping & claimed))))
@@ -1134,6 +1175,14 @@ def _rotation(nodes: tuple[str, ...], start: str) -> list[str]:
         return list(nodes)
     i = nodes.index(start)
     return list(nodes[i:] + nodes[:i])
+
+
+def _message_order(msg: Message) -> tuple[int, int] | None:
+    """(generation, sequence number) of a sequenced message, None if it has none."""
+    try:
+        return int(msg.get("hg") or "", 16), int(msg.get("seq") or "", 16)
+    except ValueError:
+        return None
 
 
 def _hms(now: float) -> str:

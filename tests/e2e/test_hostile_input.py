@@ -127,8 +127,7 @@ def test_a_hostile_mix_is_dropped_counted_by_reason_and_costs_no_memory(
         dropped = sum(v for k, v in st["wire"].items() if k != "accepted")
         engine = st["cluster"]["counters"]
         refused = sum(engine.get(k, 0) for k in ("replay", "stale", "duplicate", "bad-field"))
-        kernel = sum(link["kernel_drops"] for link in st["links"].values())
-        return dropped + refused + kernel >= total
+        return dropped + refused >= total  # "wire" has the kernel's drops too
 
     wait_for(counted, 10, "every hostile packet counted")
     st = prime.status()

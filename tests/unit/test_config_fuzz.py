@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pulse.config import load_config
-from pulse.config.legacy import parse_authkeys, parse_hacf, parse_haresources
+from pulse.config.authkeys import parse_authkeys
+from pulse.config.hacf import parse_hacf
+from pulse.config.haresources import parse_haresources
 from pulse.errors import ConfigError
 
 WORDS = st.sampled_from(

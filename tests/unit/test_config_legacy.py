@@ -8,8 +8,10 @@ import pytest
 from config_support import messages, write_legacy
 
 from pulse.config import load_config
+from pulse.config.authkeys import parse_authkeys
 from pulse.config.durations import format_ms, parse_bool, parse_duration, parse_hb_time
-from pulse.config.legacy import parse_authkeys, parse_hacf, parse_haresources
+from pulse.config.hacf import parse_hacf
+from pulse.config.haresources import parse_haresources
 from pulse.config.model import (
     AutoFailback,
     BcastMedium,

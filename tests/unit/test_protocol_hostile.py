@@ -72,7 +72,7 @@ def attacked_cluster(mutations: list[dict[str, object]], gap: float) -> tuple[Wi
     for mutation in mutations:
         at += gap
         wire.run_until(at)
-        real = wire.sent("beta")[-1][1]
+        real = [m for _, m in wire.sent("beta") if "seq" in m][-1]
         wire.inject("alpha", mutated(real, mutation), "eth0", at)
     return wire, at
 
@@ -109,6 +109,23 @@ def test_one_status_of_a_later_generation_does_not_make_the_real_stream_a_replay
 def test_a_status_a_few_hundred_ahead_does_not_silence_the_real_statuses() -> None:
     wire, end = attacked_cluster([{"seq": ("rel", 200), "hg": ("rel", 0), "t": "status"}], 0.3)
     assert_views_right_after_one_deadtime(wire, end)
+
+
+def test_a_mutated_status_filling_a_gap_does_not_silence_the_real_ones_before_it() -> None:
+    huge = {"seq": ("abs", 2**31), "hg": ("rel", 0), "t": "status"}
+    ahead = {"seq": ("rel", 79), "hg": ("rel", 0), "t": "reqnodes"}  # undoes the jump
+    filling = {"seq": ("rel", 25), "hg": ("rel", 0), "t": "status"}  # fills the new gap
+    wire, end = attacked_cluster([huge, ahead, huge, filling], 0.05)
+    assert_views_right_after_one_deadtime(wire, end)
+
+
+def test_a_mutated_tiny_dead_time_then_a_jump_leave_no_lasting_wrong_view() -> None:
+    huge = {"seq": ("abs", 2**31), "hg": ("rel", 0), "t": "status"}
+    for tiny, jump in (("1", huge), ("1", {**huge, "hg": ("rel", 1)})):
+        for ahead in (1, 238):
+            killer = {"seq": ("rel", ahead), "hg": ("rel", 0), "t": "status", "dt": tiny}
+            wire, end = attacked_cluster([huge, huge, killer, jump], 0.05)
+            assert_views_right_after_one_deadtime(wire, end)
 
 
 # ---------------------------------------------------------------- replay across a restart
@@ -187,3 +204,9 @@ def test_an_ack_or_rexmit_request_of_an_older_generation_is_counted_as_a_replay(
     assert engine.counters["replay"] == 3
     links = {n.name: n.links for n in engine.view().nodes}["beta"]
     assert all(str(status) == "dead" for status in links.values())
+
+
+def test_mutated_packets_taking_the_next_seqs_first_do_not_silence_the_real_statuses() -> None:
+    ahead = [{"seq": ("rel", n), "hg": ("rel", 0), "t": "status"} for n in range(1, 9)]
+    wire, end = attacked_cluster(ahead, 0.01)
+    assert_views_right_after_one_deadtime(wire, end)

@@ -16,7 +16,7 @@ from pulse_mailto.listener import MailListener
 from pulse_mailto.settings import MailSettings, MailToTarget, RetryPolicy
 from pulse_mailto.transport import MailError
 
-from pulse.config.legacy import resource_spec
+from pulse.config.haresources import resource_spec
 from pulse.config.model import (
     AuthKey,
     AuthKeys,

@@ -14,7 +14,7 @@ from pulse_mailto.settings import (
     parse_settings,
 )
 
-from pulse.config.legacy import resource_spec
+from pulse.config.haresources import resource_spec
 from pulse.config.model import ResourceSpec, Source
 from pulse.errors import Severity
 from pulse.plugin.settings import SettingsReader

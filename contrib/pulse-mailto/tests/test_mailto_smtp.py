@@ -18,7 +18,7 @@ from mailto_smtp_support import Collector, SmtpServer, free_port
 from pulse_mailto.agent import MailToAgent
 from pulse_mailto.listener import MailListener
 
-from pulse.config.legacy import resource_spec
+from pulse.config.haresources import resource_spec
 from pulse.config.model import (
     AuthKey,
     AuthKeys,

@@ -2,7 +2,7 @@
 
 The TOML document is translated into the same intermediate :class:`HaCf` that
 ha.cf produces, running every value through the same validators, and then
-:func:`pulse.config.legacy.build_config` applies the shared derived defaults and
+:func:`pulse.config.assemble.build_config` applies the shared derived defaults and
 global checks. Diagnostics name the key path and its line:
 ``pulse.toml:12: timing.deadtime: must be more than twice keepalive (4s); ...``.
 """
@@ -18,22 +18,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pulse.config.assemble import build_config
+from pulse.config.authkeys import authkeys_permission_error, read_authkeys
 from pulse.config.checks import Locator, diagnostic
 from pulse.config.durations import parse_bool, parse_duration, parse_hb_time
-from pulse.config.legacy import (
+from pulse.config.hacf import (
     OPTION_DIRECTIVES,
     OPTION_HANDLERS,
     HaCf,
     apply_apiauth,
-    authkeys_permission_error,
-    build_config,
     check_mcast_fields,
     check_peer,
-    did_you_mean,
-    read_authkeys,
     read_stonith_params,
-    resource_spec,
 )
+from pulse.config.haresources import resource_spec
 from pulse.config.model import (
     CLUSTER_EVENT_KINDS,
     DEFAULT_UDPPORT,
@@ -58,6 +56,7 @@ from pulse.config.model import (
     StonithDirective,
     UcastMedium,
 )
+from pulse.config.words import did_you_mean
 from pulse.errors import Diagnostic
 
 # Structured TOML keys that stand for an ha.cf directive: (table, key) -> directive.

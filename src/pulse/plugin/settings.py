@@ -40,9 +40,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar, overload
 
 from pulse.config.durations import parse_bool, parse_duration
-from pulse.config.legacy import did_you_mean as _did_you_mean
 from pulse.config.model import Config
 from pulse.config.toml import format_path, line_at
+from pulse.config.words import did_you_mean as _did_you_mean
 from pulse.errors import Diagnostic, Severity
 
 __all__ = ["KeyPath", "SettingsReader", "did_you_mean", "parse_flag", "parse_seconds"]

@@ -36,6 +36,9 @@ class FakeResources:
     journal: list[tuple[float, str, str, str]] = field(default_factory=list)  # t, node, op, res
     fail_start: set[tuple[str, str]] = field(default_factory=set)  # (node, resource)
     fail_stop: set[tuple[str, str]] = field(default_factory=set)
+    # Only the next start (stop) of the resource on the node fails; then it is removed.
+    fail_start_once: set[tuple[str, str]] = field(default_factory=set)
+    fail_stop_once: set[tuple[str, str]] = field(default_factory=set)
     delay: float = 0.0  # seconds each start/stop takes
 
     def factory(self, node: str) -> Callable[[ResourceSpec, Config], FakeAgent]:
@@ -59,16 +62,23 @@ class FakeAgent:
     async def start(self) -> None:
         await trio.sleep(self.world.delay)
         self.world.journal.append((trio.current_time(), self.node, "start", self.name))
-        if (self.node, self.name) in self.world.fail_start:
+        if self._fails(self.world.fail_start, self.world.fail_start_once):
             raise ResourceError(self.spec.raw, "fake start failure")
         self.world.running.setdefault(self.name, set()).add(self.node)
 
     async def stop(self) -> None:
         await trio.sleep(self.world.delay)
         self.world.journal.append((trio.current_time(), self.node, "stop", self.name))
-        if (self.node, self.name) in self.world.fail_stop:
+        if self._fails(self.world.fail_stop, self.world.fail_stop_once):
             raise ResourceError(self.spec.raw, "fake stop failure")
         self.world.running.get(self.name, set()).discard(self.node)
+
+    def _fails(self, always: set[tuple[str, str]], once: set[tuple[str, str]]) -> bool:
+        key = (self.node, self.name)
+        if key in once:
+            once.discard(key)
+            return True
+        return key in always
 
     async def status(self) -> bool:
         await trio.lowlevel.checkpoint()
