@@ -533,7 +533,7 @@ class Daemon:
         if self.notifier is not None:
             self.notifier.reloading()
         try:
-            logsetup.reopen()
+            await trio.to_thread.run_sync(logsetup.reopen)  # stats and opens files
             if reloader is None:
                 log.info("Log files reopened.")
                 return False
@@ -547,18 +547,18 @@ class Daemon:
             except (OSError, PulseError) as exc:
                 log.error("Reload failed: %s. Configuration unchanged.", exc)
                 return False
-            return self._apply_reload(plan_reload(self.config, loaded.config))
+            return await self._apply_reload(plan_reload(self.config, loaded.config))
         finally:
             if self.notifier is not None:
                 self.notifier.ready(self.status_line())
 
-    def _apply_reload(self, plan: ReloadPlan) -> bool:
+    async def _apply_reload(self, plan: ReloadPlan) -> bool:
         for line in plan.refused:
             log.warning("Reload: %s", line)
         applied = set(plan.applied)
         if "logging" in applied:
             try:
-                logsetup.configure(plan.config.logging)
+                await trio.to_thread.run_sync(logsetup.configure, plan.config.logging)
             except OSError as exc:
                 log.error("Reload: cannot open the new log file (%s); logging unchanged", exc)
                 applied.discard("logging")
