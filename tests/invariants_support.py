@@ -31,8 +31,8 @@ from pulse.config.model import (
     ResourceSpec,
     Timing,
 )
-from pulse.protocol import STARTUP_DT_BOOST_MS
-from pulse.scheduler import CLAIMED, GroupState, Scheduler
+from pulse.failover.policy import CLAIMED, GroupState, Scheduler
+from pulse.protocol.engine import STARTUP_DT_BOOST_MS
 
 NAMES = ("prime", "calc", "spare", "extra")
 LINK = "eth0"
@@ -162,7 +162,7 @@ def liveness_bound(p: Params) -> float:
     could run it and the network is whole.
 
     * deadtime until a crashed holder is declared dead, plus the start-up boost
-      (``STARTUP_DT_BOOST_MS`` in src/pulse/protocol.py) a node advertises in its first
+      (``STARTUP_DT_BOOST_MS`` in src/pulse/protocol/engine.py) a node advertises in its first
       seconds, or initdead for a node starting next to dead peers;
     * four keepalives for comms-up, the ``starting``/``resource`` exchange, and the
       one-keepalive wait of a dual claim;

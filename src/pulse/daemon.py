@@ -18,10 +18,10 @@
     _watch_signals: SIGTERM/SIGINT ▶ no more respawns, release every group, send
       shutdone, stop the respawned programs (reverse order), stop
 
-The engine (:mod:`pulse.protocol`) and the scheduler (:mod:`pulse.scheduler`) are
+The engine (:mod:`pulse.protocol.engine`) and the scheduler (:mod:`pulse.failover.policy`) are
 pure: they get facts and the current trio time, and answer with outputs. Everything
 that blocks or touches the outside world lives here, in :mod:`pulse.transport`,
-:mod:`pulse.failover` and :mod:`pulse.resources`. Nothing on the heartbeat path ever
+:mod:`pulse.failover.manager` and :mod:`pulse.resources`. Nothing on the heartbeat path ever
 waits for a plugin, a resource script or a slow link.
 """
 
@@ -45,29 +45,37 @@ import trio
 from pulse import __version__, logsetup, memtrim, metrics
 from pulse.config import Loaded
 from pulse.config.model import ResourceOptions
-from pulse.connectivity import ConnectivityView
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
 from pulse.errors import ConfigError, PulseError
-from pulse.events import CommsUp, CutOff, Log, NodeStatus, NodeStatusChanged, Output, Transmit
-from pulse.extensions import EventBus
-from pulse.failover import ResourceManager
+from pulse.failover.ipfail import ConnectivityView
+from pulse.failover.manager import ResourceManager
+from pulse.failover.policy import SHUTDONE, GroupState, SchedulerView
 from pulse.logsetup import LEVELS, LOGGER_NAME
 from pulse.notify import notify_listeners
-from pulse.plugins import PluginHost
-from pulse.protocol import ClusterView, Engine
-from pulse.reload import ReloadPlan, plan_reload
-from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
-from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
-from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, env_directives, system_reboot
-from pulse.scheduler import SHUTDONE, GroupState, SchedulerView
-from pulse.state import (
+from pulse.plugin.bus import EventBus
+from pulse.plugin.host import PluginHost
+from pulse.protocol.engine import ClusterView, Engine
+from pulse.protocol.events import (
+    CommsUp,
+    CutOff,
+    Log,
+    NodeStatus,
+    NodeStatusChanged,
+    Output,
+    Transmit,
+)
+from pulse.protocol.identity import (
     PeerMark,
     load_peer_marks,
     load_uuid,
     next_generation,
     save_peer_marks,
 )
+from pulse.reload import ReloadPlan, plan_reload
+from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
+from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
+from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, env_directives, system_reboot
 from pulse.supervision import HardwareWatchdog, SystemdNotifier
 from pulse.timerfd import KernelTimer
 from pulse.transport import Datagram, Link, open_links

@@ -3,7 +3,7 @@
 The administrator's equivalent of keepalived's ``notify_master`` / ``notify_backup``
 and of Pacemaker's alert agents, without writing a Python plugin. Each ``[[notify]]``
 table becomes one event listener on the daemon's event bus
-(:class:`pulse.extensions.EventBus`): it has its own task and bounded queue, so a slow
+(:class:`pulse.plugin.bus.EventBus`): it has its own task and bounded queue, so a slow
 script never delays a heartbeat or a failover; events it cannot keep up with are
 dropped and counted (``pulsectl plugins``).
 
@@ -34,7 +34,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from pulse.config.model import NotifyScript
-from pulse.plugins import ClusterEvent
+from pulse.plugin.api import ClusterEvent
 from pulse.resources.scripts import run_script
 
 log = logging.getLogger("pulse")

@@ -55,8 +55,8 @@ from typing import Any, Protocol
 import trio
 
 from pulse.config.model import Config, RespawnDirective, heartbeat_client
-from pulse.events import CommsUp, Output
 from pulse.logsetup import LOGGER_NAME
+from pulse.protocol.events import CommsUp, Output
 from pulse.resources.agents import resource_dir_of
 from pulse.resources.scripts import DEFAULT_OCF_ROOT, script_environment
 

@@ -12,7 +12,7 @@ import trio
 from pulse.config import Loaded
 from pulse.config.model import Config
 from pulse.daemon import Daemon, DaemonOptions, serve
-from pulse.plugins import PluginHost
+from pulse.plugin.host import PluginHost
 from pulse.testing import FakeNetwork
 from pulse.testing.agents import FakePlugin, FakeResources
 

@@ -55,9 +55,9 @@ from invariants_support import (
 )
 from pulse.config import Loaded
 from pulse.daemon import Daemon, DaemonOptions, serve
-from pulse.plugins import PluginHost
-from pulse.protocol import STARTUP_DT_BOOST_SECONDS
-from pulse.scheduler import GroupState, Scheduler
+from pulse.failover.policy import GroupState, Scheduler
+from pulse.plugin.host import PluginHost
+from pulse.protocol.engine import STARTUP_DT_BOOST_SECONDS
 from pulse.testing import FakeNetwork
 from pulse.testing.agents import FakePlugin, FakeResources
 

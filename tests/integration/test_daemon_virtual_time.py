@@ -27,7 +27,13 @@ from pulse.config.model import (
     Timing,
 )
 from pulse.daemon import Daemon, DaemonOptions, serve
-from pulse.events import LinkStatus, LinkStatusChanged, NodeStatus, NodeStatusChanged, Output
+from pulse.protocol.events import (
+    LinkStatus,
+    LinkStatusChanged,
+    NodeStatus,
+    NodeStatusChanged,
+    Output,
+)
 from pulse.testing import FakeNetwork
 
 SHA1 = AuthKeys(

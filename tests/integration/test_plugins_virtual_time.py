@@ -21,7 +21,7 @@ from pulse.config.model import (
 )
 from pulse.daemon import Daemon, DaemonOptions, serve
 from pulse.plugin import PluginContext
-from pulse.plugins import PluginHost
+from pulse.plugin.host import PluginHost
 from pulse.testing import FakeNetwork
 from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from pulse.events import Output
 from pulse.lab.procstat import running
+from pulse.protocol.events import Output
 from pulse.respawn import ClientSpec, RespawnSupervisor
 
 WAIT = 10.0  # seconds: the bound of every wait below

@@ -26,7 +26,7 @@ from pulse.config.model import (
     Timing,
 )
 from pulse.daemon import Daemon, DaemonOptions, _watch_signals, serve
-from pulse.events import Output
+from pulse.protocol.events import Output
 from pulse.respawn import ClientSpec, RespawnSupervisor
 from pulse.testing import FakeNetwork
 from pulse.testing.processes import FakeSpawner, Plan, run_forever

@@ -1,9 +1,9 @@
 """A discrete-event simulator of whole pulse clusters over the pure cores, with faults.
 
-Each simulated node is one :class:`pulse.protocol.Engine` (membership) and one
-:class:`pulse.scheduler.Scheduler` (who runs which group), glued together exactly as
+Each simulated node is one :class:`pulse.protocol.engine.Engine` (membership) and one
+:class:`pulse.failover.policy.Scheduler` (who runs which group), glued together exactly as
 the daemon glues them (``src/pulse/daemon.py`` feeds engine events to the resource
-manager, ``src/pulse/failover.py`` turns them into scheduler facts and runs the
+manager, ``src/pulse/failover/manager.py`` turns them into scheduler facts and runs the
 scheduler's actions). Nothing here sleeps: time is a float the simulator advances
 from one event to the next, so ten virtual seconds of a four-node cluster at
 keepalive 100 ms cost a few tens of milliseconds.
@@ -64,17 +64,7 @@ from invariants_support import (
     liveness_bound,
     safety_settle,
 )
-from pulse.events import (
-    CommsUp,
-    Delivered,
-    Log,
-    NodeStatus,
-    NodeStatusChanged,
-    Output,
-    Transmit,
-)
-from pulse.protocol import STARTUP_DT_BOOST_SECONDS, Engine
-from pulse.scheduler import (
+from pulse.failover.policy import (
     Acquire,
     Action,
     Decision,
@@ -83,6 +73,16 @@ from pulse.scheduler import (
     Scheduler,
     Send,
     StandbyRefused,
+)
+from pulse.protocol.engine import STARTUP_DT_BOOST_SECONDS, Engine
+from pulse.protocol.events import (
+    CommsUp,
+    Delivered,
+    Log,
+    NodeStatus,
+    NodeStatusChanged,
+    Output,
+    Transmit,
 )
 from pulse.wire.message import Message
 
@@ -547,7 +547,7 @@ def run_story(
     sim = Sim(params)
     try:
         if warmup:
-            # Past the start-up boost of the advertised dead time (src/pulse/protocol.py):
+            # Past the start-up boost of the advertised dead time (src/pulse/protocol/engine.py):
             # the faults hit a cluster in its steady state; Restart steps cover start-up.
             sim.run_until(STARTUP_DT_BOOST_SECONDS + params.deadtime)
         for step in steps:

@@ -1,7 +1,7 @@
 """Scenario builders and an in-memory wire for the pure protocol engine tests.
 
 No trio, no sockets, no sleeping: every engine is driven at exact virtual times.
-:class:`Wire` passes each :class:`~pulse.events.Transmit` of one engine to the
+:class:`Wire` passes each :class:`~pulse.protocol.events.Transmit` of one engine to the
 ``receive`` of every other engine, once per shared link, optionally dropping,
 duplicating or delaying packets with a seeded ``random.Random``.
 """
@@ -25,8 +25,8 @@ from pulse.config.model import (
     PingMedium,
     Timing,
 )
-from pulse.events import Log, NodeStatus, NodeStatusChanged, Output, Transmit
-from pulse.protocol import Engine
+from pulse.protocol.engine import Engine
+from pulse.protocol.events import Log, NodeStatus, NodeStatusChanged, Output, Transmit
 from pulse.wire.message import FieldType, Message
 
 WALL_EPOCH = 1_800_000_000.0

@@ -21,7 +21,7 @@ from pulse.config.model import (
     ResourceGroup,
     ResourceSpec,
 )
-from pulse.scheduler import (
+from pulse.failover.policy import (
     Acquire,
     Action,
     Decision,

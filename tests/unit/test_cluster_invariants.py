@@ -1,8 +1,8 @@
 """Whole clusters under faults chosen by Hypothesis, in virtual time (issue 9, item 4).
 
 The simulator (tests/unit/cluster_sim.py) runs 2-4 nodes, each the real protocol
-engine (src/pulse/protocol.py) and the real scheduler (src/pulse/scheduler.py) glued
-as src/pulse/failover.py glues them, over a network that Hypothesis breaks:
+engine (src/pulse/protocol/engine.py) and the real scheduler (src/pulse/failover/policy.py) glued
+as src/pulse/failover/manager.py glues them, over a network that Hypothesis breaks:
 symmetric and one-way partitions, a node's link cut at the switch or its own cable
 pulled (then it is cut off, events.CutOff), loss bursts, delays with reordering,
 frozen nodes (SIGSTOP, any length, queue or timers first on thaw), crashes and
@@ -61,7 +61,7 @@ from invariants_support import (
     scenarios,
 )
 from pulse.config.model import AutoFailback
-from pulse.scheduler import GroupState
+from pulse.failover.policy import GroupState
 
 _EXAMPLES = os.environ.get("PULSE_INVARIANT_EXAMPLES")
 _SHRINK = os.environ.get("PULSE_INVARIANT_SHRINK") == "1"
@@ -141,7 +141,7 @@ def test_symmetric_isolation_past_deadtime_heals_to_one_holder() -> None:
 def test_link_blip_seen_as_death_by_one_side_only_heals_to_one_holder() -> None:
     # The issue's own story: prime's link goes down three times; after the third
     # (1.25 s) calc has not heard prime for 3 s (two statuses lost, and the next one is
-    # due up to TURN_SLACK late, src/pulse/protocol.py): calc declares prime dead
+    # due up to TURN_SLACK late, src/pulse/protocol/engine.py): calc declares prime dead
     # 25 ms before prime's status arrives and takes vip1. prime only logs a late
     # heartbeat, so it never stops holding vip1.
     params = Params(nodes=2, keepalive_ms=1000, deadtime_ms=3000, groups=1)

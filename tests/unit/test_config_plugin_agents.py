@@ -7,7 +7,7 @@ import pytest
 from pulse.config import load_config
 from pulse.config.model import Config
 from pulse.errors import ConfigError
-from pulse.plugins import plugin_agent_names
+from pulse.plugin.host import plugin_agent_names
 
 HACF = "keepalive 1\ndeadtime 10\nbcast lo\nauto_failback off\nnode node01\nnode node02\n"
 
@@ -50,5 +50,5 @@ def test_plugin_agent_names_is_empty_when_plugins_cannot_load(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("entry point does not import")
 
-    monkeypatch.setattr("pulse.plugins.PluginHost.for_config", broken)
+    monkeypatch.setattr("pulse.plugin.host.PluginHost.for_config", broken)
     assert plugin_agent_names(config, "node01") == set()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pulse.config.model import Timing
-from pulse.events import LinkStatus, LinkStatusChanged, NodeStatus, NodeStatusChanged
-from pulse.membership import Membership
+from pulse.protocol.events import LinkStatus, LinkStatusChanged, NodeStatus, NodeStatusChanged
+from pulse.protocol.membership import Membership
 
 TIMING = Timing(keepalive=1000, deadtime=3000, warntime=1500, initdead=6000, deadping=4000)
 

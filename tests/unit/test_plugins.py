@@ -13,7 +13,7 @@ from typing import Any
 import pluggy
 import pytest
 
-from pulse import hookimpl, hookspecs
+from pulse import hookimpl
 from pulse.config import load_config
 from pulse.config.model import (
     AuthKey,
@@ -25,7 +25,8 @@ from pulse.config.model import (
 )
 from pulse.errors import Diagnostic, Severity
 from pulse.plugin import PluginContext
-from pulse.plugins import (
+from pulse.plugin import api as hookspecs
+from pulse.plugin.host import (
     PluginError,
     PluginHost,
     disabled_from,
@@ -205,7 +206,7 @@ def test_trace_hooks_logs_every_hook_call(
 ) -> None:
     monkeypatch.setenv("PULSE_TRACE_HOOKS", "1")
     host = PluginHost(load_entrypoints=False, plugins={"a": Named("a"), "first": First("first")})
-    with caplog.at_level(logging.DEBUG, logger="pulse.plugins"):
+    with caplog.at_level(logging.DEBUG, logger="pulse.plugin.host"):
         host.configure(CONFIG, "prime")
         host.resource_agents(CONFIG, "prime")
         host.takeover_checks(CONFIG, "prime")
@@ -227,7 +228,7 @@ def test_without_trace_hooks_nothing_is_logged(
 ) -> None:
     monkeypatch.delenv("PULSE_TRACE_HOOKS", raising=False)
     host = PluginHost(load_entrypoints=False, plugins={"a": Named("a")})
-    with caplog.at_level(logging.DEBUG, logger="pulse.plugins"):
+    with caplog.at_level(logging.DEBUG, logger="pulse.plugin.host"):
         host.event_listeners(CONFIG, "prime")
     assert caplog.messages == []
 

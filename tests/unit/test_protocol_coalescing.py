@@ -12,7 +12,7 @@ import itertools
 
 from protocol_harness import Wire, deaths, make_config
 
-from pulse.protocol import COALESCE_WINDOW, TURN_SLACK
+from pulse.protocol.engine import COALESCE_WINDOW, TURN_SLACK
 
 KEEPALIVE = 1.0
 

@@ -13,7 +13,7 @@ from protocol_harness import (
     uuid_of,
 )
 
-from pulse.events import CommsUp, Delivered, Log, NodeStatus
+from pulse.protocol.events import CommsUp, Delivered, Log, NodeStatus
 
 
 def test_peer_that_never_answers_keeps_us_up_and_we_retry_every_second() -> None:

@@ -14,7 +14,7 @@ from protocol_harness import (
     uuid_of,
 )
 
-from pulse.events import Log, Transmit
+from pulse.protocol.events import Log, Transmit
 from pulse.wire import Signer, decode, read_udp
 from pulse.wire.message import FieldType, Message
 

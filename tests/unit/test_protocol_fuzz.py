@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from protocol_harness import Wire, make_config, make_engine, uuid_of
 
-from pulse.events import NodeStatus
+from pulse.protocol.events import NodeStatus
 from pulse.wire.message import Field, FieldType, Message
 
 TYPES = [

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protocol_harness import Wire, deaths, make_config, peer_message, status_message, uuid_of
 
-from pulse.events import NodeStatus, NodeStatusChanged
-from pulse.protocol import Engine
-from pulse.state import PeerMark
+from pulse.protocol.engine import Engine
+from pulse.protocol.events import NodeStatus, NodeStatusChanged
+from pulse.protocol.identity import PeerMark
 from pulse.wire.message import FieldType, Message
 
 KEEPALIVE = 1.0

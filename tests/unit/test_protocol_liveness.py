@@ -15,7 +15,8 @@ from protocol_harness import (
     uuid_of,
 )
 
-from pulse.events import (
+from pulse.protocol.engine import Engine
+from pulse.protocol.events import (
     CommsUp,
     LinkStatus,
     LinkStatusChanged,
@@ -24,7 +25,6 @@ from pulse.events import (
     NodeStatus,
     NodeStatusChanged,
 )
-from pulse.protocol import Engine
 from pulse.wire.message import FieldType, Message
 
 

@@ -17,7 +17,8 @@ from protocol_harness import (
     uuid_of,
 )
 
-from pulse.events import (
+from pulse.protocol.engine import Engine
+from pulse.protocol.events import (
     Delivered,
     Log,
     NodeRestarted,
@@ -26,7 +27,6 @@ from pulse.events import (
     PartitionHealed,
     Transmit,
 )
-from pulse.protocol import Engine
 from pulse.wire.message import FieldType, Message
 
 

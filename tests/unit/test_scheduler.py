@@ -7,7 +7,7 @@ import pytest
 from scheduler_harness import Cluster, make_config
 
 from pulse.config.model import AutoFailback
-from pulse.scheduler import (
+from pulse.failover.policy import (
     RQSTDELAY,
     Acquire,
     Action,

@@ -10,7 +10,7 @@ import pytest
 from scheduler_harness import Cluster, make_config
 
 from pulse.config.model import AutoFailback
-from pulse.scheduler import Acquire, Action, Release, Scheduler, Send
+from pulse.failover.policy import Acquire, Action, Release, Scheduler, Send
 from pulse.wire.message import Message
 
 ROUTER = "198.51.100.254"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from scheduler_harness import Cluster, make_config
 
 from pulse.config.model import AutoFailback
-from pulse.scheduler import Acquire, GroupState, Refresh, Release, Send
+from pulse.failover.policy import Acquire, GroupState, Refresh, Release, Send
 
 
 def healthy(policy: AutoFailback = AutoFailback.ON) -> Cluster:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pulse.state import (
+from pulse.protocol.identity import (
     PeerMark,
     format_generation,
     load_peer_marks,

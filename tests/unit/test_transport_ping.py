@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from protocol_harness import AUTH, make_config, make_engine
 
 from pulse.errors import TransportError
-from pulse.events import NodeStatus
+from pulse.protocol.events import NodeStatus
 from pulse.transport import Datagram
 from pulse.transport.ping import (
     ICMP_ECHO_REPLY,

@@ -11,8 +11,8 @@ import pytest
 
 from pulse.config import load_config
 from pulse.errors import Severity
+from pulse.plugin.host import PluginHost, load_plugins
 from pulse.plugin.settings import SettingsReader
-from pulse.plugins import PluginHost, load_plugins
 
 AUTHKEY = '[auth]\nuse = 1\n[[auth.keys]]\nindex = 1\nmethod = "sha1"\nkey = "k"\n'
 

@@ -27,7 +27,8 @@ from pulse.config.model import (
     ResourceSpec,
     Source,
 )
-from pulse.plugins import ClusterEvent, PluginHost
+from pulse.plugin.api import ClusterEvent
+from pulse.plugin.host import PluginHost
 from pulse.resources import make_agent
 from pulse.resources.agents import UnusableAgent
 
@@ -157,7 +158,7 @@ async def test_start_logs_the_command_heartbeat_would_have_run(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     agent, _ = agent_with(tmp_path, Recording(hang=True))
-    with caplog.at_level(logging.INFO, logger="pulse.plugins.mailto"):
+    with caplog.at_level(logging.INFO, logger="pulse.plugin.host.mailto"):
         await agent.start()
     assert "Running /etc/ha.d/resource.d/MailTo a@x.example Web start" in caplog.messages
 

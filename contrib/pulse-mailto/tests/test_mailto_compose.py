@@ -8,7 +8,7 @@ import pytest
 from pulse_mailto.compose import agent_mail, event_mail, release_subject, takeover_subject
 from pulse_mailto.settings import MailSettings, MailToTarget
 
-from pulse.plugins import ClusterEvent
+from pulse.plugin.api import ClusterEvent
 
 # Tue Mar  5 14:03:07 UTC 2024: a one-digit day, padded as `date` pads it.
 WHEN = float(calendar.timegm((2024, 3, 5, 14, 3, 7)))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pulse.cli.ctl import format_plugins
-from pulse.extensions import EventBus
-from pulse.plugins import ClusterEvent
+from pulse.plugin.api import ClusterEvent
+from pulse.plugin.bus import EventBus
 
 
 class Counting:

@@ -28,7 +28,8 @@ from pulse.config.model import (
     ResourceGroup,
     Source,
 )
-from pulse.plugins import ClusterEvent, PluginHost
+from pulse.plugin.api import ClusterEvent
+from pulse.plugin.host import PluginHost
 from pulse.resources import make_agent
 
 WORD = "MailTo::a@x.example,b@y.example::JuliusCaesar"

@@ -9,7 +9,7 @@ from pulse_mysql.replication import Policy
 from pulse_mysql.settings import MySQLSettings
 
 from pulse.config.model import ResourceGroup, ResourceSpec
-from pulse.extensions import PluginStats, run_checks
+from pulse.plugin.bus import PluginStats, run_checks
 
 SETTINGS = MySQLSettings(policy=Policy(apply_timeout=10.0), poll_interval=1.0)
 BEHIND = mariadb_row(Read_Master_Log_Pos=5000, Seconds_Behind_Master=3)

@@ -12,7 +12,7 @@ from pulse_mysql.settings import parse_mycnf, resolve
 from pulse.config import load_config
 from pulse.config.model import Config
 from pulse.errors import Severity
-from pulse.plugins import PluginHost
+from pulse.plugin.host import PluginHost
 from pulse.resources.agents import UnusableAgent
 
 HACF = """\

@@ -6,7 +6,7 @@ import trio
 import trio.testing
 
 from pulse.config.model import AuthKey, AuthKeys, AuthMethod, Config
-from pulse.failover import ResourceManager
+from pulse.failover.manager import ResourceManager
 
 
 def _config() -> Config:
@@ -88,7 +88,7 @@ class Flaky:
 async def test_the_stonith_messages_sent_have_heartbeats_fields_bad_then_ok(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    from pulse.events import NodeStatus, NodeStatusChanged
+    from pulse.protocol.events import NodeStatus, NodeStatusChanged
     from pulse.wire.message import Message
 
     sent: list[Message] = []

@@ -38,7 +38,7 @@ def run_with(target: Path, code: str) -> str:
 def test_pip_installed_example_plugin_is_loaded_through_its_entry_point(installed: Path) -> None:
     out = run_with(
         installed,
-        "import json; from pulse.plugins import PluginHost;"
+        "import json; from pulse.plugin.host import PluginHost;"
         "print(json.dumps([[p.name, p.version] for p in PluginHost().plugins()]))",
     )
     assert ["example", "0.1.0"] in json.loads(out)
@@ -47,7 +47,7 @@ def test_pip_installed_example_plugin_is_loaded_through_its_entry_point(installe
 def test_example_plugin_can_be_disabled_by_name(installed: Path) -> None:
     code = (
         "import os; os.environ['PULSE_DISABLE_PLUGINS'] = 'example';"
-        "from pulse.plugins import PluginHost;"
+        "from pulse.plugin.host import PluginHost;"
         "print([p.name for p in PluginHost.for_config(None).plugins()])"
     )
     assert "example" not in run_with(installed, code)

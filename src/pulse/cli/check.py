@@ -28,7 +28,7 @@ from pulse.config.model import (
     heartbeat_client,
 )
 from pulse.errors import ConfigError
-from pulse.plugins import errors_of, load_plugins, plugin_agent_names
+from pulse.plugin.host import errors_of, load_plugins, plugin_agent_names
 
 
 def _load(ns: argparse.Namespace, err: TextIO) -> Loaded | None:

@@ -15,7 +15,7 @@ from pulse.control.protocol import DEFAULT_SOCKET
 from pulse.daemon import DaemonOptions, serve
 from pulse.errors import ConfigError, PulseError
 from pulse.instance import AlreadyRunning, single_instance
-from pulse.plugins import PluginHost, errors_of, load_plugins, plugin_agent_names
+from pulse.plugin.host import PluginHost, errors_of, load_plugins, plugin_agent_names
 
 # Shared with Heartbeat, so a migrated node keeps its hb_uuid and continues hb_generation.
 DEFAULT_STATE_DIR = "/var/lib/heartbeat"

@@ -40,7 +40,7 @@ def load_config(
     as Heartbeat does. Facts about this machine (interfaces, serial devices, resource
     scripts) are warnings unless ``strict_host`` (used by ``pulse run``).
     ``provided_agents(config, node)`` names the resource agents plugins provide, which
-    are then not looked for as script files (``pulse.plugins.plugin_agent_names``).
+    are then not looked for as script files (``pulse.plugin.host.plugin_agent_names``).
 
     Raises :class:`ConfigError` listing every error found, in file/line order.
     """

@@ -234,7 +234,7 @@ class ResourceOptions:
     arp_interval: int | None = None  # ms between two announcements
 
 
-#: What happened, as told to event listeners and notify scripts (pulse.plugins.ClusterEvent).
+#: What happened, as told to event listeners and notify scripts (pulse.plugin.api.ClusterEvent).
 CLUSTER_EVENT_KINDS = (
     "node-dead",
     "node-up",

@@ -24,7 +24,7 @@ from pulse.config.model import (
     ResourceSpec,
     Timing,
 )
-from pulse.hookspecs import hookimpl
+from pulse.plugin.api import hookimpl
 from pulse.resources import ResourceError
 
 

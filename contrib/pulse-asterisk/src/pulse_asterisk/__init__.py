@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pulse import hookimpl
 from pulse.config.model import Config, ResourceSpec
 from pulse.errors import Diagnostic
-from pulse.plugins import AgentFactory
+from pulse.plugin.api import AgentFactory
 from pulse.resources import UnusableAgent
 from pulse_asterisk.agent import AsteriskBindaddr
 from pulse_asterisk.settings import AGENT, AsteriskSettings, Binding, resolve, validate

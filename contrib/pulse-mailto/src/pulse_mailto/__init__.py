@@ -23,7 +23,7 @@ from pulse import hookimpl
 from pulse.config.model import Config, ResourceSpec
 from pulse.errors import Diagnostic, Severity
 from pulse.plugin import PluginContext, SettingsReader
-from pulse.plugins import AgentFactory, EventListener
+from pulse.plugin.api import AgentFactory, EventListener
 from pulse.resources.agents import UnusableAgent
 from pulse_mailto.agent import MailToAgent, PseudoState, script_path, state_file_name
 from pulse_mailto.delivery import MailStats, Outbox

@@ -23,7 +23,7 @@ from pulse_mailto.compose import agent_mail
 from pulse_mailto.delivery import Outbox
 from pulse_mailto.settings import AGENT, MailToTarget
 
-log = logging.getLogger("pulse.plugins.mailto")
+log = logging.getLogger("pulse.plugin.host.mailto")
 
 
 def state_file_name(node: str, spec: ResourceSpec) -> str:

@@ -12,7 +12,7 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from pulse.plugins import ClusterEvent
+from pulse.plugin.api import ClusterEvent
 from pulse_mailto.settings import MailSettings, MailToTarget
 
 # Long subjects stay on one line (RFC 5322 allows 998 characters), as `mail` sends them.

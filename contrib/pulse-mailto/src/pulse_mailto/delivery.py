@@ -17,7 +17,7 @@ from pulse_mailto.compose import Mail
 from pulse_mailto.settings import RetryPolicy
 from pulse_mailto.transport import MailError, Transport
 
-log = logging.getLogger("pulse.plugins.mailto")
+log = logging.getLogger("pulse.plugin.host.mailto")
 
 # At exit, mails still queued get one last attempt, all together within this many seconds.
 FLUSH_TIMEOUT = 5.0

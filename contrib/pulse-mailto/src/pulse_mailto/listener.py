@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pulse.plugins import ClusterEvent
+from pulse.plugin.api import ClusterEvent
 from pulse_mailto.compose import event_mail
 from pulse_mailto.delivery import MailStats, Outbox, deliver
 from pulse_mailto.settings import NAME, MailSettings

@@ -18,7 +18,7 @@ import trio
 from pulse_mailto.compose import Mail
 from pulse_mailto.settings import MailSettings
 
-log = logging.getLogger("pulse.plugins.mailto")
+log = logging.getLogger("pulse.plugin.host.mailto")
 
 # sysexits.h codes of sendmail that another attempt will not fix.
 _PERMANENT_EXITS = {64: "usage", 65: "bad data", 67: "unknown user", 68: "unknown host"}

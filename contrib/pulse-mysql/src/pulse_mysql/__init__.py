@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pulse import hookimpl
 from pulse.config.model import Config, ResourceSpec
 from pulse.errors import Diagnostic, Severity
-from pulse.plugins import AgentFactory, TakeoverCheck
+from pulse.plugin.api import AgentFactory, TakeoverCheck
 from pulse.resources import ResourceAgent
 from pulse.resources.agents import UnusableAgent
 from pulse.resources.ipaddr import IP_AGENTS, is_bare_ip

@@ -35,7 +35,7 @@ from pulse_mysql.client import (
 from pulse_mysql.replication import statements_for
 from pulse_mysql.settings import MySQLSettings
 
-log = logging.getLogger("pulse.plugins.mysql")
+log = logging.getLogger("pulse.plugin.host.mysql")
 
 
 class MySQLReplicaAgent:

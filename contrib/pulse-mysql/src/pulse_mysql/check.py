@@ -17,7 +17,7 @@ from pulse_mysql.client import MySQLError, Server
 from pulse_mysql.replication import Verdict, assess
 from pulse_mysql.settings import MySQLSettings
 
-log = logging.getLogger("pulse.plugins.mysql")
+log = logging.getLogger("pulse.plugin.host.mysql")
 
 
 async def wait_promotable(server: Server, settings: MySQLSettings) -> str | None:
@@ -54,7 +54,7 @@ async def wait_promotable(server: Server, settings: MySQLSettings) -> str | None
 
 
 class ReplicationCheck:
-    """A :class:`pulse.plugins.TakeoverCheck` for one resource group."""
+    """A :class:`pulse.plugin.api.TakeoverCheck` for one resource group."""
 
     name = "mysql"
 

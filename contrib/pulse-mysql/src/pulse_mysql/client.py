@@ -30,7 +30,7 @@ from pulse_mysql.replication import (
 )
 from pulse_mysql.settings import DEFAULT_SOCKET, Connection
 
-log = logging.getLogger("pulse.plugins.mysql")
+log = logging.getLogger("pulse.plugin.host.mysql")
 
 T = TypeVar("T")
 Statement = tuple[str, tuple[object, ...]]

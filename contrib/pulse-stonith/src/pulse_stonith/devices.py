@@ -1,4 +1,4 @@
-"""The fencing devices pulse's resource manager calls (``pulse.plugins.FencingDevice``).
+"""The fencing devices pulse's resource manager calls (``pulse.plugin.api.FencingDevice``).
 
 * :class:`ClusterGlueDevice` runs cluster-glue's ``stonith -t TYPE -F FILE -T reset
   NODE``, as Heartbeat's own STONITH code did through the same library. The parameters

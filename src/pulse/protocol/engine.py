@@ -10,11 +10,11 @@ It never touches sockets, clocks, randomness or files. The driving task:
 
 * passes every decoded, authenticated message to :meth:`Engine.receive`;
 * calls :meth:`Engine.tick` at :meth:`Engine.next_deadline` (``trio.current_time()``);
-* transmits each :class:`~pulse.events.Transmit` on every link, logs each
-  :class:`~pulse.events.Log` and forwards the other outputs.
+* transmits each :class:`~pulse.protocol.events.Transmit` on every link, logs each
+  :class:`~pulse.protocol.events.Log` and forwards the other outputs.
 
 Resource management is not done here: ``starting``, ``resource``, ``ip-request``
-and every other message type are handed upward as :class:`~pulse.events.Delivered`.
+and every other message type are handed upward as :class:`~pulse.protocol.events.Delivered`.
 Messages the caller sends with :meth:`Engine.send` are not delivered back to it;
 Heartbeat processes its own messages at send time and so must the caller.
 """
@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from pulse.config.model import Config
-from pulse.events import (
+from pulse.protocol.events import (
     CommsUp,
     Delivered,
     LinkStatus,
@@ -42,8 +42,8 @@ from pulse.events import (
     PartitionHealed,
     Transmit,
 )
-from pulse.membership import Membership
-from pulse.state import PeerMark
+from pulse.protocol.identity import PeerMark
+from pulse.protocol.membership import Membership
 from pulse.wire.message import Field, FieldType, Message
 
 #: Sent sequenced messages kept for retransmission (MAXMSGHIST).
@@ -212,14 +212,14 @@ class Engine:
 
     :param config: the cluster configuration (nodes, media, timing).
     :param local: our node name (must be one of ``config.nodes``).
-    :param generation: our heartbeat generation (:func:`pulse.state.next_generation`).
-    :param uuid: our 16-byte UUID (:func:`pulse.state.load_uuid`).
+    :param generation: our heartbeat generation (:func:`pulse.protocol.identity.next_generation`).
+    :param uuid: our 16-byte UUID (:func:`pulse.protocol.identity.load_uuid`).
     :param now: engine time at construction.
     :param wallclock: Unix time, for the ``ts`` field.
     :param loadavg: the ``ld`` field (first line of ``/proc/loadavg`` or ``n/a``).
     :param rng: the source of every random choice (ACK triggers, rexmit delays).
     :param peer_marks: each peer's last generation and seq as a previous run of this
-        node knew them (:func:`pulse.state.load_peer_marks`); see :meth:`peer_marks`.
+        node knew them (:func:`pulse.protocol.identity.load_peer_marks`); see :meth:`peer_marks`.
     """
 
     counters: collections.Counter[str]
@@ -618,7 +618,7 @@ class Engine:
 
     def peer_marks(self, now: float) -> dict[str, PeerMark]:
         """Each peer's generation and highest seq: what a restarted node must not take
-        for new (``pulse_peers``, :func:`pulse.state.save_peer_marks`). A jump still
+        for new (``pulse_peers``, :func:`pulse.protocol.identity.save_peer_marks`). A jump still
         undoable at *now* counts from before it: a mutated packet must not raise the mark."""
         marks: dict[str, PeerMark] = {}
         for name in self._normal_peers:

@@ -1,4 +1,4 @@
-"""The resource manager: the trio shell around :class:`pulse.scheduler.Scheduler`.
+"""The resource manager: the trio shell around :class:`pulse.failover.policy.Scheduler`.
 
 It turns membership events into scheduler facts, runs the scheduler's Acquire and
 Release actions through the resource agents (one task per group operation, so a slow
@@ -21,18 +21,7 @@ from typing import Any
 import trio
 
 from pulse.config.model import Config
-from pulse.events import (
-    CommsUp,
-    CutOff,
-    Delivered,
-    NodeStatus,
-    NodeStatusChanged,
-    Output,
-)
-from pulse.extensions import EventBus, PluginStats, can_fence, fence, run_checks, run_device
-from pulse.plugins import ClusterEvent, FencingDevice, TakeoverCheck
-from pulse.resources import ResourceAgent, acquire_group, release_group
-from pulse.scheduler import (
+from pulse.failover.policy import (
     Acquire,
     Action,
     Decision,
@@ -43,6 +32,17 @@ from pulse.scheduler import (
     Send,
     StandbyRefused,
 )
+from pulse.plugin.api import ClusterEvent, FencingDevice, TakeoverCheck
+from pulse.plugin.bus import EventBus, PluginStats, can_fence, fence, run_checks, run_device
+from pulse.protocol.events import (
+    CommsUp,
+    CutOff,
+    Delivered,
+    NodeStatus,
+    NodeStatusChanged,
+    Output,
+)
+from pulse.resources import ResourceAgent, acquire_group, release_group
 from pulse.wire.message import Message
 
 log = logging.getLogger("pulse")

@@ -15,7 +15,7 @@ them where they are.
 The give-up is a soft refusal, like ``pulsectl standby``: if no better-connected node
 can run a group, this node keeps it. A ping node therefore never takes a service down.
 
-Pure: no I/O and no clock. :class:`pulse.scheduler.Scheduler` owns one and turns its
+Pure: no I/O and no clock. :class:`pulse.failover.policy.Scheduler` owns one and turns its
 answers into messages and plans.
 """
 

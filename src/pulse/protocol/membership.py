@@ -3,7 +3,7 @@
 This is the part of Heartbeat's ``check_for_timeouts`` / ``HBDoMsg_T_STATUS`` /
 ``change_link_status`` that decides *when* a node or a link is dead (docs/heartbeat.md#liveness),
 kept free of messages, sequence numbers and I/O so it can be reasoned about (and
-tested) on its own. :class:`pulse.protocol.Engine` feeds it and turns what it
+tested) on its own. :class:`pulse.protocol.engine.Engine` feeds it and turns what it
 returns into log lines and transmissions.
 
 Rules implemented here:
@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pulse.config.model import Timing
-from pulse.events import LinkStatus, LinkStatusChanged, NodeStatus, NodeStatusChanged
+from pulse.protocol.events import LinkStatus, LinkStatusChanged, NodeStatus, NodeStatusChanged
 
 #: Statuses in which a node counts as alive (it is sending status messages).
 ALIVE = frozenset({NodeStatus.UP, NodeStatus.ACTIVE, NodeStatus.PING})

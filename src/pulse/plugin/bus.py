@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import trio
 
 from pulse.config.model import ResourceGroup
-from pulse.plugins import ClusterEvent, EventListener, FencingDevice, TakeoverCheck
+from pulse.plugin.api import ClusterEvent, EventListener, FencingDevice, TakeoverCheck
 
-log = logging.getLogger("pulse.plugins")
+log = logging.getLogger("pulse.plugin.host")
 
 LISTENER_QUEUE = 64
 

@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pulse.config.model import AutoFailback, Config, ResourceGroup
-from pulse.connectivity import (
+from pulse.failover.ipfail import (
     GIVEUP_KEEPALIVES,
     IPFAIL_CLIENT,
     Connectivity,

@@ -1,6 +1,6 @@
 """What the membership/protocol engine tells the world.
 
-The engine (:mod:`pulse.protocol`) is sans-IO: every call returns a list of
+The engine (:mod:`pulse.protocol.engine`) is sans-IO: every call returns a list of
 :data:`Output` records, in the order they happened. The trio task that drives it
 transmits :class:`Transmit` on every link, writes :class:`Log` through the log
 set-up, and forwards everything else to whoever listens (resource manager,

@@ -3,7 +3,8 @@
 The rest of the core never touches pluggy's untyped ``pm.hook`` relay: :class:`PluginHost`
 has one typed method per hook, calls it through pluggy, merges the results, and turns a
 misbehaving plugin into a diagnostic instead of a crash. The objects plugins return are
-described by the protocols below; their async methods are always called with a timeout.
+described by the protocols in :mod:`pulse.plugin.api`; their async methods are always
+called with a timeout.
 """
 
 from __future__ import annotations
@@ -11,75 +12,29 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 import pluggy
 
-from pulse import hookspecs
-from pulse.config.model import Config, ResourceGroup, ResourceSpec
+from pulse.config.model import Config
 from pulse.errors import Diagnostic, PulseError, Severity
-from pulse.plugin.api import PluginContext
+from pulse.plugin import api as hookspecs
+from pulse.plugin.api import (
+    AgentFactory,
+    EventListener,
+    FencingDevice,
+    PluginContext,
+    TakeoverCheck,
+)
 from pulse.plugin.settings import did_you_mean
 
-log = logging.getLogger("pulse.plugins")
+log = logging.getLogger("pulse.plugin.host")
 
 ENTRY_POINT_GROUP = "pulse"
 DISABLE_ENV = "PULSE_DISABLE_PLUGINS"
 TRACE_ENV = "PULSE_TRACE_HOOKS"
-
-
-# --------------------------------------------------------------------------- what plugins return
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ClusterEvent:
-    """Something that happened, as told to event listeners.
-
-    ``kind`` is one of: ``node-dead``, ``node-up``, ``acquired``, ``released``,
-    ``acquire-failed``, ``release-failed``, ``fenced``, ``fence-failed``, ``shutdown``.
-    ``node`` is the node it is about, ``local`` the node reporting it, ``group`` the
-    group key when it concerns a group, ``resources`` that group's haresources words.
-    """
-
-    kind: str
-    node: str
-    local: str
-    group: str | None = None
-    resources: tuple[str, ...] = ()
-    reason: str = ""
-    when: float = field(default_factory=time.time)
-
-
-class AgentFactory(Protocol):
-    def __call__(self, spec: ResourceSpec, config: Config) -> Any: ...
-
-
-class EventListener(Protocol):
-    name: str
-    timeout: float
-
-    async def handle(self, event: ClusterEvent) -> None: ...
-
-
-class TakeoverCheck(Protocol):
-    name: str
-    timeout: float
-
-    def applies_to(self, group: ResourceGroup) -> bool: ...
-
-    async def check(self, group: ResourceGroup) -> str | None: ...
-
-
-class FencingDevice(Protocol):
-    name: str
-    timeout: float
-
-    def can_fence(self, node: str) -> bool: ...
-
-    async def fence(self, node: str) -> None: ...
 
 
 # --------------------------------------------------------------------------- the host
