@@ -22,6 +22,7 @@ import trio
 
 from pulse.config.model import Config
 from pulse.failover.policy import (
+    CLAIMED,
     Acquire,
     Action,
     Decision,
@@ -33,7 +34,15 @@ from pulse.failover.policy import (
     StandbyRefused,
 )
 from pulse.plugin.api import ClusterEvent, FencingDevice, TakeoverCheck
-from pulse.plugin.bus import EventBus, PluginStats, can_fence, fence, run_checks, run_device
+from pulse.plugin.bus import (
+    EventBus,
+    PluginStats,
+    can_fence,
+    fence,
+    run_check,
+    run_checks,
+    run_device,
+)
 from pulse.protocol.events import (
     CommsUp,
     CutOff,
@@ -78,7 +87,15 @@ class _Command:
     reply: Callable[[str | None], None]  # None = accepted, text = refused
 
 
-_Item = Output | _Done | _Command | _Fenced | _Refreshed
+@dataclass(frozen=True, slots=True)
+class _GiveUp:
+    """A takeover check's ``control.release`` / ``control.readmit`` (GroupControl)."""
+
+    group: str
+    reason: str | None  # None: readmit
+
+
+_Item = Output | _Done | _Command | _Fenced | _Refreshed | _GiveUp
 
 
 @dataclass(slots=True)
@@ -186,6 +203,8 @@ class ResourceManager:
             self._nursery = nursery
             for device in self.fencing:
                 nursery.start_soon(run_device, device)
+            for check in self.checks:
+                nursery.start_soon(run_check, check, _Control(self))
             task_status.started()
             while True:
                 with trio.move_on_at(self.scheduler.next_deadline()):
@@ -229,6 +248,8 @@ class ResourceManager:
             self._fenced(item, now)
         elif isinstance(item, _Refreshed):
             self._apply(sched.refreshed(item.group, now))
+        elif isinstance(item, _GiveUp):
+            self._give_up(item, now)
         elif isinstance(item, CommsUp):
             self._apply(sched.comms_up(now, item.peers))
         elif isinstance(item, Delivered):
@@ -292,6 +313,28 @@ class ResourceManager:
         self._send(Message.of(("t", "stonith"), ("node", item.node), ("result", "OK")))
         when = time.strftime("%H:%M:%S")
         self._apply(self.scheduler.node_status(item.node, False, now, when=when))
+
+    # ------------------------------------------------------------------ GroupControl
+
+    def _give_up(self, item: _GiveUp, now: float) -> None:
+        """A takeover check gives a group up here (a lease it lost) or lets it back."""
+        sched = self.scheduler
+        if item.group not in sched.groups:
+            return
+        if item.reason is None:
+            if item.group not in sched.failed_here:
+                return
+            sched.failed_here.discard(item.group)
+            log.info("%s may run here again", item.group)
+        else:
+            if item.group in sched.failed_here:
+                return
+            sched.failed_here.add(item.group)
+            self.last_decision = item.reason
+            log.warning("%s", item.reason)
+        # The scheduler releases a group this node refuses (failed_here) as it does
+        # after a failed start, and announces the refusal to the peers.
+        self._apply(sched._plan(now, cause=item.reason or ""))
 
     def _command(self, cmd: _Command, now: float) -> None:
         sched = self.scheduler
@@ -389,3 +432,35 @@ class ResourceManager:
             log.exception("internal error while operating on %s", key)
             done = _Done(key, False, False, f"internal error: {exc}")
         await self.inbox.send(done)
+
+
+class _Control:
+    """The :class:`pulse.plugin.api.GroupControl` a takeover check's ``run`` is given."""
+
+    def __init__(self, manager: ResourceManager) -> None:
+        self._manager = manager
+
+    def holding(self) -> frozenset[str]:
+        mine = self._manager.scheduler.mine
+        return frozenset(k for k, m in mine.items() if m.state in CLAIMED)
+
+    def release(self, group: str, reason: str) -> None:
+        self._tell(_GiveUp(group, reason))
+
+    def readmit(self, group: str) -> None:
+        self._tell(_GiveUp(group, None))
+
+    def alive_nodes(self) -> frozenset[str]:
+        manager = self._manager
+        peers = manager.scheduler.peers
+        return frozenset({manager.local, *(n for n, p in peers.items() if p.alive)})
+
+    def publish(self, kind: str, *, group: str | None = None, reason: str = "") -> None:
+        self._manager._publish(kind, self._manager.local, group, reason)
+
+    def _tell(self, item: _GiveUp) -> None:
+        try:
+            self._manager.inbox.send_nowait(item)
+        except trio.WouldBlock:
+            assert self._manager._nursery is not None
+            self._manager._nursery.start_soon(self._manager.inbox.send, item)
