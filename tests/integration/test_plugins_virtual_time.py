@@ -7,24 +7,22 @@ last heartbeat left at t=6.0, so calc declares it dead at exactly t=9.0.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import trio
 import trio.testing
 
 from pulse import ClusterEvent, hookimpl
-from pulse.config import Loaded
 from pulse.config.model import (
     ResourceGroup,
     Timing,
 )
-from pulse.daemon import Daemon, DaemonOptions, serve
+from pulse.daemon import Daemon
 from pulse.plugin import PluginContext
 from pulse.plugin.api import GroupControl
-from pulse.plugin.host import PluginHost
 from pulse.testing import FakeNetwork
 from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
+from pulse.testing.daemons import start_daemon
 
 CONFIG = two_node_config(
     Timing(keepalive=1000, deadtime=3000, warntime=2000, initdead=12000, deadping=3000)
@@ -39,29 +37,7 @@ async def start(
     tmp_path: Path,
     **more: object,
 ) -> tuple[Daemon, trio.CancelScope]:
-    host = PluginHost(load_entrypoints=False, plugins={"test": plugin, **more})
-    options = DaemonOptions(
-        state_dir=tmp_path / name,
-        handle_signals=False,
-        rng=random.Random(name),
-        generation=7,
-        uuid=name.encode().ljust(16, b"\0"),
-        loadavg=lambda: "n/a",
-        plugins=host,
-    )
-    scope = trio.CancelScope()
-
-    async def node(task_status: trio.TaskStatus[Daemon]) -> None:
-        with scope:
-            await serve(
-                Loaded(config=CONFIG, node=name, warnings=()),
-                options,
-                links=[network.link(name, "eth0")],
-                task_status=task_status,
-            )
-
-    daemon: Daemon = await nursery.start(node)
-    return daemon, scope
+    return await start_daemon(nursery, network, CONFIG, name, {"test": plugin, **more}, tmp_path)
 
 
 def starts(world: FakeResources, node: str) -> list[float]:
