@@ -581,7 +581,7 @@ class Daemon:
             self.dispatch(self.engine.reconfigure(plan.config, trio.current_time()))
             self._poke_timers()
             if self.resources is not None:
-                self.resources.scheduler.keep_wait_limit = plan.config.timing.keepalive / 1000
+                self.resources.scheduler.reconfigure(plan.config)
         self.reloads += 1
         done = ", ".join(sorted(applied)) if applied else "nothing to apply"
         refused = f"; {len(plan.refused)} change(s) need a restart" if plan.refused else ""
