@@ -21,8 +21,8 @@ from typing import Any
 import trio
 
 from pulse.config.model import Config
+from pulse.failover.actions import CLAIMED
 from pulse.failover.policy import (
-    CLAIMED,
     Acquire,
     Action,
     Decision,
@@ -320,22 +320,13 @@ class ResourceManager:
     def _give_up(self, item: _GiveUp, now: float) -> None:
         """A takeover check gives a group up here (a lease it lost) or lets it back."""
         sched = self.scheduler
-        if item.group not in sched.groups:
-            return
         if item.reason is None:
-            if item.group not in sched.failed_here:
-                return
-            sched.failed_here.discard(item.group)
-            log.info("%s may run here again", item.group)
+            self._apply(sched.readmit(item.group, now))
         else:
-            if item.group in sched.failed_here:
-                return
-            sched.failed_here.add(item.group)
-            self.last_decision = item.reason
-            log.warning("%s", item.reason)
-        # The scheduler releases a group this node refuses (failed_here) as it does
-        # after a failed start, and announces the refusal to the peers.
-        self._apply(sched._plan(now, cause=item.reason or ""))
+            actions = sched.give_up(item.group, item.reason, now)
+            if actions:
+                log.warning("%s", item.reason)
+            self._apply(actions)
 
     def _command(self, cmd: _Command, now: float) -> None:
         sched = self.scheduler
