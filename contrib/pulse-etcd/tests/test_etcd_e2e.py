@@ -1,0 +1,258 @@
+"""Two real pulse daemons arbitrated by a real three-member etcd, all in namespaces.
+
+One LAN, 203.0.113.0/24: etcd members e1, e2, e3 (Debian's etcd-server, 3.4) at
+.11-.13, each in its own namespace; pulse nodes prime (.1) and calc (.2), configured
+in TOML with ``[plugins.etcd]`` (loaded through the installed entry point, as in
+production) and one group, the floating address 203.0.113.100. Partitions are
+nftables rules inside prime's namespace (Topology.cut_off).
+
+Timers are short so the tests are quick: deadtime 1 s; ttl 3 s, renew every 0.5 s,
+safety margin 1 s (a holder gives its groups up 2 s after its last answered renewal).
+A sampler thread reads both nodes' addresses every ~20 ms and records any moment the
+address is on both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pulse.lab.cluster import PULSE, PulseNode, wait_for
+from pulse.lab.netns import Iface, Node, Topology
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+VIP = "203.0.113.100"
+ETCD = {"e1": "203.0.113.11", "e2": "203.0.113.12", "e3": "203.0.113.13"}
+PULSE_IPS = {"prime": "203.0.113.1", "calc": "203.0.113.2"}
+TTL, DEADTIME = 3.0, 1.0
+
+
+def pulse_toml(name: str) -> str:
+    endpoints = ", ".join(f'"http://{ip}:2379"' for ip in ETCD.values())
+    return f"""\
+[cluster]
+name = "e2e"
+nodes = ["prime", "calc"]
+auto_failback = "on"
+
+[timing]
+keepalive = "200ms"
+deadtime = "{DEADTIME:g}s"
+warntime = "600ms"
+initdead = "2s"
+
+[[links]]
+type = "bcast"
+interface = "eth0"
+
+[auth]
+use = 1
+
+[[auth.keys]]
+index = 1
+method = "sha1"
+key = "pulse-e2e-secret"
+
+[[groups]]
+node = "prime"
+resources = ["{VIP}"]
+
+[plugins.etcd]
+endpoints = [{endpoints}]
+ttl = {int(TTL)}
+renew_interval = "500ms"
+safety_margin = "1s"
+request_timeout = "300ms"
+"""
+
+
+class EtcdPulseNode(PulseNode):
+    """A PulseNode run from a TOML file with [plugins.etcd]."""
+
+    def __init__(self, topology: Topology, node: Node, iface: Iface, workdir: Path) -> None:
+        super().__init__(topology, node, workdir, name=node.name, ha_cf="")
+        self.iface = iface
+        self.toml = self.dir / "pulse.toml"
+        self.toml.write_text(pulse_toml(node.name))
+        os.chmod(self.toml, 0o600)
+
+    def start(self) -> None:
+        argv = [
+            *PULSE, "run", "-c", str(self.toml), "--node", self.name,
+            "--control-socket", self.socket, "--state-dir", str(self.dir / "state"),
+        ]  # fmt: skip
+        Path(self.socket).unlink(missing_ok=True)
+        with open(self.logfile, "ab") as out:
+            self.proc = self.topology.popen(self.node, argv, stdout=out, stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(self.socket), 30, f"{self.name}'s control socket")
+
+    def has_vip(self) -> bool:
+        done = subprocess.run(
+            ["ip", "-n", self.node.netns, "-4", "-o", "addr", "show", "dev", "eth0"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        return f" {VIP}/" in done.stdout
+
+
+class Sampler:
+    """Both nodes' VIP every ~20 ms in a thread: (time, on prime, on calc)."""
+
+    def __init__(self, prime: EtcdPulseNode, calc: EtcdPulseNode) -> None:
+        self.nodes = (prime, calc)
+        self.samples: list[tuple[float, bool, bool]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        for _ in range(30_000):  # 10 minutes at most
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
+            prime, calc = (n.has_vip() for n in self.nodes)
+            self.samples.append((now, prime, calc))
+            self._stop.wait(max(0.0, 0.02 - (time.monotonic() - now)))
+
+    def overlaps(self) -> list[float]:
+        return [t for t, a, b in self.samples if a and b]
+
+    def first(self, *, prime: bool, calc: bool, after: float = 0.0) -> float | None:
+        for t, a, b in self.samples:
+            if t >= after and (a, b) == (prime, calc):
+                return t
+        return None
+
+
+class Lab:
+    def __init__(self, topology: Topology, workdir: Path) -> None:
+        self.topology = topology
+        lan = topology.add_lan("lan", "203.0.113.0/24")
+        self.etcd: dict[str, Node] = {}
+        cluster = ",".join(f"{n}=http://{ip}:2380" for n, ip in ETCD.items())
+        token = f"pulse-e2e-{os.getpid()}"
+        for name, ip in ETCD.items():
+            node = topology.add_node(name)
+            topology.connect(node, lan, "eth0", f"{ip}/24")
+            self.etcd[name] = node
+            argv = [
+                "etcd", "--name", name, "--data-dir", str(workdir / name),
+                "--listen-client-urls", f"http://{ip}:2379",
+                "--advertise-client-urls", f"http://{ip}:2379",
+                "--listen-peer-urls", f"http://{ip}:2380",
+                "--initial-advertise-peer-urls", f"http://{ip}:2380",
+                "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                "--initial-cluster-token", token,
+            ]  # fmt: skip
+            with open(workdir / f"{name}.log", "ab") as out:
+                topology.popen(node, argv, stdout=out, stderr=subprocess.STDOUT)
+        self.nodes: dict[str, EtcdPulseNode] = {}
+        for name, ip in PULSE_IPS.items():
+            node = topology.add_node(name)
+            iface = topology.connect(node, lan, "eth0", f"{ip}/24")
+            self.nodes[name] = EtcdPulseNode(topology, node, iface, workdir)
+        wait_for(self._etcd_healthy, 30, "etcd to elect a leader")
+        prime, calc = self.nodes["prime"], self.nodes["calc"]
+        prime.start()
+        wait_for(prime.has_vip, 30, "prime to hold the address")
+        calc.start()
+        wait_for(lambda: calc.holder(VIP) == "prime", 30, "calc to see prime holding it")
+
+    def split(self, node: Node) -> None:
+        """Cut *node*'s heartbeats (UDP 694, broadcast too) both ways; etcd untouched."""
+        self.topology.nft(
+            node,
+            "table inet etcd_split {\n"
+            "  chain out { type filter hook output priority 0; udp dport 694 drop; }\n"
+            "  chain in { type filter hook input priority 0; udp dport 694 drop; }\n"
+            "}\n",
+        )
+
+    def join(self, node: Node) -> None:
+        self.topology.run(node, ["nft", "delete", "table", "inet", "etcd_split"])
+
+    def _etcd_healthy(self) -> bool:
+        node = self.etcd["e1"]
+        done = self.topology.run(
+            node,
+            ["curl", "-s", "-m", "1", f"http://{ETCD['e1']}:2379/health"],
+            check=False,
+        )
+        return '"health":"true"' in done.stdout
+
+
+@pytest.fixture
+def lab(topology: Topology, tmp_path: Path) -> Iterator[Lab]:
+    if shutil.which("etcd") is None or shutil.which("curl") is None:
+        pytest.skip("etcd (Debian's etcd-server) or curl is not installed")
+    yield Lab(topology, tmp_path)
+
+
+def test_etcd_e2e_pulse_nodes_that_lose_each_other_but_not_etcd_keep_one_holder(
+    lab: Lab,
+) -> None:
+    prime, calc = lab.nodes["prime"], lab.nodes["calc"]
+    with Sampler(prime, calc) as sampler:
+        lab.split(prime.node)
+        calc.wait_node("prime", "dead", 10)
+        # calc waits acquire_wait (ttl + 1.5 s) for prime's key, is refused, and stays so.
+        calc.wait_log("is held by prime in etcd", timeout=15)
+        time.sleep(2)
+        lab.join(prime.node)
+        calc.wait_node("prime", "active", 15)
+        time.sleep(2)
+    assert sampler.overlaps() == []
+    assert sampler.first(prime=False, calc=True) is None
+    assert all(a for _, a, _ in sampler.samples), "prime lost the address"
+    assert len(sampler.samples) > 200
+
+
+def test_etcd_e2e_a_holder_cut_from_its_peer_and_the_etcd_majority_gives_up_first(
+    lab: Lab,
+) -> None:
+    prime, calc = lab.nodes["prime"], lab.nodes["calc"]
+    with Sampler(prime, calc) as sampler:
+        cut = time.monotonic()
+        # Two sites: prime and e1 on one side, calc, e2 and e3 on the other. prime
+        # still reaches e1, a member without quorum that cannot renew its lease.
+        lab.split(prime.node)
+        lab.topology.cut_off(prime.node, ETCD["e2"], ETCD["e3"])
+        lab.topology.cut_off(lab.etcd["e1"], ETCD["e2"], ETCD["e3"], PULSE_IPS["calc"])
+        wait_for(calc.has_vip, 20, "calc to take the address over")
+        time.sleep(1)
+    assert sampler.overlaps() == []
+    gone = sampler.first(prime=False, calc=False, after=cut)
+    taken = sampler.first(prime=False, calc=True, after=cut)
+    assert gone is not None and taken is not None and gone < taken
+    prime.wait_log("lost the etcd lease for 203.0.113.100", timeout=5)
+    print(f"released {gone - cut:.2f}s after the cut, taken over {taken - cut:.2f}s after")
+
+
+def test_etcd_e2e_a_killed_holder_is_replaced_within_max_deadtime_ttl_plus_600ms(
+    lab: Lab,
+) -> None:
+    prime, calc = lab.nodes["prime"], lab.nodes["calc"]
+    killed = time.monotonic()
+    prime.kill()
+    lab.topology.link_down(prime.iface)  # the machine is gone, its address with it
+    wait_for(calc.has_vip, 20, "calc to take the address over")
+    took = time.monotonic() - killed
+    print(f"calc serves {took:.2f}s after prime was killed")
+    assert took <= max(DEADTIME, TTL) + 0.6 + 0.3  # + the sampling and the address's start
