@@ -19,7 +19,7 @@ import pytest
 import trio
 import trio.testing
 from pulse_etcd import LeaseGate, build_gate
-from pulse_etcd.client import HandlerTransport
+from pulse_etcd.client import EtcdClient, HandlerTransport
 from pulse_etcd.settings import Settings
 
 from pulse.config.model import Timing
@@ -224,3 +224,24 @@ async def test_etcd_down_for_everyone_with_keep_keeps_the_group_while_the_nodes_
         assert c.times("prime", "stop") != []
         assert c.overlaps == []
         nursery.cancel_scope.cancel()
+
+
+async def test_etcd_a_key_left_by_an_earlier_run_of_the_same_node_is_replaced_at_once(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    fake = FakeEtcd()
+    earlier = EtcdClient(fake.endpoints, transport=HandlerTransport(fake.client("old")))
+    lease, _ = await earlier.grant(60)
+    assert (await earlier.create(KEY, "prime 1", lease)).ok
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery, tmp_path, fake)
+        await c.start("prime")
+        await c.start("calc")
+        nursery.start_soon(c.sample)
+        await trio.sleep(15)
+        assert c.world.where("web") == {"prime"}
+        value = fake.value(KEY) or ""
+        assert value.startswith("prime ") and value != "prime 1"
+        assert c.times("prime", "start")[0] < 14  # no wait for the old 60 s lease
+        nursery.cancel_scope.cancel()
+    await earlier.aclose()

@@ -90,7 +90,9 @@ class ClusterEvent:
     """Something that happened, as told to event listeners.
 
     ``kind`` is one of: ``node-dead``, ``node-up``, ``acquired``, ``released``,
-    ``acquire-failed``, ``release-failed``, ``fenced``, ``fence-failed``, ``shutdown``.
+    ``acquire-failed``, ``release-failed``, ``fenced``, ``fence-failed``, ``shutdown``,
+    or a kind a takeover check publishes through :meth:`GroupControl.publish`
+    (pulse-etcd: ``etcd-lost``, ``etcd-regained``).
     ``node`` is the node it is about, ``local`` the node reporting it, ``group`` the
     group key when it concerns a group, ``resources`` that group's haresources words.
     """
