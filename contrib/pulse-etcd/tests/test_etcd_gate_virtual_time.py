@@ -22,6 +22,7 @@ from pulse_etcd import LeaseGate, build_gate
 from pulse_etcd.client import EtcdClient, HandlerTransport
 from pulse_etcd.settings import Settings
 
+from pulse import ClusterEvent
 from pulse.config.model import Timing
 from pulse.daemon import Daemon
 from pulse.plugin.api import PluginContext
@@ -58,6 +59,7 @@ class Cluster:
         self.gates: dict[str, LeaseGate] = {}
         self.daemons: dict[str, tuple[Daemon, trio.CancelScope]] = {}
         self.overlaps: list[float] = []
+        self.events: list[tuple[str, str, str]] = []  # (listener's node, kind, reason)
 
     async def start(self, name: str, **more: object) -> None:
         gate = build_gate(
@@ -66,7 +68,7 @@ class Cluster:
             transport=HandlerTransport(self.fake.client(name)),
         )
         self.gates[name] = gate
-        plugin = FakePlugin(self.world, checks=[gate], listeners=[gate])
+        plugin = FakePlugin(self.world, checks=[gate], listeners=[gate, Events(name, self)])
         self.daemons[name] = await start_daemon(
             self.nursery, self.network, CONFIG, name, {"test": plugin}, self.tmp_path
         )
@@ -79,6 +81,17 @@ class Cluster:
 
     def times(self, node: str, op: str) -> list[float]:
         return [t for t, n, o, _ in self.world.journal if n == node and o == op]
+
+
+class Events:
+    name = "events"
+    timeout = 1.0
+
+    def __init__(self, node: str, cluster: Cluster) -> None:
+        self.node, self.cluster = node, cluster
+
+    async def handle(self, event: ClusterEvent) -> None:
+        self.cluster.events.append((self.node, event.kind, event.reason))
 
 
 async def two_nodes(nursery: trio.Nursery, tmp_path: Path, **more: object) -> Cluster:
@@ -199,6 +212,8 @@ async def test_etcd_down_for_everyone_with_stop_takes_the_group_down_and_back(
         c.fake.all_up()
         await trio.sleep(20)
         assert len(c.world.where("web")) == 1
+        kinds = [k for n, k, _ in c.events if n == "prime" and k.startswith("etcd-")]
+        assert kinds == ["etcd-lost", "etcd-regained"], "\n".join(map(str, c.events))
         assert c.overlaps == []
         nursery.cancel_scope.cancel()
 

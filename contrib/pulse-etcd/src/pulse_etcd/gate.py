@@ -81,6 +81,7 @@ class LeaseGate:
         self._changed = trio.Event()
         self._keeping = False
         self._checking = 0  # acquisitions under way
+        self._failed_since = -math.inf  # trio time of the last failed request
         self.healthy: bool | None = None
         self.unreachable_since: float | None = None  # wall time
         self.last_error: str | None = None
@@ -95,7 +96,10 @@ class LeaseGate:
 
     # ------------------------------------------------------------------ health
 
-    def _ok(self) -> None:
+    def _ok(self, started: float) -> None:
+        """A request sent at *started* (trio time) was answered."""
+        if started < self._failed_since:
+            return  # sent before a failure seen since: says nothing about now
         if self.healthy is False:
             since = _hms(self.unreachable_since) if self.unreachable_since else "?"
             log.warning("etcd reachable again (unreachable since %s)", since)
@@ -103,6 +107,7 @@ class LeaseGate:
         self.healthy, self.unreachable_since, self.last_error = True, None, None
 
     def _failed(self, exc: Exception) -> None:
+        self._failed_since = trio.current_time()
         self.last_error = str(exc)
         if self.healthy is not False:
             self.unreachable_since = time.time()
@@ -136,6 +141,7 @@ class LeaseGate:
         deadline = trio.current_time() + self.settings.wait
         holder: KeyValue | None = None
         for _ in range(int(self.settings.wait / POLL) + 10):  # bounded by deadline too
+            started = trio.current_time()
             try:
                 lease = await self._ensure_lease(deadline)
                 created, revision, holder = await self._create(key, lease, deadline)
@@ -144,7 +150,7 @@ class LeaseGate:
                 return self._refuse(group.key, f"etcd unreachable: {exc}")
             except EtcdError as exc:
                 return self._refuse(group.key, f"etcd refused: {exc}")
-            self._ok()
+            self._ok(started)
             if created:
                 self._owned[group.key] = revision
                 self._holders[group.key] = self.value
@@ -269,7 +275,7 @@ class LeaseGate:
                 self._failed(exc)
                 await trio.sleep(RETRY)
                 continue
-            self._ok()
+            self._ok(sent)
             if self._lease is not lease:
                 continue  # given up meanwhile
             if ttl <= 0:
@@ -365,8 +371,9 @@ class LeaseGate:
     async def _tidy(self, deadline: float) -> None:
         held = self._held()
         for group in self.groups:
+            started = trio.current_time()
             kv = await self.client.get(self.settings.key(group), deadline=deadline)
-            self._ok()
+            self._ok(started)
             self._holders[group] = kv.value if kv is not None else None
             if group in self._owned and group not in held:
                 await self._let_go(group)  # released (or its start failed) here
