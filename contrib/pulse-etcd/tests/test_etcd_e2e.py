@@ -312,3 +312,44 @@ def test_etcd_e2e_etcd_members_killed_and_restarted_move_nothing(steady_lab: Lab
             time.sleep(3)
     assert all(a and not b for _, a, b in sampler.samples), "the address moved"
     assert "lost the etcd lease" not in prime.log()
+
+
+def test_etcd_e2e_etcd_down_for_everyone_stop_gives_the_address_up_and_takes_it_back(
+    lab: Lab,
+) -> None:
+    prime, calc = lab.nodes["prime"], lab.nodes["calc"]
+    with Sampler(prime, calc) as sampler:
+        for name in ETCD:
+            lab.kill_etcd(name)
+        wait_for(lambda: not prime.has_vip(), 10, "prime to give the address up")
+        time.sleep(2)
+        assert not calc.has_vip()  # nobody may hold it without etcd
+        for name in ETCD:
+            lab.start_etcd(name)
+        wait_for(prime.has_vip, 30, "prime to take the address back")
+    assert sampler.overlaps() == []
+    prime.wait_log("lost the etcd lease for 203.0.113.100: etcd unreachable since", 5)
+
+
+@pytest.fixture
+def keeping_lab(topology: Topology, tmp_path: Path) -> Iterator[Lab]:
+    need_etcd()
+    yield Lab(topology, tmp_path, QUICK + 'on_etcd_lost = "keep"\n')
+
+
+def test_etcd_e2e_etcd_down_for_everyone_keep_holds_while_the_nodes_see_each_other(
+    keeping_lab: Lab,
+) -> None:
+    lab = keeping_lab
+    prime, calc = lab.nodes["prime"], lab.nodes["calc"]
+    with Sampler(prime, calc) as sampler:
+        for name in ETCD:
+            lab.kill_etcd(name)
+        prime.wait_log("keeping 203.0.113.100: every node sees every other", 10)
+        time.sleep(2)
+        for name in ETCD:
+            lab.start_etcd(name)
+        wait_for(lambda: lab._etcd_healthy("e1"), 30, "etcd back")
+        time.sleep(3)
+    assert all(a and not b for _, a, b in sampler.samples), "the address moved"
+    assert "lost the etcd lease" not in prime.log()
