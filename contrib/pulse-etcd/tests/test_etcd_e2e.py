@@ -256,6 +256,12 @@ def test_etcd_e2e_pulse_nodes_that_lose_each_other_but_not_etcd_keep_one_holder(
         # calc waits acquire_wait (ttl + 1.5 s) for prime's key, is refused, and stays so.
         calc.wait_log("is held by prime in etcd", timeout=15)
         time.sleep(2)
+        # pulsectl plugins: who holds the key, etcd's health, the lease.
+        seen = calc.ctl("plugins").result["listeners"]["etcd"]["details"]
+        assert seen["holders"] == {VIP: "prime"} and seen["refused"] == [VIP]
+        assert seen["etcd"] == "healthy" and seen["lease"] is None
+        held = prime.ctl("plugins").result["listeners"]["etcd"]["details"]
+        assert held["owned"] == [VIP] and 0 < held["ttl_left"] <= 3
         lab.join(prime.node)
         calc.wait_node("prime", "active", 15)
         time.sleep(2)
