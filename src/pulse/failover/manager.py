@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from pulse.config.model import Config
+from pulse.config.model import Config, ResourceGroup
 from pulse.failover.policy import (
     Acquire,
     Action,
@@ -78,7 +78,13 @@ class _Command:
     reply: Callable[[str | None], None]  # None = accepted, text = refused
 
 
-_Item = Output | _Done | _Command | _Fenced | _Refreshed
+@dataclass(frozen=True, slots=True)
+class _AddGroups:
+    groups: tuple[ResourceGroup, ...]
+    agents: Mapping[str, Sequence[ResourceAgent]]
+
+
+_Item = Output | _Done | _Command | _Fenced | _Refreshed | _AddGroups
 
 
 @dataclass(slots=True)
@@ -168,6 +174,12 @@ class ResourceManager:
         await answered.wait()
         return result[0]
 
+    async def add_groups(
+        self, groups: Sequence[ResourceGroup], agents: Mapping[str, Sequence[ResourceAgent]]
+    ) -> None:
+        """A reload added *groups*, run by *agents* (pulse.reload)."""
+        await self.inbox.send(_AddGroups(tuple(groups), agents))
+
     async def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
         """Release every group (graceful stop); True when all were released."""
         await self.command("shutdown")
@@ -236,6 +248,9 @@ class ResourceManager:
             self._apply(sched.message(item.message, now))
         elif isinstance(item, CutOff):
             self._apply(sched.set_cut_off(item.cut_off, now, detail=item.detail))
+        elif isinstance(item, _AddGroups):
+            self.agents = {**self.agents, **item.agents}
+            self._apply(sched.add_groups(item.groups, now))
         if sched.leaving and sched.is_released():
             self._released.set()
 
