@@ -42,7 +42,7 @@ import trio
 from pulse import __version__, logsetup, memtrim, metrics
 from pulse.comms import INBOUND_QUEUE, Comms
 from pulse.config import Loaded
-from pulse.config.model import ResourceOptions
+from pulse.config.model import ResourceGroup, ResourceOptions
 from pulse.control import status as control
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
@@ -57,7 +57,7 @@ from pulse.protocol.engine import Engine
 from pulse.protocol.events import Output
 from pulse.protocol.identity import PeerMark, load_peer_marks, load_uuid, next_generation
 from pulse.reload import ReloadPlan, plan_reload
-from pulse.resources import AgentTimeouts, ArpPolicy, make_agent
+from pulse.resources import AgentTimeouts, ArpPolicy, ResourceAgent, make_agent
 from pulse.resources.environment import child_environment
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
 from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, system_reboot
@@ -67,6 +67,8 @@ from pulse.wire.auth import Signer
 from pulse.wire.message import Message
 
 log = logging.getLogger(LOGGER_NAME)
+
+AgentBuilder = Callable[[Sequence[ResourceGroup]], Mapping[str, Sequence[ResourceAgent]]]
 
 LOADAVG_REFRESH = 5.0
 MEMORY_TRIM_FIRST = 2.0  # seconds after start
@@ -124,6 +126,7 @@ class Daemon:
         plugins: PluginHost,
         respawn: RespawnSupervisor,
         watchers: Watchers,
+        make_agents: AgentBuilder,
     ) -> None:
         self.loaded = loaded
         self.config = loaded.config
@@ -132,6 +135,7 @@ class Daemon:
         self.plugins = plugins
         self.respawn = respawn
         self.watchers = watchers
+        self.make_agents = make_agents  # for the groups a reload adds
         self.started_at = trio.current_time()
         self.metrics_port: int | None = None  # the metrics endpoint's port, once listening
         self.reloads = 0  # configurations applied by SIGHUP
@@ -222,6 +226,9 @@ class Daemon:
         if applied & {"timing", "max_rexmit_delay"}:
             self.comms.reconfigure(plan.config)
             self.resources.scheduler.reconfigure(plan.config)
+        if plan.added_groups:
+            agents = self.make_agents(plan.added_groups)
+            await self.resources.add_groups(plan.added_groups, agents)
         self.reloads += 1
         done = ", ".join(sorted(applied)) if applied else "nothing to apply"
         refused = f"; {len(plan.refused)} change(s) need a restart" if plan.refused else ""
@@ -351,13 +358,19 @@ async def _serve(
     timeouts = AgentTimeouts(start=rt.start / 1000, stop=rt.stop / 1000, status=rt.status / 1000)
     arp = _arp_overrides(rt)
     registry = host.resource_agents(config, loaded.node)
-    agents = {
-        group.key: [
-            make_agent(spec, config, env=children, registry=registry, timeouts=timeouts, arp=arp)
-            for spec in group.resources
-        ]
-        for group in config.groups
-    }
+
+    def make_agents(groups: Sequence[ResourceGroup]) -> dict[str, list[ResourceAgent]]:
+        return {
+            group.key: [
+                make_agent(
+                    spec, config, env=children, registry=registry, timeouts=timeouts, arp=arp
+                )
+                for spec in group.resources
+            ]
+            for group in groups
+        }
+
+    agents = make_agents(config.groups)
     bus = EventBus([*host.event_listeners(config, loaded.node), *notify_listeners(config.notify)])
     manager = ResourceManager(
         config=config,
@@ -379,7 +392,7 @@ async def _serve(
         stop_grace=options.respawn_stop_grace,
     )
     comms.add_subscriber(manager.inbox.clone())
-    daemon = Daemon(loaded, comms, manager, host, respawn, watchers)
+    daemon = Daemon(loaded, comms, manager, host, respawn, watchers, make_agents)
     log.info(
         "pulse %s starting: node %s, generation %d, %d link(s)",
         __version__,

@@ -9,10 +9,14 @@ configuration with the new one and sorts every difference:
   ``deadping``: the new deadtime is advertised in the next heartbeat), the
   ``authkeys`` (as Heartbeat does on SIGHUP: add the new key on every node and reload,
   then switch ``auth N`` and reload again; every key in the file is accepted, the
-  ``auth`` one signs), ``max_rexmit_delay``, and the logging settings;
+  ``auth`` one signs), ``max_rexmit_delay``, the logging settings, and **resource
+  groups added** at the end of haresources (or of the ``[[groups]]``), whose preferred
+  node is in the running node list: the node asks the others what they hold, then runs
+  the new groups by the usual rules (pulse.failover.policy, ``Scheduler.add_groups``);
 * **refused**, logged with where the new value is written and "restart pulse to apply
   it", the daemon going on with the old value: everything else (nodes, links, ping
-  nodes, resource groups, resource options, respawn, stonith, plugins, notify scripts,
+  nodes, changed or removed resource groups, resource options, respawn, stonith,
+  plugins, notify scripts,
   metrics, the watchdog, ``auto_failback``, ...), whose change would need tasks,
   agents or sockets of the running daemon rebuilt.
 """
@@ -23,7 +27,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from pulse.config.model import Config
+from pulse.config.model import Config, ResourceGroup
 
 # Fields of Config a reload applies; compare=False fields (key_lines) never count.
 APPLIED = ("timing", "auth", "logging", "max_rexmit_delay")
@@ -37,11 +41,13 @@ class ReloadPlan:
     config: Config  # the running configuration with the applied changes
     applied: tuple[str, ...]  # field names changed
     refused: tuple[str, ...]  # one line per refused change, with where it is written
+    added_groups: tuple[ResourceGroup, ...] = ()  # applied as "groups"
 
 
 def plan_reload(running: Config, new: Config) -> ReloadPlan:
     applied: list[str] = []
     refused: list[str] = []
+    added_groups: tuple[ResourceGroup, ...] = ()
     updates: dict[str, object] = {}
     for f in dataclasses.fields(Config):
         name = f.name
@@ -50,13 +56,42 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
         old_value, new_value = getattr(running, name), getattr(new, name)
         if old_value == new_value:
             continue
+        if name == "groups":
+            added, why = _added_groups(running, new)
+            if why:
+                refused.append(f"{_where(new, name)}: {why}; {WHY_REFUSED}")
+            elif added:
+                applied.append(name)
+                updates[name] = (*running.groups, *added)
+                added_groups = added
+            continue
         if name in APPLIED:
             applied.append(name)
             updates[name] = new_value
         else:
             refused.append(f"{_where(new, name)}: {_label(name)} changed; {WHY_REFUSED}")
     config = dataclasses.replace(running, **updates) if updates else running  # type: ignore[arg-type]
-    return ReloadPlan(config=config, applied=tuple(applied), refused=tuple(refused))
+    return ReloadPlan(
+        config=config, applied=tuple(applied), refused=tuple(refused), added_groups=added_groups
+    )
+
+
+def _added_groups(running: Config, new: Config) -> tuple[tuple[ResourceGroup, ...], str]:
+    """The groups *new* adds after the running ones, or why the change is refused."""
+    old = [_shape(g) for g in running.groups]
+    if [_shape(g) for g in new.groups[: len(old)]] != old:
+        return (), "the resource groups (haresources) changed or were removed"
+    added = tuple(new.groups[len(old) :])
+    strangers = sorted({g.node for g in added if g.node not in running.nodes})
+    if strangers:
+        return (), f"a new group prefers {', '.join(strangers)}, not in the running node list"
+    return added, ""
+
+
+def _shape(group: ResourceGroup) -> ResourceGroup:
+    """A group without where it is written: moving a line is not a change."""
+    resources = tuple(dataclasses.replace(r, source=None) for r in group.resources)
+    return dataclasses.replace(group, resources=resources, source=None)
 
 
 def _label(name: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from pulse.config.model import Config
+from pulse.config.model import Config, ResourceGroup
 from pulse.failover.actions import CLAIMED
 from pulse.failover.policy import (
     Acquire,
@@ -88,6 +88,12 @@ class _Command:
 
 
 @dataclass(frozen=True, slots=True)
+class _AddGroups:
+    groups: tuple[ResourceGroup, ...]
+    agents: Mapping[str, Sequence[ResourceAgent]]
+
+
+@dataclass(frozen=True, slots=True)
 class _GiveUp:
     """A takeover check's ``control.release`` / ``control.readmit`` (GroupControl)."""
 
@@ -95,7 +101,7 @@ class _GiveUp:
     reason: str | None  # None: readmit
 
 
-_Item = Output | _Done | _Command | _Fenced | _Refreshed | _GiveUp
+_Item = Output | _Done | _Command | _Fenced | _Refreshed | _AddGroups | _GiveUp
 
 
 @dataclass(slots=True)
@@ -185,6 +191,12 @@ class ResourceManager:
         await answered.wait()
         return result[0]
 
+    async def add_groups(
+        self, groups: Sequence[ResourceGroup], agents: Mapping[str, Sequence[ResourceAgent]]
+    ) -> None:
+        """A reload added *groups*, run by *agents* (pulse.reload)."""
+        await self.inbox.send(_AddGroups(tuple(groups), agents))
+
     async def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
         """Release every group (graceful stop); True when all were released."""
         await self.command("shutdown")
@@ -257,6 +269,9 @@ class ResourceManager:
             self._apply(sched.message(item.message, now))
         elif isinstance(item, CutOff):
             self._apply(sched.set_cut_off(item.cut_off, now, detail=item.detail))
+        elif isinstance(item, _AddGroups):
+            self.agents = {**self.agents, **item.agents}
+            self._apply(sched.add_groups(item.groups, now))
         if sched.leaving and sched.is_released():
             self._released.set()
 

@@ -120,6 +120,11 @@ class Scheduler:
         self._stable_deadline: float | None = None
         self._last_reason: dict[str, str] = {}
         self._last_announce: Report | None = None
+        # Groups a reload added, and the live peers whose report we wait for before
+        # starting one here (a peer may have reloaded first and run it already).
+        self._added: set[str] = set()
+        self._added_awaiting: set[str] = set()
+        self._added_deadline: float | None = None
         self.standby_exchange = StandbyExchange(self)  # with a Heartbeat peer
         self.heal = DoubleClaims(self, keep_wait_limit=config.timing.keepalive / 1000)
 
@@ -136,6 +141,44 @@ class Scheduler:
     def reconfigure(self, config: Config) -> None:
         """A reload changed the timing (docs/operations.md#reload)."""
         self.heal.keep_wait_limit = config.timing.keepalive / 1000
+
+    def add_groups(self, groups: Iterable[ResourceGroup], now: float) -> list[Action]:
+        """A reload added *groups* (appended to haresources or ``[[groups]]``).
+
+        Every live peer is asked what it holds first: one that reloaded before us may
+        already run a new group. A new group this node should run starts once they all
+        answered, or after RQSTDELAY.
+        """
+        added = [g for g in groups if g.key not in self.groups]
+        if not added:
+            return []
+        for group in added:
+            self.groups[group.key] = group
+            self.mine[group.key] = _Mine()
+            self._added.add(group.key)
+        self._added_awaiting = {n for n, p in self.peers.items() if p.alive}
+        self._added_deadline = now + RQSTDELAY if self._added_awaiting else None
+        if not self._added_awaiting:
+            self._added.clear()
+        names = ", ".join(g.key for g in added)
+        out: list[Action] = [self.decide(f"configuration reloaded: new group(s) {names}")]
+        if self.comms and self._added_awaiting:
+            out.append(Send(self._resource_message(request=True)))
+        return out + self.plan(now, cause="")
+
+    def _added_settled(self, src: str | None) -> bool:
+        """*src* reported or died (None: the wait ran out); True when the new groups
+        may now start (the caller plans)."""
+        if not self._added:
+            return False
+        if src is not None:
+            self._added_awaiting.discard(src)
+            if self._added_awaiting:
+                return False
+        self._added.clear()
+        self._added_awaiting.clear()
+        self._added_deadline = None
+        return True
 
     # ------------------------------------------------------------------ facts
 
@@ -190,6 +233,7 @@ class Scheduler:
         peer.dead_since = now
         peer.forget_holdings()
         self.awaiting.discard(node)
+        self._added_settled(node)  # planned below
         out: list[Action] = []
         if self.ipfail is not None:
             out += self.ipfail.peer_gone(node, now)  # planned below
@@ -270,6 +314,7 @@ class Scheduler:
                 # never answer each other for ever.
                 out.append(Send(self._resource_message()))
             peer.answered_conflict = conflict
+            self._added_settled(src)  # planned below
             if src in self.awaiting:
                 self.awaiting.discard(src)
                 if self.comms and not self.stable and not self.awaiting:
@@ -422,6 +467,9 @@ class Scheduler:
             missing = ", ".join(sorted(self.awaiting)) or "nobody"
             why = f"no resource report from {missing} in {RQSTDELAY:g}s"
             return out + self._become_stable(now, why)
+        added_by = self._added_deadline
+        if added_by is not None and now >= added_by and self._added_settled(None):
+            out += self.plan(now, cause="")
         exchanged = self.standby_exchange.tick(now)
         if exchanged is not None:
             return out + exchanged
@@ -436,6 +484,7 @@ class Scheduler:
             self.standby_exchange.next_deadline(),
             self.ipfail.next_deadline() if self.ipfail is not None else float("inf"),
             self.heal.next_deadline(),
+            self._added_deadline if self._added_deadline is not None else float("inf"),
         )
 
     # ------------------------------------------------------------------ policy
@@ -547,6 +596,9 @@ class Scheduler:
                     continue
                 if others:
                     self.note(out, key, f"waiting for {others[0]} to release {key}")
+                    continue
+                if key in self._added:
+                    self.note(out, key, f"{key} is new: waiting for the other nodes' reports")
                     continue
                 if self.groups[key].node == self.local:
                     reason = f"acquiring {key}: this is its preferred node"
