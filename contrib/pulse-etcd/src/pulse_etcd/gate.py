@@ -292,7 +292,7 @@ class LeaseGate:
         ``on_etcd_lost = "keep"``). Take each held group's key again, or give it up."""
         self._lease = None
         self._owned.clear()
-        held = [g for g in self.groups if g in self._held()]
+        held = sorted(self._held())
         log.warning("the etcd lease has gone; re-taking the keys of %s", ", ".join(held) or "-")
         deadline = trio.current_time() + self.settings.demote_after
         for group in held:
@@ -327,7 +327,7 @@ class LeaseGate:
                 continue
             if self._demote_at() > trio.current_time():
                 continue
-            held = [g for g in self.groups if g in self._owned]
+            held = sorted(self._owned)  # groups added by a reload included
             if self.settings.on_etcd_lost == "keep" and self._all_see_each_other():
                 if not self._keeping:
                     self._keeping = True
@@ -370,7 +370,8 @@ class LeaseGate:
 
     async def _tidy(self, deadline: float) -> None:
         held = self._held()
-        for group in self.groups:
+        # The configured groups, and any group added since (a reload) that we own or refused.
+        for group in dict.fromkeys([*self.groups, *self._owned, *self._refused]):
             started = trio.current_time()
             kv = await self.client.get(self.settings.key(group), deadline=deadline)
             self._ok(started)
