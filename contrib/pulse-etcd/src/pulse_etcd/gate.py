@@ -30,7 +30,7 @@ import trio
 from pulse.config.model import ResourceGroup
 from pulse.plugin.api import ClusterEvent, GroupControl
 from pulse_etcd.client import EtcdClient, EtcdError, EtcdUnavailable, KeyValue
-from pulse_etcd.settings import Settings
+from pulse_etcd.settings import WORST_ELECTION, Settings
 
 log = logging.getLogger("pulse.etcd")
 
@@ -82,6 +82,8 @@ class LeaseGate:
         self._keeping = False
         self._checking = 0  # acquisitions under way
         self._failed_since = -math.inf  # trio time of the last failed request
+        self._down_since = -math.inf  # trio time etcd was first found unreachable
+        self._lost_told = False  # etcd-lost published for this outage
         self.healthy: bool | None = None
         self.unreachable_since: float | None = None  # wall time
         self.last_error: str | None = None
@@ -103,17 +105,28 @@ class LeaseGate:
         if self.healthy is False:
             since = _hms(self.unreachable_since) if self.unreachable_since else "?"
             log.warning("etcd reachable again (unreachable since %s)", since)
-            self._publish("etcd-regained", f"etcd reachable again (unreachable since {since})")
+            if self._lost_told:
+                self._publish("etcd-regained", f"etcd reachable again (unreachable since {since})")
         self.healthy, self.unreachable_since, self.last_error = True, None, None
+        self._lost_told = False
 
     def _failed(self, exc: Exception) -> None:
-        self._failed_since = trio.current_time()
+        now = trio.current_time()
+        self._failed_since = now
         self.last_error = str(exc)
         if self.healthy is not False:
             self.unreachable_since = time.time()
+            self._down_since = now
             log.warning("etcd unreachable: %s", exc)
-            self._publish("etcd-lost", f"etcd unreachable: {exc}")
         self.healthy = False
+        # The event only for an outage longer than an etcd election (measured: up to
+        # 4.2 s, settings.WORST_ELECTION) or than a holder may go without a renewal: an
+        # election is logged, not mailed.
+        threshold = min(WORST_ELECTION, self.settings.demote_after)
+        if not self._lost_told and now - self._down_since >= threshold:
+            self._lost_told = True
+            since = _hms(self.unreachable_since or time.time())
+            self._publish("etcd-lost", f"etcd unreachable since {since}: {exc}")
 
     def _publish(self, kind: str, reason: str, group: str | None = None) -> None:
         if self._control is not None:
