@@ -23,7 +23,7 @@ from pulse_etcd.client import EtcdClient, HandlerTransport
 from pulse_etcd.settings import Settings
 
 from pulse import ClusterEvent
-from pulse.config.model import Timing
+from pulse.config.model import Config, Timing
 from pulse.daemon import Daemon
 from pulse.plugin.api import PluginContext
 from pulse.testing import FakeNetwork
@@ -50,7 +50,10 @@ def settings(fake: FakeEtcd, **more: object) -> Settings:
 
 
 class Cluster:
-    def __init__(self, nursery: trio.Nursery, tmp_path: Path, fake: FakeEtcd) -> None:
+    def __init__(
+        self, nursery: trio.Nursery, tmp_path: Path, fake: FakeEtcd, config: Config = CONFIG
+    ) -> None:
+        self.config = config
         self.nursery = nursery
         self.tmp_path = tmp_path
         self.fake = fake
@@ -64,18 +67,18 @@ class Cluster:
     async def start(self, name: str, **more: object) -> None:
         gate = build_gate(
             settings(self.fake, **more),
-            PluginContext(CONFIG, name),
+            PluginContext(self.config, name),
             transport=HandlerTransport(self.fake.client(name)),
         )
         self.gates[name] = gate
         plugin = FakePlugin(self.world, checks=[gate], listeners=[gate, Events(name, self)])
         self.daemons[name] = await start_daemon(
-            self.nursery, self.network, CONFIG, name, {"test": plugin}, self.tmp_path
+            self.nursery, self.network, self.config, name, {"test": plugin}, self.tmp_path
         )
 
     async def sample(self) -> None:
         for _ in range(100_000):  # 1000 s of virtual time at most
-            if len(self.world.where("web")) > 1:
+            if len(self.world.where("web")) > 1:  # (on two nodes or more)
                 self.overlaps.append(trio.current_time())
             await trio.sleep(0.01)
 
@@ -261,3 +264,31 @@ async def test_etcd_a_key_left_by_an_earlier_run_of_the_same_node_is_replaced_at
         assert c.times("prime", "start")[0] < 14  # no wait for the old 60 s lease
         nursery.cancel_scope.cancel()
     await earlier.aclose()
+
+
+async def test_etcd_three_nodes_the_cut_holder_gives_up_and_exactly_one_other_takes_over(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(CONFIG, nodes=("prime", "calc", "milk"))
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery, tmp_path, FakeEtcd(), config)
+        for name in config.nodes:
+            await c.start(name)
+        nursery.start_soon(c.sample)
+        await trio.sleep_until(15)
+        assert c.world.where("web") == {"prime"}
+        c.network.cut("prime", "eth0")
+        c.fake.cut.add("prime")
+        await trio.sleep(20)
+        [stop] = c.times("prime", "stop")
+        starts = [t for t, n, o, _ in c.world.journal if o == "start" and n != "prime"]
+        assert len(starts) == 1 and stop < starts[0]
+        assert len(c.world.where("web")) == 1 and "prime" not in c.world.where("web")
+        assert c.overlaps == []
+        # prime comes back: auto_failback brings web home, through etcd, with no overlap.
+        c.network.restore("prime", "eth0")
+        c.fake.cut.discard("prime")
+        await trio.sleep(30)
+        assert c.world.where("web") == {"prime"}
+        assert c.overlaps == []
+        nursery.cancel_scope.cancel()

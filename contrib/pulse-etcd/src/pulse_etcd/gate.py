@@ -74,7 +74,9 @@ class LeaseGate:
         self._lease: _Lease | None = None
         self._owned: dict[str, int] = {}  # group -> mod_revision of our key
         # Groups refused or released here (and since when): readmitted when their key is free.
-        self._refused: dict[str, float] = {}
+        # True: for etcd's sake (unreachable, no renewal), readmitted once etcd answers;
+        # False: another node holds the key, readmitted once the key is free.
+        self._refused: dict[str, tuple[float, bool]] = {}
         self._holders: dict[str, str | None] = {}  # group -> holder's value, as last read
         self._stale: list[int] = []  # leases given up, to revoke when etcd answers
         self._control: GroupControl | None = None
@@ -160,9 +162,9 @@ class LeaseGate:
                 created, revision, holder = await self._create(key, lease, deadline)
             except EtcdUnavailable as exc:
                 self._failed(exc)
-                return self._refuse(group.key, f"etcd unreachable: {exc}")
+                return self._refuse(group.key, f"etcd unreachable: {exc}", for_etcd=True)
             except EtcdError as exc:
-                return self._refuse(group.key, f"etcd refused: {exc}")
+                return self._refuse(group.key, f"etcd refused: {exc}", for_etcd=True)
             self._ok(started)
             if created:
                 self._owned[group.key] = revision
@@ -186,7 +188,9 @@ class LeaseGate:
                 try:
                     await self.client.delete_if(key, holder.mod_revision, deadline=deadline)
                 except EtcdError as exc:
-                    return self._refuse(group.key, f"cannot remove our stale key: {exc}")
+                    return self._refuse(
+                        group.key, f"cannot remove our stale key: {exc}", for_etcd=True
+                    )
                 continue
             if trio.current_time() + POLL >= deadline:
                 break
@@ -196,8 +200,8 @@ class LeaseGate:
             group.key, f"{group.key} is held by {who} in etcd (after {self.settings.wait:g}s)"
         )
 
-    def _refuse(self, group: str, reason: str) -> str:
-        self._refused[group] = trio.current_time()
+    def _refuse(self, group: str, reason: str, *, for_etcd: bool = False) -> str:
+        self._refused[group] = (trio.current_time(), for_etcd)
         self.counters["refusals"] += 1
         return reason
 
@@ -321,7 +325,11 @@ class LeaseGate:
                 self._owned[group] = revision
                 continue
             who = holder.value.split(" ", 1)[0] if holder is not None else "etcd unreachable"
-            self._demote(group, f"lost the etcd lease for {group}: its key is held by {who}")
+            self._demote(
+                group,
+                f"lost the etcd lease for {group}: its key is held by {who}",
+                for_etcd=holder is None,
+            )
         self._poke()
 
     def _demote_at(self) -> float:
@@ -361,10 +369,10 @@ class LeaseGate:
     def _all_see_each_other(self) -> bool:
         return self._control is not None and self.nodes <= self._control.alive_nodes()
 
-    def _demote(self, group: str, reason: str) -> None:
+    def _demote(self, group: str, reason: str, *, for_etcd: bool = True) -> None:
         self.counters["demotions"] += 1
         self._owned.pop(group, None)
-        self._refused[group] = trio.current_time()
+        self._refused[group] = (trio.current_time(), for_etcd)
         if self._control is not None:
             self._control.release(group, reason)
 
@@ -382,6 +390,7 @@ class LeaseGate:
             await trio.sleep_until(max(deadline, trio.current_time() + RETRY))
 
     async def _tidy(self, deadline: float) -> None:
+        now = trio.current_time
         held = self._held()
         # The configured groups, and any group added since (a reload) that we own or refused.
         for group in dict.fromkeys([*self.groups, *self._owned, *self._refused]):
@@ -391,15 +400,16 @@ class LeaseGate:
             self._holders[group] = kv.value if kv is not None else None
             if group in self._owned and group not in held:
                 await self._let_go(group)  # released (or its start failed) here
-            elif (
-                group in self._refused
-                and (kv is None or kv.value == self.value)
+            elif group in self._refused:
+                since, for_etcd = self._refused[group]
+                free = kv is None or kv.value == self.value
                 # Not before the core has taken the refusal in (it comes back through
                 # the resource manager's inbox, a moment after check() returned).
-                and trio.current_time() - self._refused[group] >= self.settings.renew_interval
-            ):
+                if not (free or for_etcd) or now() - since < self.settings.renew_interval:
+                    continue
                 del self._refused[group]
-                log.info("the etcd key of %s is free: it may run here again", group)
+                why = "its etcd key is free" if free else "etcd answers again"
+                log.info("%s may run here again: %s", group, why)
                 if self._control is not None:
                     self._control.readmit(group)
         while self._stale:
