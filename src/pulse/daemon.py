@@ -46,17 +46,17 @@ from pulse.config.model import ResourceGroup, ResourceOptions
 from pulse.control import status as control
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
-from pulse.errors import ConfigError, PulseError
+from pulse.errors import ConfigError, PulseError, Severity
 from pulse.failover.manager import ResourceManager
 from pulse.failover.policy import Scheduler
 from pulse.logsetup import LOGGER_NAME
 from pulse.notify import notify_listeners
 from pulse.plugin.bus import EventBus
-from pulse.plugin.host import PluginHost
+from pulse.plugin.host import PluginHost, errors_of
 from pulse.protocol.engine import Engine
 from pulse.protocol.events import Output
 from pulse.protocol.identity import PeerMark, load_peer_marks, load_uuid, next_generation
-from pulse.reload import ReloadPlan, plan_reload
+from pulse.reload import WHY_REFUSED, ReloadPlan, plan_reload
 from pulse.resources import AgentTimeouts, ArpPolicy, ResourceAgent, make_agent
 from pulse.resources.environment import child_environment
 from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
@@ -206,6 +206,34 @@ class Daemon:
         finally:
             self.watchers.ready()
 
+    def _reconfigure_plugins(self, plan: ReloadPlan) -> set[str]:
+        """Offer the changed ``[plugins.NAME]`` tables to the plugins (pulse_reconfigure)."""
+        node = self.loaded.node
+        self.plugins.rebind(plan.config, node)
+        diags = self.plugins.configure(plan.config, node)
+        for d in diags:
+            level = logging.ERROR if d.severity is Severity.ERROR else logging.WARNING
+            log.log(level, "Reload: %s", d)
+        if errors_of(diags):
+            log.error("Reload: plugin settings unchanged: fix the errors above and reload again.")
+            return set()
+        try:
+            answers = self.plugins.reconfigure(plan.config, node)
+        except PulseError as exc:
+            log.error("Reload: %s; plugin settings unchanged", exc)
+            return set()
+        done = set()
+        for name in plan.plugin_tables:
+            if answers.get(name):
+                done.add(f"plugins.{name}")
+            else:
+                log.warning(
+                    "Reload: [plugins.%s] changed; the plugin cannot apply it while running: %s",
+                    name,
+                    WHY_REFUSED,
+                )
+        return done
+
     async def _apply_reload(self, plan: ReloadPlan) -> bool:
         for line in plan.refused:
             log.warning("Reload: %s", line)
@@ -229,6 +257,8 @@ class Daemon:
         if plan.added_groups:
             agents = self.make_agents(plan.added_groups)
             await self.resources.add_groups(plan.added_groups, agents)
+        if plan.plugin_tables:
+            applied |= self._reconfigure_plugins(plan)
         self.reloads += 1
         done = ", ".join(sorted(applied)) if applied else "nothing to apply"
         refused = f"; {len(plan.refused)} change(s) need a restart" if plan.refused else ""

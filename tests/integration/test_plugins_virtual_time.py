@@ -7,6 +7,7 @@ last heartbeat left at t=6.0, so calc declares it dead at exactly t=9.0.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -286,4 +287,39 @@ async def test_a_peer_dying_before_its_first_heartbeat_is_still_taken_over(
         network.cut("prime", "eth0")
         await trio.sleep(15)
         assert len(starts(world, "calc")) == 1
+        nursery.cancel_scope.cancel()
+
+
+class Retunable:
+    """A plugin whose listener takes a reload's ``[plugins.tuned]`` table."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, object]] = []
+
+    @hookimpl
+    def pulse_register_event_listeners(self, context: PluginContext) -> list[object]:
+        context.state["made"] = "at start-up"
+        return []
+
+    @hookimpl
+    def pulse_reconfigure(self, config: object, context: PluginContext) -> bool:
+        self.calls.append((context.state.get("made"), context.config.plugins.get("tuned")))
+        return True
+
+
+async def test_hook_pulse_reconfigure_hands_a_changed_table_to_its_plugin_with_its_state(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, caplog: object
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    tuned = Retunable()
+    async with trio.open_nursery() as nursery:
+        prime, _ = await start(nursery, network, "prime", FakePlugin(world), tmp_path, tuned=tuned)
+        await trio.sleep(2)
+        new = dataclasses.replace(CONFIG, plugins={"tuned": {"level": 2}, "untunable": {"x": 1}})
+        assert await prime.reload(lambda: Loaded(config=new, node="prime", warnings=()))
+        # The plugin got the new table and the objects it made at start-up; the table of
+        # a plugin that cannot apply one waits for a restart.
+        assert tuned.calls == [("at start-up", {"level": 2})]
+        assert prime.config.plugins["tuned"] == {"level": 2}
         nursery.cancel_scope.cancel()
