@@ -46,20 +46,21 @@ from pulse.config.model import ResourceGroup, ResourceOptions
 from pulse.control import status as control
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
-from pulse.errors import ConfigError, PulseError
+from pulse.errors import ConfigError, PulseError, Severity
 from pulse.failover.manager import ResourceManager
 from pulse.failover.policy import Scheduler
 from pulse.logsetup import LOGGER_NAME
 from pulse.notify import notify_listeners
 from pulse.plugin.bus import EventBus
-from pulse.plugin.host import PluginHost
+from pulse.plugin.host import PluginHost, errors_of
 from pulse.protocol.engine import Engine
 from pulse.protocol.events import Output
 from pulse.protocol.identity import PeerMark, load_peer_marks, load_uuid, next_generation
-from pulse.reload import ReloadPlan, plan_reload
+from pulse.reload import WHY_REFUSED, ReloadPlan, plan_reload
 from pulse.resources import AgentTimeouts, ArpPolicy, ResourceAgent, make_agent
 from pulse.resources.environment import child_environment
-from pulse.resources.ipaddr import IP_AGENTS, arp_policy_for
+from pulse.resources.ipaddr import IP_AGENTS, FloatingIP, arp_policy_for
+from pulse.resources.scripts import OcfAgent, ScriptAgent, SystemdAgent
 from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, system_reboot
 from pulse.supervision import HardwareWatchdog, SystemdNotifier, Watchers
 from pulse.transport import Datagram, Link, open_links
@@ -68,7 +69,9 @@ from pulse.wire.message import Message
 
 log = logging.getLogger(LOGGER_NAME)
 
-AgentBuilder = Callable[[Sequence[ResourceGroup]], Mapping[str, Sequence[ResourceAgent]]]
+AgentBuilder = Callable[
+    [Sequence[ResourceGroup], ResourceOptions], Mapping[str, Sequence[ResourceAgent]]
+]
 
 LOADAVG_REFRESH = 5.0
 MEMORY_TRIM_FIRST = 2.0  # seconds after start
@@ -206,6 +209,48 @@ class Daemon:
         finally:
             self.watchers.ready()
 
+    def _retune(self, rt: ResourceOptions) -> None:
+        """A reload changed ``[resources]``: the agents' operation timeouts and the
+        floating IPs' announcements apply from their next operation on, also for the
+        groups running now (the agents are the same objects: a running ARP series and
+        a stop in progress are not disturbed)."""
+        timeouts, arp = _agent_timeouts(rt), _arp_overrides(rt)
+        for agents in self.resources.agents.values():
+            for agent in agents:
+                if isinstance(agent, FloatingIP):
+                    agent.arp = arp_policy_for(agent.flavor, arp)
+                elif isinstance(agent, ScriptAgent | OcfAgent | SystemdAgent):
+                    agent.timeouts = timeouts
+        self.resources.stop_retries = rt.stop_retries
+
+    def _reconfigure_plugins(self, plan: ReloadPlan) -> set[str]:
+        """Offer the changed ``[plugins.NAME]`` tables to the plugins (pulse_reconfigure)."""
+        node = self.loaded.node
+        self.plugins.rebind(plan.config, node)
+        diags = self.plugins.configure(plan.config, node)
+        for d in diags:
+            level = logging.ERROR if d.severity is Severity.ERROR else logging.WARNING
+            log.log(level, "Reload: %s", d)
+        if errors_of(diags):
+            log.error("Reload: plugin settings unchanged: fix the errors above and reload again.")
+            return set()
+        try:
+            answers = self.plugins.reconfigure(plan.config, node)
+        except PulseError as exc:
+            log.error("Reload: %s; plugin settings unchanged", exc)
+            return set()
+        done = set()
+        for name in plan.plugin_tables:
+            if answers.get(name):
+                done.add(f"plugins.{name}")
+            else:
+                log.warning(
+                    "Reload: [plugins.%s] changed; the plugin cannot apply it while running: %s",
+                    name,
+                    WHY_REFUSED,
+                )
+        return done
+
     async def _apply_reload(self, plan: ReloadPlan) -> bool:
         for line in plan.refused:
             log.warning("Reload: %s", line)
@@ -226,14 +271,22 @@ class Daemon:
         if applied & {"timing", "max_rexmit_delay"}:
             self.comms.reconfigure(plan.config)
             self.resources.scheduler.reconfigure(plan.config)
+        if "resource_options" in applied:
+            self._retune(plan.config.resource_options)
         if plan.added_groups:
-            agents = self.make_agents(plan.added_groups)
+            agents = self.make_agents(plan.added_groups, plan.config.resource_options)
             await self.resources.add_groups(plan.added_groups, agents)
+        if plan.plugin_tables:
+            applied |= self._reconfigure_plugins(plan)
         self.reloads += 1
         done = ", ".join(sorted(applied)) if applied else "nothing to apply"
         refused = f"; {len(plan.refused)} change(s) need a restart" if plan.refused else ""
         log.info("Configuration reloaded: %s%s.", done, refused)
         return True
+
+
+def _agent_timeouts(rt: ResourceOptions) -> AgentTimeouts:
+    return AgentTimeouts(start=rt.start / 1000, stop=rt.stop / 1000, status=rt.status / 1000)
 
 
 def _arp_overrides(rt: ResourceOptions) -> dict[str, ArpPolicy] | None:
@@ -355,11 +408,12 @@ async def _serve(
     children = child_environment(config, node=loaded.node, extra=options.script_env)
     host = options.plugins or PluginHost.empty()
     rt = config.resource_options
-    timeouts = AgentTimeouts(start=rt.start / 1000, stop=rt.stop / 1000, status=rt.status / 1000)
-    arp = _arp_overrides(rt)
     registry = host.resource_agents(config, loaded.node)
 
-    def make_agents(groups: Sequence[ResourceGroup]) -> dict[str, list[ResourceAgent]]:
+    def make_agents(
+        groups: Sequence[ResourceGroup], rt: ResourceOptions
+    ) -> dict[str, list[ResourceAgent]]:
+        timeouts, arp = _agent_timeouts(rt), _arp_overrides(rt)
         return {
             group.key: [
                 make_agent(
@@ -370,7 +424,7 @@ async def _serve(
             for group in groups
         }
 
-    agents = make_agents(config.groups)
+    agents = make_agents(config.groups, rt)
     bus = EventBus([*host.event_listeners(config, loaded.node), *notify_listeners(config.notify)])
     manager = ResourceManager(
         config=config,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from config_support import write_legacy
@@ -80,3 +81,11 @@ def test_an_unchanged_configuration_changes_nothing(tmp_path: Path) -> None:
     running = load(tmp_path)
     plan = plan_reload(running, load(tmp_path))
     assert (plan.applied, plan.refused, plan.config) == ((), (), running)
+
+
+def test_resource_options_are_applied(tmp_path: Path) -> None:
+    running = load(tmp_path)
+    options = dataclasses.replace(running.resource_options, stop=5000, stop_retries=2)
+    plan = plan_reload(running, dataclasses.replace(running, resource_options=options))
+    assert (plan.applied, plan.refused) == (("resource_options",), ())
+    assert plan.config.resource_options.stop_retries == 2

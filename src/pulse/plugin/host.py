@@ -243,6 +243,25 @@ class PluginHost:
                     diags.append(d)
         return diags
 
+    def rebind(self, config: Config, node: str) -> None:
+        """The daemon reloaded *config*: hooks get it from now on, and the plugins keep
+        their per-daemon ``context.state`` (the objects they made at start-up)."""
+        old = self._context
+        if old is not None and old.node == node:
+            self._context = old.with_config(config)
+
+    def reconfigure(self, config: Config, node: str) -> dict[str, bool]:
+        """A reload changed plugin tables: ask each plugin to apply *config*.
+
+        Returns, per plugin that implements ``pulse_reconfigure``, whether it applied the
+        new settings; a plugin missing from the result cannot.
+        """
+        self.rebind(config, node)
+        applied: dict[str, bool] = {}
+        for name, result in self._results("pulse_reconfigure", config, node):
+            applied[name] = result is True
+        return applied
+
     def resource_agents(self, config: Config, node: str) -> dict[str, AgentFactory]:
         agents: dict[str, AgentFactory] = {}
         owners: dict[str, str] = {}
