@@ -24,6 +24,9 @@ if [ "$want_test" = 1 ]; then
   command -v openssl >/dev/null || need+=(openssl)
   # bench/compare's smoke test runs keepalived next to pulse and Heartbeat.
   [ -x /usr/sbin/keepalived ] || need+=(keepalived)
+  # pulse-etcd's e2e tests run a real three-member etcd (Debian 12: 3.4.23).
+  command -v etcd >/dev/null || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+  command -v curl >/dev/null || need+=(curl)  # their health and leader probes
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

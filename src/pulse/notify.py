@@ -12,7 +12,8 @@ process group, with the event in its environment:
 
 ``PULSE_EVENT``
     the kind: node-dead, node-up, acquired, released, acquire-failed,
-    release-failed, fenced, fence-failed, shutdown
+    release-failed, fenced, fence-failed, shutdown (and etcd-lost, etcd-regained
+    from pulse-etcd)
 ``PULSE_NODE``
     the node it is about; ``PULSE_LOCAL`` the node running the script
 ``PULSE_GROUP`` / ``PULSE_RESOURCES``

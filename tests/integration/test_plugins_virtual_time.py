@@ -8,7 +8,6 @@ last heartbeat left at t=6.0, so calc declares it dead at exactly t=9.0.
 from __future__ import annotations
 
 import dataclasses
-import random
 from pathlib import Path
 
 import trio
@@ -22,14 +21,15 @@ from pulse.config.model import (
     ResourceSpec,
     Timing,
 )
-from pulse.daemon import Daemon, DaemonOptions, serve
+from pulse.daemon import Daemon
 from pulse.plugin import PluginContext
-from pulse.plugin.host import PluginHost
+from pulse.plugin.api import GroupControl
 from pulse.resources import AgentTimeouts, make_agent
 from pulse.resources.ipaddr import FloatingIP
 from pulse.resources.scripts import ScriptAgent
 from pulse.testing import FakeNetwork
 from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
+from pulse.testing.daemons import start_daemon
 
 CONFIG = two_node_config(
     Timing(keepalive=1000, deadtime=3000, warntime=2000, initdead=12000, deadping=3000)
@@ -44,29 +44,7 @@ async def start(
     tmp_path: Path,
     **more: object,
 ) -> tuple[Daemon, trio.CancelScope]:
-    host = PluginHost(load_entrypoints=False, plugins={"test": plugin, **more})
-    options = DaemonOptions(
-        state_dir=tmp_path / name,
-        handle_signals=False,
-        rng=random.Random(name),
-        generation=7,
-        uuid=name.encode().ljust(16, b"\0"),
-        loadavg=lambda: "n/a",
-        plugins=host,
-    )
-    scope = trio.CancelScope()
-
-    async def node(task_status: trio.TaskStatus[Daemon]) -> None:
-        with scope:
-            await serve(
-                Loaded(config=CONFIG, node=name, warnings=()),
-                options,
-                links=[network.link(name, "eth0")],
-                task_status=task_status,
-            )
-
-    daemon: Daemon = await nursery.start(node)
-    return daemon, scope
+    return await start_daemon(nursery, network, CONFIG, name, {"test": plugin, **more}, tmp_path)
 
 
 def starts(world: FakeResources, node: str) -> list[float]:
@@ -292,6 +270,79 @@ async def test_a_peer_dying_before_its_first_heartbeat_is_still_taken_over(
         network.cut("prime", "eth0")
         await trio.sleep(15)
         assert len(starts(world, "calc")) == 1
+        nursery.cancel_scope.cancel()
+
+
+# A takeover check's background run(control): the GroupControl contract that
+# pulse-etcd's self-demotion stands on.
+
+
+class Demoter:
+    """Gives web up at t=20 and lets it back at t=30 (on prime only)."""
+
+    name = "demoter"
+    timeout = 1.0
+
+    def __init__(self) -> None:
+        self.held: list[tuple[float, frozenset[str]]] = []
+        self.alive: frozenset[str] = frozenset()
+
+    def applies_to(self, group: ResourceGroup) -> bool:
+        return True
+
+    async def check(self, group: ResourceGroup) -> str | None:
+        await trio.lowlevel.checkpoint()
+        return None
+
+    async def run(self, control: GroupControl) -> None:
+        await trio.sleep_until(19)
+        self.held.append((trio.current_time(), control.holding()))
+        self.alive = control.alive_nodes()
+        await trio.sleep_until(20)
+        control.release("Fake::web", "lost the lease for Fake::web: a test said so")
+        control.publish("lease-lost", group="Fake::web", reason="a test said so")
+        await trio.sleep_until(29)
+        self.held.append((trio.current_time(), control.holding()))
+        await trio.sleep_until(30)
+        control.readmit("Fake::web")
+        await trio.sleep_forever()
+
+
+class EventLog:
+    name = "recorder"
+    timeout = 1.0
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, str, str, str | None, str]] = []
+
+    async def handle(self, event: ClusterEvent) -> None:
+        self.events.append((trio.current_time(), event.kind, event.node, event.group, event.reason))
+
+
+async def test_hook_pulse_register_takeover_checks_run_can_release_a_group_and_readmit_it(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    demoter, recorder = Demoter(), EventLog()
+    async with trio.open_nursery() as nursery:
+        plugin = FakePlugin(world, checks=[demoter], listeners=[recorder])
+        await start(nursery, network, "prime", plugin, tmp_path)
+        await start(nursery, network, "calc", FakePlugin(world), tmp_path)
+        await trio.sleep(25)
+        assert demoter.held == [(19, frozenset({"Fake::web"}))]
+        assert demoter.alive == {"prime", "calc"}
+        assert world.where("web") == {"calc"}  # prime gave it up; calc took it
+        stop = [t for t, n, op, _ in world.journal if n == "prime" and op == "stop"]
+        assert len(stop) == 1 and 20 <= stop[0] < 20.5
+        kinds = [(k, g) for _, k, n, g, _ in recorder.events if n == "prime"]
+        assert ("lease-lost", "Fake::web") in kinds
+        released = [r for _, k, _, _, r in recorder.events if k == "released"]
+        assert any("lost the lease for Fake::web" in r for r in released)
+        await trio.sleep(10)
+        assert demoter.held[1] == (29, frozenset())
+        # Readmitted at 30: auto_failback on brings web back to prime.
+        assert world.where("web") == {"prime"}
         nursery.cancel_scope.cancel()
 
 

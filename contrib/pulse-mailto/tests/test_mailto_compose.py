@@ -69,6 +69,7 @@ def test_agent_mail_refuses_operations_other_than_start_and_stop() -> None:
         ("release-failed", "prime", "web", "prime failed to release web: FAILED"),
         ("fenced", "calc", None, "calc was fenced by prime"),
         ("fence-failed", "calc", None, "prime failed to fence calc"),
+        ("etcd-lost", "prime", None, "prime cannot reach etcd"),
     ],
 )
 def test_event_mail_subject_names_what_happened(

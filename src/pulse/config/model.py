@@ -245,6 +245,9 @@ CLUSTER_EVENT_KINDS = (
     "fenced",
     "fence-failed",
     "shutdown",
+    # Published by pulse-etcd's lease gate (contrib/pulse-etcd) through GroupControl.
+    "etcd-lost",
+    "etcd-regained",
 )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from pulse.config.model import Config, ResourceGroup
+from pulse.failover.actions import CLAIMED
 from pulse.failover.policy import (
     Acquire,
     Action,
@@ -33,7 +34,15 @@ from pulse.failover.policy import (
     StandbyRefused,
 )
 from pulse.plugin.api import ClusterEvent, FencingDevice, TakeoverCheck
-from pulse.plugin.bus import EventBus, PluginStats, can_fence, fence, run_checks, run_device
+from pulse.plugin.bus import (
+    EventBus,
+    PluginStats,
+    can_fence,
+    fence,
+    run_check,
+    run_checks,
+    run_device,
+)
 from pulse.protocol.events import (
     CommsUp,
     CutOff,
@@ -84,7 +93,15 @@ class _AddGroups:
     agents: Mapping[str, Sequence[ResourceAgent]]
 
 
-_Item = Output | _Done | _Command | _Fenced | _Refreshed | _AddGroups
+@dataclass(frozen=True, slots=True)
+class _GiveUp:
+    """A takeover check's ``control.release`` / ``control.readmit`` (GroupControl)."""
+
+    group: str
+    reason: str | None  # None: readmit
+
+
+_Item = Output | _Done | _Command | _Fenced | _Refreshed | _AddGroups | _GiveUp
 
 
 @dataclass(slots=True)
@@ -199,6 +216,8 @@ class ResourceManager:
             self._nursery = nursery
             for device in self.fencing:
                 nursery.start_soon(run_device, device)
+            for check in self.checks:
+                nursery.start_soon(run_check, check, _Control(self))
             task_status.started()
             while True:
                 with trio.move_on_at(self.scheduler.next_deadline()):
@@ -242,6 +261,8 @@ class ResourceManager:
             self._fenced(item, now)
         elif isinstance(item, _Refreshed):
             self._apply(sched.refreshed(item.group, now))
+        elif isinstance(item, _GiveUp):
+            self._give_up(item, now)
         elif isinstance(item, CommsUp):
             self._apply(sched.comms_up(now, item.peers))
         elif isinstance(item, Delivered):
@@ -308,6 +329,19 @@ class ResourceManager:
         self._send(Message.of(("t", "stonith"), ("node", item.node), ("result", "OK")))
         when = time.strftime("%H:%M:%S")
         self._apply(self.scheduler.node_status(item.node, False, now, when=when))
+
+    # ------------------------------------------------------------------ GroupControl
+
+    def _give_up(self, item: _GiveUp, now: float) -> None:
+        """A takeover check gives a group up here (a lease it lost) or lets it back."""
+        sched = self.scheduler
+        if item.reason is None:
+            self._apply(sched.readmit(item.group, now))
+        else:
+            actions = sched.give_up(item.group, item.reason, now)
+            if actions:
+                log.warning("%s", item.reason)
+            self._apply(actions)
 
     def _command(self, cmd: _Command, now: float) -> None:
         sched = self.scheduler
@@ -405,3 +439,35 @@ class ResourceManager:
             log.exception("internal error while operating on %s", key)
             done = _Done(key, False, False, f"internal error: {exc}")
         await self.inbox.send(done)
+
+
+class _Control:
+    """The :class:`pulse.plugin.api.GroupControl` a takeover check's ``run`` is given."""
+
+    def __init__(self, manager: ResourceManager) -> None:
+        self._manager = manager
+
+    def holding(self) -> frozenset[str]:
+        mine = self._manager.scheduler.mine
+        return frozenset(k for k, m in mine.items() if m.state in CLAIMED)
+
+    def release(self, group: str, reason: str) -> None:
+        self._tell(_GiveUp(group, reason))
+
+    def readmit(self, group: str) -> None:
+        self._tell(_GiveUp(group, None))
+
+    def alive_nodes(self) -> frozenset[str]:
+        manager = self._manager
+        peers = manager.scheduler.peers
+        return frozenset({manager.local, *(n for n, p in peers.items() if p.alive)})
+
+    def publish(self, kind: str, *, group: str | None = None, reason: str = "") -> None:
+        self._manager._publish(kind, self._manager.local, group, reason)
+
+    def _tell(self, item: _GiveUp) -> None:
+        try:
+            self._manager.inbox.send_nowait(item)
+        except trio.WouldBlock:
+            assert self._manager._nursery is not None
+            self._manager._nursery.start_soon(self._manager.inbox.send, item)

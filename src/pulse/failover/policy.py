@@ -440,6 +440,22 @@ class Scheduler:
         out += self.plan(now, cause="shutting down")
         return out
 
+    def give_up(self, group: str, reason: str, now: float) -> list[Action]:
+        """A takeover check's ``control.release`` (pulse.plugin.api.GroupControl): release
+        *group* here as after a failed start, and refuse it until :meth:`readmit`."""
+        if group not in self.groups or group in self.failed_here:
+            return []
+        self.failed_here.add(group)
+        return [self.decide(reason), *self.plan(now, cause=reason)]
+
+    def readmit(self, group: str, now: float) -> list[Action]:
+        """``control.readmit``: *group* may run here again (undoes :meth:`give_up` or a
+        refused start)."""
+        if group not in self.failed_here:
+            return []
+        self.failed_here.discard(group)
+        return [Decision(f"{group} may run here again", group), *self.plan(now, cause="")]
+
     def is_released(self) -> bool:
         return all(m.state in (GroupState.STOPPED, GroupState.FAILED) for m in self.mine.values())
 

@@ -68,6 +68,7 @@ __all__ = [
     "ClusterEvent",
     "EventListener",
     "FencingDevice",
+    "GroupControl",
     "PluginContext",
     "TakeoverCheck",
     "hookimpl",
@@ -89,7 +90,9 @@ class ClusterEvent:
     """Something that happened, as told to event listeners.
 
     ``kind`` is one of: ``node-dead``, ``node-up``, ``acquired``, ``released``,
-    ``acquire-failed``, ``release-failed``, ``fenced``, ``fence-failed``, ``shutdown``.
+    ``acquire-failed``, ``release-failed``, ``fenced``, ``fence-failed``, ``shutdown``,
+    or a kind a takeover check publishes through :meth:`GroupControl.publish`
+    (pulse-etcd: ``etcd-lost``, ``etcd-regained``).
     ``node`` is the node it is about, ``local`` the node reporting it, ``group`` the
     group key when it concerns a group, ``resources`` that group's haresources words.
     """
@@ -121,6 +124,39 @@ class TakeoverCheck(Protocol):
     def applies_to(self, group: ResourceGroup) -> bool: ...
 
     async def check(self, group: ResourceGroup) -> str | None: ...
+
+
+class GroupControl(Protocol):
+    """What a takeover check's optional background ``run(control)`` may ask of the core.
+
+    A gate that grants a group for a while (a lease in etcd) must be able to take it
+    back: :meth:`release` makes this node give a group up now, as a standby does (its
+    resources stopped in reverse order), and not take it again until :meth:`readmit`.
+    All methods return at once; the resource manager does the work in its own task.
+    """
+
+    def holding(self) -> frozenset[str]:
+        """The groups this node claims now (starting, running, stopping or failed)."""
+        ...
+
+    def release(self, group: str, reason: str) -> None:
+        """Give *group* up here, for *reason* (logged, in ``pulsectl status`` and in the
+        ``released`` event); this node refuses it (announced to its peers, as a failed
+        start is) until :meth:`readmit`."""
+        ...
+
+    def readmit(self, group: str) -> None:
+        """This node may hold *group* again (after :meth:`release`, or after this
+        check refused it): the group goes where the cluster's policy says."""
+        ...
+
+    def alive_nodes(self) -> frozenset[str]:
+        """The nodes this node sees alive now, itself included."""
+        ...
+
+    def publish(self, kind: str, *, group: str | None = None, reason: str = "") -> None:
+        """Tell the event listeners: a :class:`ClusterEvent` of *kind* about this node."""
+        ...
 
 
 class FencingDevice(Protocol):
@@ -232,7 +268,12 @@ def pulse_register_takeover_checks(
         and async ``check(group) -> str | None``: None lets the acquisition go ahead, a
         string refuses it and is the reason shown in logs and status. A refused (or
         failed, or timed-out) check counts as a failed start: the group is offered to
-        the other nodes.
+        the other nodes. A check may also have an async ``run(control)``: the resource
+        manager runs it in the background for as long as it runs (as a fencing
+        device's ``run()``), with a :class:`pulse.plugin.api.GroupControl` through which
+        it can make this node give a group up (``control.release(group, reason)``: a
+        lease it can no longer renew), let it hold the group again
+        (``control.readmit(group)``) and publish events.
 
     Called from: the resource manager, on the failover critical path, right before a
     group's first resource starts; each check is bounded by its own ``timeout``.

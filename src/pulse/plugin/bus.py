@@ -3,6 +3,7 @@
 * :class:`EventBus` gives each event listener its own task and bounded queue;
   publishing never waits, a listener that cannot keep up loses events (counted).
 * :func:`run_checks` asks the takeover checks, each under its own timeout.
+* :func:`run_check` runs a takeover check's optional background ``run(control)``.
 * :func:`fence` tries the fencing devices that can fence a node, each under its own
   timeout.
 
@@ -19,7 +20,13 @@ from dataclasses import dataclass, field
 import trio
 
 from pulse.config.model import ResourceGroup
-from pulse.plugin.api import ClusterEvent, EventListener, FencingDevice, TakeoverCheck
+from pulse.plugin.api import (
+    ClusterEvent,
+    EventListener,
+    FencingDevice,
+    GroupControl,
+    TakeoverCheck,
+)
 
 log = logging.getLogger("pulse.plugin.host")
 
@@ -182,6 +189,20 @@ async def run_device(device: FencingDevice) -> None:
         await run()
     except Exception:
         log.exception("fencing device %s: run() failed", name)
+
+
+async def run_check(check: TakeoverCheck, control: GroupControl) -> None:
+    """Run a takeover check's optional ``async run(control)`` (background upkeep such as
+    renewing a lease, giving groups up through *control* when it cannot) until
+    cancelled. A check whose ``run`` fails is logged and left as it is."""
+    run = getattr(check, "run", None)
+    if run is None:
+        return
+    name = getattr(check, "name", type(check).__name__)
+    try:
+        await run(control)
+    except Exception:
+        log.exception("takeover check %s: run() failed", name)
 
 
 def can_fence(devices: Sequence[FencingDevice], node: str) -> bool:

@@ -118,6 +118,10 @@ def event_headline(event: ClusterEvent) -> str:
             return f"{event.local} failed to fence {event.node}"
         case "shutdown":
             return f"{event.node} is shutting down"
+        case "etcd-lost":
+            return f"{event.local} cannot reach etcd"
+        case "etcd-regained":
+            return f"{event.local} reaches etcd again"
         case _:
             return f"{event.kind} on {event.node}"
 
