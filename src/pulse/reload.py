@@ -9,24 +9,33 @@ configuration with the new one and sorts every difference:
   ``deadping``: the new deadtime is advertised in the next heartbeat), the
   ``authkeys`` (as Heartbeat does on SIGHUP: add the new key on every node and reload,
   then switch ``auth N`` and reload again; every key in the file is accepted, the
-  ``auth`` one signs), ``max_rexmit_delay``, and the logging settings;
+  ``auth`` one signs), ``max_rexmit_delay``, the logging settings, ``[resources]``
+  (operation timeouts, stop retries, ARP announcements: from each agent's next
+  operation on), and **resource groups added** at the end of haresources (or of the
+  ``[[groups]]``), whose preferred node is in the running node list: the node asks the
+  others what they hold, then runs the new groups by the usual rules
+  (pulse.failover.policy, ``Scheduler.add_groups``);
+* **offered to the plugins**: a changed ``[plugins.NAME]`` table is checked with the
+  plugin's ``pulse_configure`` and handed to its ``pulse_reconfigure`` hook; a plugin
+  that does not apply it keeps its old settings until a restart (logged);
 * **refused**, logged with where the new value is written and "restart pulse to apply
   it", the daemon going on with the old value: everything else (nodes, links, ping
-  nodes, resource groups, resource options, respawn, stonith, plugins, notify scripts,
-  metrics, the watchdog, ``auto_failback``, ...), whose change would need tasks,
-  agents or sockets of the running daemon rebuilt.
+  nodes, changed or removed resource groups, respawn, stonith, the plugins loaded or
+  disabled, notify scripts, metrics, the watchdog, ``auto_failback``, ...), whose
+  change would need tasks, agents or sockets of the running daemon rebuilt.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pulse.config.model import Config
+from pulse.config.model import Config, ResourceGroup
 
 # Fields of Config a reload applies; compare=False fields (key_lines) never count.
-APPLIED = ("timing", "auth", "logging", "max_rexmit_delay")
+APPLIED = ("timing", "auth", "logging", "max_rexmit_delay", "resource_options")
 # Not configuration but bookkeeping of the load: never a "change".
 IGNORED = ("parameters", "origin", "key_lines")
 WHY_REFUSED = "restart pulse to apply it (systemctl restart pulse)"
@@ -37,11 +46,15 @@ class ReloadPlan:
     config: Config  # the running configuration with the applied changes
     applied: tuple[str, ...]  # field names changed
     refused: tuple[str, ...]  # one line per refused change, with where it is written
+    added_groups: tuple[ResourceGroup, ...] = ()  # applied as "groups"
+    plugin_tables: tuple[str, ...] = ()  # [plugins.NAME] tables changed: the plugins decide
 
 
 def plan_reload(running: Config, new: Config) -> ReloadPlan:
     applied: list[str] = []
     refused: list[str] = []
+    added_groups: tuple[ResourceGroup, ...] = ()
+    plugin_tables: tuple[str, ...] = ()
     updates: dict[str, object] = {}
     for f in dataclasses.fields(Config):
         name = f.name
@@ -50,13 +63,54 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
         old_value, new_value = getattr(running, name), getattr(new, name)
         if old_value == new_value:
             continue
+        if name == "plugins":
+            plugin_tables = _changed_tables(old_value, new_value)
+            updates[name] = new_value
+            continue
+        if name == "groups":
+            added, why = _added_groups(running, new)
+            if why:
+                refused.append(f"{_where(new, name)}: {why}; {WHY_REFUSED}")
+            elif added:
+                applied.append(name)
+                updates[name] = (*running.groups, *added)
+                added_groups = added
+            continue
         if name in APPLIED:
             applied.append(name)
             updates[name] = new_value
         else:
             refused.append(f"{_where(new, name)}: {_label(name)} changed; {WHY_REFUSED}")
     config = dataclasses.replace(running, **updates) if updates else running  # type: ignore[arg-type]
-    return ReloadPlan(config=config, applied=tuple(applied), refused=tuple(refused))
+    return ReloadPlan(
+        config=config,
+        applied=tuple(applied),
+        refused=tuple(refused),
+        added_groups=added_groups,
+        plugin_tables=plugin_tables,
+    )
+
+
+def _changed_tables(old: Mapping[str, object], new: Mapping[str, object]) -> tuple[str, ...]:
+    return tuple(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)))
+
+
+def _added_groups(running: Config, new: Config) -> tuple[tuple[ResourceGroup, ...], str]:
+    """The groups *new* adds after the running ones, or why the change is refused."""
+    old = [_shape(g) for g in running.groups]
+    if [_shape(g) for g in new.groups[: len(old)]] != old:
+        return (), "the resource groups (haresources) changed or were removed"
+    added = tuple(new.groups[len(old) :])
+    strangers = sorted({g.node for g in added if g.node not in running.nodes})
+    if strangers:
+        return (), f"a new group prefers {', '.join(strangers)}, not in the running node list"
+    return added, ""
+
+
+def _shape(group: ResourceGroup) -> ResourceGroup:
+    """A group without where it is written: moving a line is not a change."""
+    resources = tuple(dataclasses.replace(r, source=None) for r in group.resources)
+    return dataclasses.replace(group, resources=resources, source=None)
 
 
 def _label(name: str) -> str:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from failover_support import FailoverNode
+from failover_support import FailoverNode, addresses
 
 from pulse_lab.cluster import ha_cf, wait_for
 from pulse_lab.netns import Topology
@@ -162,3 +162,38 @@ def test_sighup_applies_new_timers_refuses_a_new_node_and_survives_a_broken_file
     assert prime.status()["config"]["deadtime_ms"] == 2000
     assert prime.proc.poll() is None
     assert calc.status()["cluster"]["nodes"][0]["status"] == "active"
+
+
+def test_a_group_added_to_haresources_is_run_after_a_sighup_on_both_nodes(
+    topology: Topology, tmp_path: Path
+) -> None:
+    lan = topology.add_lan("lan0", "198.51.100.0/24")
+    nodes: dict[str, FailoverNode] = {}
+    netns = {}
+    for i, name in enumerate(("prime", "calc")):
+        netns[name] = topology.add_node(name)
+        topology.connect(netns[name], lan, "eth0", f"198.51.100.{11 + i}/24")
+        nodes[name] = FailoverNode(
+            topology, netns[name], tmp_path, name=name,
+            ha_cf=ha_cf(["prime", "calc"], ["bcast eth0"]),
+            haresources="prime 198.51.100.100/24/eth0\n",
+        )  # fmt: skip
+        nodes[name].start()
+    prime, calc = nodes["prime"], nodes["calc"]
+    prime.wait_holder("198.51.100.100/24/eth0", "prime", 15)
+    calc.wait_holder("198.51.100.100/24/eth0", "prime", 15)
+
+    # The administrator appends a group preferring calc on both nodes and reloads them,
+    # prime first: nothing moves, the new address starts once, on calc.
+    for node in (prime, calc):
+        haresources = node.dir / "haresources"
+        haresources.write_text(haresources.read_text() + "calc 198.51.100.101/24/eth0\n")
+        assert node.proc is not None
+        os.kill(node.proc.pid, signal.SIGHUP)
+        node.wait_log("Configuration reloaded: groups.", timeout=5)
+    calc.wait_holder("198.51.100.101/24/eth0", "calc", 10)
+    prime.wait_holder("198.51.100.101/24/eth0", "calc", 10)
+    assert "198.51.100.101" in addresses(topology, netns["calc"], "eth0")
+    assert "198.51.100.101" not in addresses(topology, netns["prime"], "eth0")
+    assert prime.group("198.51.100.100/24/eth0")["holder"] == "prime"  # the old group stayed
+    assert calc.log().count("acquiring 198.51.100.101/24/eth0") == 1

@@ -7,6 +7,7 @@ last heartbeat left at t=6.0, so calc declares it dead at exactly t=9.0.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -17,11 +18,16 @@ from pulse import ClusterEvent, hookimpl
 from pulse.config import Loaded
 from pulse.config.model import (
     ResourceGroup,
+    ResourceOptions,
+    ResourceSpec,
     Timing,
 )
 from pulse.daemon import Daemon, DaemonOptions, serve
 from pulse.plugin import PluginContext
 from pulse.plugin.host import PluginHost
+from pulse.resources import AgentTimeouts, make_agent
+from pulse.resources.ipaddr import FloatingIP
+from pulse.resources.scripts import ScriptAgent
 from pulse.testing import FakeNetwork
 from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
 
@@ -286,4 +292,70 @@ async def test_a_peer_dying_before_its_first_heartbeat_is_still_taken_over(
         network.cut("prime", "eth0")
         await trio.sleep(15)
         assert len(starts(world, "calc")) == 1
+        nursery.cancel_scope.cancel()
+
+
+class Retunable:
+    """A plugin whose listener takes a reload's ``[plugins.tuned]`` table."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, object]] = []
+
+    @hookimpl
+    def pulse_register_event_listeners(self, context: PluginContext) -> list[object]:
+        context.state["made"] = "at start-up"
+        return []
+
+    @hookimpl
+    def pulse_reconfigure(self, config: object, context: PluginContext) -> bool:
+        self.calls.append((context.state.get("made"), context.config.plugins.get("tuned")))
+        return True
+
+
+async def test_hook_pulse_reconfigure_hands_a_changed_table_to_its_plugin_with_its_state(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, caplog: object
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    tuned = Retunable()
+    async with trio.open_nursery() as nursery:
+        prime, _ = await start(nursery, network, "prime", FakePlugin(world), tmp_path, tuned=tuned)
+        await trio.sleep(2)
+        new = dataclasses.replace(CONFIG, plugins={"tuned": {"level": 2}, "untunable": {"x": 1}})
+        assert await prime.reload(lambda: Loaded(config=new, node="prime", warnings=()))
+        # The plugin got the new table and the objects it made at start-up; the table of
+        # a plugin that cannot apply one waits for a restart.
+        assert tuned.calls == [("at start-up", {"level": 2})]
+        assert prime.config.plugins["tuned"] == {"level": 2}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_reload_of_resources_retimes_the_agents_of_running_groups(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    # [resources] changed: the same agent objects (a running ARP series, a stop in
+    # progress undisturbed) take the new timeouts and announcements, the manager the
+    # new stop retries.
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        prime, _ = await start(nursery, network, "prime", FakePlugin(world), tmp_path)
+        await trio.sleep(2)
+        script = ScriptAgent(
+            ResourceSpec(raw="apache2", agent="apache2"),
+            resource_dir=str(tmp_path),
+            init_dir=str(tmp_path),
+            env={},
+            timeouts=AgentTimeouts(),
+        )
+        vip = make_agent(ResourceSpec(raw="198.51.100.10", agent="IPaddr"), CONFIG)
+        assert isinstance(vip, FloatingIP)
+        prime.resources.agents = {**prime.resources.agents, "extra": [script, vip]}
+        options = ResourceOptions(stop=5000, stop_retries=2, arp_count=3, arp_interval=100)
+        new = dataclasses.replace(CONFIG, resource_options=options)
+        assert await prime.reload(lambda: Loaded(config=new, node="prime", warnings=()))
+        assert script.timeouts.stop == 5.0
+        assert (vip.arp.count, vip.arp.interval) == (3, 0.1)
+        assert prime.resources.stop_retries == 2
+        assert prime.resources.agents["extra"][0] is script  # the same objects
         nursery.cancel_scope.cancel()

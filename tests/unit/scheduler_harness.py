@@ -137,7 +137,7 @@ class Cluster:
         """The safety property: a group is never started or running on two nodes at once."""
         active = (GroupState.STARTING, GroupState.RUNNING)
         for key in (g.key for g in self.config.groups):
-            on = [n for n, s in self.nodes.items() if s.mine[key].state in active]
+            on = [n for n, s in self.nodes.items() if key in s.mine and s.mine[key].state in active]
             assert len(on) <= 1, f"{key} active on {on} at t={self.now}"
 
     def holders(self) -> dict[str, str | None]:
@@ -147,7 +147,8 @@ class Cluster:
             running = [
                 n
                 for n, s in self.nodes.items()
-                if s.mine[key].state in (GroupState.RUNNING, GroupState.FAILED)
+                if key in s.mine  # a node that has not reloaded a new group yet
+                and s.mine[key].state in (GroupState.RUNNING, GroupState.FAILED)
             ]
             assert len(running) <= 1, f"{key} runs on {running}"
             result[key] = running[0] if running else None

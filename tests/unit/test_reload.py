@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from config_support import write_legacy
@@ -35,14 +36,14 @@ def test_timers_keys_and_logging_are_applied(tmp_path: Path) -> None:
     assert plan.config.logging.logfile == "/var/log/ha-log"
 
 
-def test_a_new_node_list_or_new_groups_are_refused_with_where_they_are_written(
+def test_a_new_node_list_and_a_changed_group_are_refused_with_where_they_are_written(
     tmp_path: Path,
 ) -> None:
     running = load(tmp_path)
     new = load(
         tmp_path,
         HA_CF.replace("node alpha beta", "node alpha beta gamma"),
-        haresources="alpha 198.51.100.10\nbeta 198.51.100.11\n",
+        haresources="alpha 198.51.100.12\nbeta 198.51.100.11\n",
     )
     plan = plan_reload(running, new)
     assert plan.applied == ()
@@ -50,12 +51,41 @@ def test_a_new_node_list_or_new_groups_are_refused_with_where_they_are_written(
     ha = tmp_path / "ha.d"
     assert plan.refused == (
         f"{ha}/ha.cf: the node list changed; restart pulse to apply it (systemctl restart pulse)",
-        f"{ha}/haresources:1: the resource groups (haresources) changed; "
+        f"{ha}/haresources:1: the resource groups (haresources) changed or were removed; "
         "restart pulse to apply it (systemctl restart pulse)",
     )
+
+
+def test_groups_added_at_the_end_are_applied(tmp_path: Path) -> None:
+    running = load(tmp_path)
+    new = load(tmp_path, haresources="# web\nalpha 198.51.100.10\nbeta 198.51.100.11 Dummy\n")
+    plan = plan_reload(running, new)
+    assert (plan.applied, plan.refused) == (("groups",), ())
+    assert [g.key for g in plan.added_groups] == ["198.51.100.11"]
+    assert [g.key for g in plan.config.groups] == ["198.51.100.10", "198.51.100.11"]
+
+
+def test_a_new_group_preferring_an_unknown_node_is_refused(tmp_path: Path) -> None:
+    running = load(tmp_path)
+    new = load(
+        tmp_path,
+        HA_CF.replace("node alpha beta", "node alpha beta gamma"),
+        haresources="alpha 198.51.100.10\ngamma 198.51.100.11\n",
+    )
+    plan = plan_reload(running, new)
+    assert "groups" not in plan.applied
+    assert any("prefers gamma, not in the running node list" in line for line in plan.refused)
 
 
 def test_an_unchanged_configuration_changes_nothing(tmp_path: Path) -> None:
     running = load(tmp_path)
     plan = plan_reload(running, load(tmp_path))
     assert (plan.applied, plan.refused, plan.config) == ((), (), running)
+
+
+def test_resource_options_are_applied(tmp_path: Path) -> None:
+    running = load(tmp_path)
+    options = dataclasses.replace(running.resource_options, stop=5000, stop_retries=2)
+    plan = plan_reload(running, dataclasses.replace(running, resource_options=options))
+    assert (plan.applied, plan.refused) == (("resource_options",), ())
+    assert plan.config.resource_options.stop_retries == 2

@@ -208,6 +208,33 @@ def test_listener_and_agents_share_one_set_of_counters() -> None:
     assert listener.statistics()["transport"] == "smtp://localhost:25"
 
 
+def test_a_reload_changes_the_recipients_sender_and_server_of_what_is_running() -> None:
+    cfg = config(["MailTo::a@x.example"], {"to": ["ops@example.com"]})
+    h = host()
+    (listener,) = h.event_listeners(cfg, "prime")
+    agent = make_agent(cfg.groups[0].resources[0], cfg, registry=h.resource_agents(cfg, "prime"))
+    assert isinstance(listener, MailListener) and isinstance(agent, MailToAgent)
+    new = config(
+        ["MailTo::a@x.example"],
+        {"to": ["oncall@example.com"], "from": "ha@example.com", "host": "mx"},
+    )
+    h.rebind(new, "prime")
+    assert h.configure(new, "prime") == []
+    assert h.reconfigure(new, "prime") == {"mailto": True}
+    assert listener.settings.to == ("oncall@example.com",)
+    assert agent.sender == "ha@example.com"
+    assert listener.statistics()["transport"] == "smtp://mx:25"
+    assert agent.outbox is listener.outbox and agent.outbox.transport is listener.transport
+
+
+def test_a_new_state_dir_waits_for_a_restart() -> None:
+    cfg = config(["MailTo::a@x.example"], {"to": ["ops@example.com"]})
+    h = host()
+    h.event_listeners(cfg, "prime")
+    new = config(["MailTo::a@x.example"], {"to": ["ops@example.com"], "state_dir": "/srv"})
+    assert h.reconfigure(new, "prime") == {"mailto": False}
+
+
 def test_two_daemons_with_one_config_have_a_mail_queue_each() -> None:
     # One process, two daemons (as in the virtual-time tests): each host is a daemon,
     # and the service lives in that daemon's plugin context, not in a module global.

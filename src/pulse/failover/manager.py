@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from pulse.config.model import Config
+from pulse.config.model import Config, ResourceGroup
 from pulse.failover.policy import (
     Acquire,
     Action,
@@ -78,7 +78,13 @@ class _Command:
     reply: Callable[[str | None], None]  # None = accepted, text = refused
 
 
-_Item = Output | _Done | _Command | _Fenced | _Refreshed
+@dataclass(frozen=True, slots=True)
+class _AddGroups:
+    groups: tuple[ResourceGroup, ...]
+    agents: Mapping[str, Sequence[ResourceAgent]]
+
+
+_Item = Output | _Done | _Command | _Fenced | _Refreshed | _AddGroups
 
 
 @dataclass(slots=True)
@@ -122,6 +128,7 @@ class ResourceManager:
         local: str,
         agents: Mapping[str, Sequence[ResourceAgent]],
         send: Callable[[Message], None],
+        scheduler: Scheduler | None = None,
         stop_retries: int = 10,
         retry_delay: float = 1.0,
         bus: EventBus | None = None,
@@ -133,7 +140,7 @@ class ResourceManager:
         self.local = local
         self.agents = agents
         self._send = send
-        self.scheduler = Scheduler(config=config, local=local, now=trio.current_time())
+        self.scheduler = scheduler or Scheduler(config=config, local=local, now=trio.current_time())
         self.stop_retries = stop_retries
         self.retry_delay = retry_delay
         self.last_decision = self.scheduler.decision
@@ -166,6 +173,12 @@ class ResourceManager:
         await self.inbox.send(_Command(verb, what, reply))
         await answered.wait()
         return result[0]
+
+    async def add_groups(
+        self, groups: Sequence[ResourceGroup], agents: Mapping[str, Sequence[ResourceAgent]]
+    ) -> None:
+        """A reload added *groups*, run by *agents* (pulse.reload)."""
+        await self.inbox.send(_AddGroups(tuple(groups), agents))
 
     async def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
         """Release every group (graceful stop); True when all were released."""
@@ -235,6 +248,9 @@ class ResourceManager:
             self._apply(sched.message(item.message, now))
         elif isinstance(item, CutOff):
             self._apply(sched.set_cut_off(item.cut_off, now, detail=item.detail))
+        elif isinstance(item, _AddGroups):
+            self.agents = {**self.agents, **item.agents}
+            self._apply(sched.add_groups(item.groups, now))
         if sched.leaving and sched.is_released():
             self._released.set()
 

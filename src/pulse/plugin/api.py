@@ -166,6 +166,10 @@ class PluginContext:
             state[key] = make()
         return cast(_T, state[key])
 
+    def with_config(self, config: Config) -> PluginContext:
+        """The same daemon after a reload: the new configuration, the same ``state``."""
+        return PluginContext(config, self.node, self.plugin, self._states)
+
     def for_plugin(self, plugin: str) -> PluginContext:
         """The same daemon as seen by *plugin*: its own ``state``."""
         return PluginContext(self.config, self.node, plugin, self._states)
@@ -266,4 +270,24 @@ def pulse_register_fencing_devices(
     declared dead, the resource manager fences it with the first device that can, and
     takes its groups over only when fencing succeeded; a failed fence is retried every
     5 s (Heartbeat's behaviour) and reported in ``pulsectl status``.
+    """
+
+
+# --------------------------------------------------------------------------- reload
+
+
+@hookspec
+def pulse_reconfigure(config: Config, node: str, context: PluginContext) -> bool | None:
+    """A reload (SIGHUP) changed this plugin's ``[plugins.NAME]`` table: apply it.
+
+    :param config: the new configuration; ``pulse_configure`` already found no error in
+        it (a table with errors changes nothing and is logged as such).
+    :param context: the same per-daemon ``state`` as at start-up (the objects this
+        plugin made then), with the new ``config``.
+    :returns: True when the objects this plugin returned now use the new settings;
+        None (or False) when it cannot, and the change then waits for a restart (logged
+        with where the table is written). Not implementing the hook means the same.
+
+    Called from: the daemon's reload, in the daemon's task, only when some plugin
+    table changed; must not block (it swaps settings, it does not connect).
     """

@@ -113,6 +113,11 @@ class PluginHost:
         self._records: list[list[tuple[str, object]]] = []
 
     @classmethod
+    def empty(cls) -> PluginHost:
+        """A host with no plugin: every hook answers nothing (a daemon without plugins)."""
+        return cls(load_entrypoints=False)
+
+    @classmethod
     def for_config(cls, config: Config | None = None, **kwargs: Any) -> PluginHost:
         blocked = set(kwargs.pop("blocked", ())) | disabled_from(config)
         return cls(blocked=blocked, **kwargs)
@@ -237,6 +242,25 @@ class PluginHost:
                 else:
                     diags.append(d)
         return diags
+
+    def rebind(self, config: Config, node: str) -> None:
+        """The daemon reloaded *config*: hooks get it from now on, and the plugins keep
+        their per-daemon ``context.state`` (the objects they made at start-up)."""
+        old = self._context
+        if old is not None and old.node == node:
+            self._context = old.with_config(config)
+
+    def reconfigure(self, config: Config, node: str) -> dict[str, bool]:
+        """A reload changed plugin tables: ask each plugin to apply *config*.
+
+        Returns, per plugin that implements ``pulse_reconfigure``, whether it applied the
+        new settings; a plugin missing from the result cannot.
+        """
+        self.rebind(config, node)
+        applied: dict[str, bool] = {}
+        for name, result in self._results("pulse_reconfigure", config, node):
+            applied[name] = result is True
+        return applied
 
     def resource_agents(self, config: Config, node: str) -> dict[str, AgentFactory]:
         agents: dict[str, AgentFactory] = {}

@@ -25,7 +25,7 @@ import collections
 import math
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pulse.config.model import Config
 from pulse.protocol.events import (
@@ -44,14 +44,9 @@ from pulse.protocol.events import (
 )
 from pulse.protocol.identity import PeerMark
 from pulse.protocol.membership import Membership
+from pulse.protocol.sequencing import History, PeerStream
 from pulse.wire.message import Field, FieldType, Message
 
-#: Sent sequenced messages kept for retransmission (MAXMSGHIST).
-HISTORY_SIZE = 500
-#: More missing packets than this from one node: forget the gaps and resynchronise.
-MAX_MISSING = 250
-#: Packets re-sent at most per NS_rexmit request.
-MAX_REXMIT_BATCH = 50
 #: ACK every message whose seq % ACK_DIVISOR equals the per-peer trigger.
 ACK_DIVISOR = 10
 #: Extra dead time advertised during the first seconds after start.
@@ -126,65 +121,6 @@ class ClusterView:
     generation: int
     nodes: tuple[NodeView, ...]
     counters: Mapping[str, int]
-
-
-# --------------------------------------------------------------------------- internals
-
-
-@dataclass(slots=True)
-class _Sent:
-    message: Message
-    last_rexmit: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Track:
-    generation: int | None
-    last_seq: int | None
-    last_status_seq: int | None
-    missing: frozenset[int]
-    at: float
-
-
-@dataclass(slots=True)
-class _Peer:
-    """Per-peer protocol state (sequence tracking, identity, acknowledgements)."""
-
-    name: str
-    ping: bool
-    ack_trigger: int
-    generation: int | None = None
-    uuid: bytes | None = None
-    last_seq: int | None = None
-    tracked_generation: int | None = None  # the generation last_seq belongs to
-    # After the peer was declared dead its next packet is taken as in-order.
-    resync: bool = False
-    # Its last seq when it was declared dead: a newer status with the same
-    # generation is a healed partition, an older packet is stale.
-    seq_at_death: int | None = None
-    missing: set[int] = field(default_factory=set)
-    rexmit_due: dict[int, float] = field(default_factory=dict)
-    last_status_seq: int | None = None
-    protocol: bool | None = None  # None until its first status
-    acked: int | None = None  # highest of our seqs it acknowledged
-    replay_logged: set[int] = field(default_factory=set)
-    # What a jump replaced (a later generation, or a seq more than MAX_MISSING ahead) and
-    # when: a new packet that continues it within JUMP_PROOF dead times shows the jump
-    # was a mutated packet, and brings the real stream back (see _undo_jump).
-    before_jump: _Track | None = None
-    # Its highest seq in ``generation`` as a previous run of this node knew it (state.py):
-    # packets of that generation up to it are replays (docs/hostile-input.md).
-    floor: int | None = None
-
-    def reset_tracking(self) -> None:
-        self.tracked_generation = None
-        self.last_seq = None
-        self.resync = False
-        self.missing.clear()
-        self.rexmit_due.clear()
-        self.last_status_seq = None
-        self.acked = None
-        self.seq_at_death = None
 
 
 def _hex(value: int) -> str:
@@ -263,11 +199,11 @@ class Engine:
             timing=config.timing,
             start=now,
         )
-        self._peers: dict[str, _Peer] = {}
+        self._peers: dict[str, PeerStream] = {}
         for name in peers:
-            self._peers[name] = _Peer(name=name, ping=False, ack_trigger=rng.randrange(10))
+            self._peers[name] = PeerStream(name=name, ping=False, ack_trigger=rng.randrange(10))
         for name in ping_nodes:
-            self._peers[name] = _Peer(name=name, ping=True, ack_trigger=0)
+            self._peers[name] = PeerStream(name=name, ping=True, ack_trigger=0)
         for name, mark in (peer_marks or {}).items():
             if name in self._normal_peers:
                 self._peers[name].generation = mark.generation
@@ -278,8 +214,7 @@ class Engine:
         self._started = False
         self._start_time = now
         self._last_status_sent: float | None = None
-        self._seq = 0
-        self._history: dict[int, _Sent] = {}
+        self._history = History()
         self._keepalive_due = math.inf
         self._coalesce = coalesce  # see COALESCE_WINDOW; off: statuses on a fixed grid
         self._peer_status_at = -math.inf  # when a peer's status last arrived
@@ -387,7 +322,7 @@ class Engine:
                 and noseq_hg is not None
                 and (noseq_hg < known or (noseq_hg == known and peer.floor is not None))
             ):
-                return out + self._replay(peer, noseq_hg, known)
+                return out + peer.replay(noseq_hg, known, self.counters)
             if not self._for_us(message):
                 self.counters["not-for-us"] += 1
                 return out
@@ -417,15 +352,16 @@ class Engine:
         if hg is None:
             self.counters["bad-field"] += 1
             return out
-        if peer.before_jump is not None and self._continues(peer, hg, seq, now):
-            out += self._undo_jump(peer, now)
+        window = self._jump_window(peer)
+        if peer.before_jump is not None and peer.continues(hg, seq, now, window):
+            out += peer.undo_jump(now, rexmit_delay=self._rexmit_delay, counters=self.counters)
         known = peer.generation or 0
         if hg == known and peer.floor is not None:
             if seq <= peer.floor:
-                return out + self._replay(peer, hg, known)
+                return out + peer.replay(hg, known, self.counters)
             peer.floor = None  # newer than anything before our restart: it is alive
         if hg < known:
-            return out + self._replay(peer, hg, known)
+            return out + peer.replay(hg, known, self.counters)
 
         is_status = mtype == "status"
         node_dead = self._membership.node(name).status is NodeStatus.DEAD
@@ -436,7 +372,7 @@ class Engine:
                 out.append(NodeRestarted(node=name, generation=hg, at=now))
                 # Dead or alive: a mutated status may have killed it first (a tiny dt).
                 at_death = peer.seq_at_death if node_dead else None
-                jumped = self._track_of(peer, now, last_seq=at_death)
+                jumped = peer.snapshot(now, last_seq=at_death)
             peer.generation = hg
             if peer.tracked_generation != hg:
                 # Packets of this very generation may have overtaken its first status
@@ -444,7 +380,7 @@ class Engine:
                 # be asked for, for ever, from a peer that saw our ACK for it.
                 peer.reset_tracking()
             if jumped is not None:
-                self._remember_jump(peer, jumped)
+                peer.remember_jump(jumped, window)
             peer.floor = None
             peer.replay_logged.clear()
         elif node_dead and hg == known and peer.seq_at_death is not None:
@@ -457,7 +393,14 @@ class Engine:
                 )
                 out.append(PartitionHealed(node=name, at=now))
 
-        verdict, track_out = self._track(peer, seq, hg, now)
+        verdict, track_out = peer.track(
+            seq,
+            hg,
+            now,
+            rexmit_delay=self._rexmit_delay,
+            jump_window=window,
+            counters=self.counters,
+        )
         out += track_out
         if verdict == "stale":
             self.counters["stale"] += 1
@@ -623,15 +566,9 @@ class Engine:
         marks: dict[str, PeerMark] = {}
         for name in self._normal_peers:
             peer = self._peers[name]
-            before = peer.before_jump
-            if before is not None and self._jump_expired(peer, before, now):
-                before = None
-            if before is not None and before.generation is not None and before.last_seq is not None:
-                marks[name] = PeerMark(before.generation, before.last_seq)
-            elif peer.tracked_generation is not None and peer.last_seq is not None:
-                marks[name] = PeerMark(peer.tracked_generation, peer.last_seq)
-            elif peer.generation is not None and peer.floor is not None:
-                marks[name] = PeerMark(peer.generation, peer.floor)
+            mark = peer.mark(now, self._jump_window(peer))
+            if mark is not None:
+                marks[name] = PeerMark(*mark)
         return marks
 
     def lowest_ack(self) -> int | None:
@@ -684,8 +621,7 @@ class Engine:
         envelope.append(Field("srcuuid", self._uuid, FieldType.BINARY))
         seq = 0
         if sequenced:
-            self._seq += 1
-            seq = self._seq
+            seq = self._history.next_seq()
             envelope.append(Field("seq", b"%x" % seq))
         envelope.append(Field("hg", b"%x" % self._generation))
         envelope.append(Field("ts", b"%x" % int(self._wallclock())))
@@ -694,8 +630,7 @@ class Engine:
         envelope.append(Field("ttl", self._ttl_bytes))
         msg = message.with_fields(*envelope, drop="auth")
         if sequenced:
-            self._history[seq] = _Sent(message=msg)
-            self._history.pop(seq - HISTORY_SIZE, None)
+            self._history.record(seq, msg)
         return Transmit(message=msg, dest=dest)
 
     def _send_reqnodes(self, target: str, now: float) -> list[Output]:
@@ -718,125 +653,18 @@ class Engine:
         dest = message.get("dest")
         return dest is None or dest.lower() == self._local
 
-    def _track(self, peer: _Peer, seq: int, hg: int, now: float) -> tuple[str, list[Output]]:
-        """Step 5 of docs/heartbeat.md#sequence-numbers: in order, duplicate, gap, fill, stale."""
-        out: list[Output] = []
-        if peer.last_seq is None or peer.resync:
-            before = peer.seq_at_death if peer.seq_at_death is not None else peer.last_seq
-            if peer.resync and before is not None and seq > before + MAX_MISSING:
-                self._remember_jump(peer, self._track_of(peer, now, last_seq=before))
-            peer.tracked_generation = hg
-            peer.last_seq = seq
-            peer.resync = False
-            peer.missing.clear()
-            peer.rexmit_due.clear()
-            return "in-order", out
-        last = peer.last_seq
-        if seq == last + 1:
-            peer.last_seq = seq
-            return "in-order", out
-        if seq == last:
-            return "duplicate", out
-        if seq > last:
-            lost = seq - last - 1
-            peer.last_seq = seq
-            if lost + len(peer.missing) > MAX_MISSING:
-                self._remember_jump(peer, self._track_of(peer, now, last_seq=last))
-                peer.missing.clear()
-                peer.rexmit_due.clear()
-                out.append(Log(level="ERROR", text=f"lost a lot of packets from {peer.name}!"))
-                self.counters["resync"] += 1
-                return "gap", out
-            out.append(
-                Log(
-                    level="WARN",
-                    text=f"{lost} lost packet(s) for [{peer.name}] [{last}:{seq}]",
-                )
-            )
-            for missing in range(last + 1, seq):
-                peer.missing.add(missing)
-                peer.rexmit_due[missing] = now + self._rexmit_delay()
-            return "gap", out
-        if seq in peer.missing:
-            peer.missing.discard(seq)
-            peer.rexmit_due.pop(seq, None)
-            if not peer.missing:
-                out.append(Log(level="info", text=f"No pkts missing from {peer.name}!"))
-            return "filled", out
-        return "stale", out
-
-    def _replay(self, peer: _Peer, hg: int, known: int) -> list[Output]:
-        self.counters["replay"] += 1
-        if hg in peer.replay_logged or len(peer.replay_logged) >= 16:
-            return []
-        peer.replay_logged.add(hg)
-        text = (
-            f"should_drop_message: attempted replay attack [{peer.name}]? "
-            f"[gen = {hg}, curgen = {known}]"
-        )
-        return [Log(level="WARN", text=text)]
-
-    def _track_of(self, peer: _Peer, now: float, *, last_seq: int | None = None) -> _Track:
-        return _Track(
-            generation=peer.tracked_generation if last_seq is not None else peer.generation,
-            last_seq=peer.last_seq if last_seq is None else last_seq,
-            last_status_seq=peer.last_status_seq,
-            missing=frozenset(peer.missing),
-            at=now,
-        )
-
-    def _jump_expired(self, peer: _Peer, before: _Track, now: float) -> bool:
-        # Our own dead time too: the packet that jumped may have advertised a tiny one.
+    def _jump_window(self, peer: PeerStream) -> float:
+        """How long a jump in *peer*'s stream stays undoable: JUMP_PROOF dead times, ours
+        too (the packet that jumped may have advertised a tiny one)."""
         dead_ms = max(self._timing.deadtime, self._membership.dead_time_ms(peer.name))
-        return now - before.at > JUMP_PROOF * dead_ms / 1000
-
-    def _remember_jump(self, peer: _Peer, track: _Track) -> None:
-        # A second jump before the first is settled keeps the stream before the first:
-        # the real one, if they were both mutated packets.
-        before = peer.before_jump
-        if before is None or self._jump_expired(peer, before, track.at):
-            peer.before_jump = track
-
-    def _continues(self, peer: _Peer, hg: int, seq: int, now: float) -> bool:
-        """Whether a packet continues the stream a jump replaced (see _Peer.before_jump)."""
-        before = peer.before_jump
-        if before is None or before.last_seq is None or hg != before.generation:
-            return False
-        if self._jump_expired(peer, before, now):
-            peer.before_jump = None
-            return False
-        if hg == peer.tracked_generation and peer.last_seq is not None and seq > peer.last_seq:
-            return False  # the current stream takes it as it is
-        return before.last_seq < seq <= before.last_seq + MAX_MISSING or seq in before.missing
-
-    def _undo_jump(self, peer: _Peer, now: float) -> list[Output]:
-        """A mutated packet made the peer's stream jump (a signed packet of a buggy or
-        compromised member): go back to the real stream, which just proved alive."""
-        before = peer.before_jump
-        assert before is not None and before.last_seq is not None  # see _continues
-        peer.before_jump = None
-        peer.generation = peer.tracked_generation = before.generation
-        peer.last_seq = before.last_seq
-        peer.last_status_seq = before.last_status_seq
-        peer.resync = False
-        peer.missing = set(before.missing)
-        peer.rexmit_due = {seq: now + self._rexmit_delay() for seq in sorted(before.missing)}
-        if peer.seq_at_death is not None:  # declared dead since: what is new counts
-            peer.seq_at_death = min(before.missing, default=before.last_seq + 1) - 1
-        self.counters["jump-undone"] += 1
-        text = (
-            f"packets from {peer.name} continue its stream from before a jump to another "
-            f"generation or sequence number: the jump was false (generation {before.generation}, "
-            f"seq {before.last_seq})"
-        )
-        return [Log(level="WARN", text=text)]
+        return JUMP_PROOF * dead_ms / 1000
 
     def _rexmit_delay(self) -> float:
         top = self._config.max_rexmit_delay
         low = 50 if top >= 100 else 0
         return self._rng.randint(low, max(low, top)) / 1000
 
-    def _maybe_ack(self, peer: _Peer, seq: int, now: float) -> list[Output]:
+    def _maybe_ack(self, peer: PeerStream, seq: int, now: float) -> list[Output]:
         if peer.protocol is False or peer.missing or seq % ACK_DIVISOR != peer.ack_trigger:
             return []
         self.counters["acks-sent"] += 1
@@ -853,7 +681,7 @@ class Engine:
         self._keepalive_due = now + period
         return self._send_status(now)
 
-    def _on_status(self, peer: _Peer, message: Message, now: float) -> list[Output]:
+    def _on_status(self, peer: PeerStream, message: Message, now: float) -> list[Output]:
         out: list[Output] = []
         name = peer.name
         if peer.protocol is None:
@@ -892,7 +720,7 @@ class Engine:
         return out
 
     def _dispatch_noseq(
-        self, peer: _Peer, mtype: str, message: Message, link: str, now: float
+        self, peer: PeerStream, mtype: str, message: Message, link: str, now: float
     ) -> list[Output]:
         if peer.ping:
             if mtype != "NS_st":
@@ -905,7 +733,7 @@ class Engine:
             return self._on_nak(peer, message)
         if mtype == "NS_ackmsg":
             ackseq = _parse_hex(message.get("ackseq"))
-            if ackseq is None or ackseq > self._seq:
+            if ackseq is None or ackseq > self._history.seq:
                 self.counters["bad-field"] += 1
             elif peer.acked is None or ackseq > peer.acked:
                 peer.acked = ackseq
@@ -915,7 +743,7 @@ class Engine:
             return []
         return [Delivered(message=message, link=link, at=now)]
 
-    def _on_ping(self, peer: _Peer, now: float) -> list[Output]:
+    def _on_ping(self, peer: PeerStream, now: float) -> list[Output]:
         out: list[Output] = []
         report = self._membership.heard_status(peer.name, now, NodeStatus.PING)
         for change in report.changes:
@@ -928,62 +756,47 @@ class Engine:
             out.append(change)
         return out
 
-    def _on_rexmit(self, peer: _Peer, message: Message, now: float) -> list[Output]:
+    def _on_rexmit(self, peer: PeerStream, message: Message, now: float) -> list[Output]:
         first = _parse_dec(message.get("firstseq"))
         last = _parse_dec(message.get("lastseq"))
         if first is None or last is None or last < first:
             self.counters["bad-field"] += 1
             return []
         out: list[Output] = []
-        lowest = max(1, self._seq - HISTORY_SIZE + 1)
         min_gap = max(0, self._config.max_rexmit_delay - 10) / 1000
-        for seq in range(first, min(last, first + MAX_REXMIT_BATCH - 1) + 1):
-            if seq > self._seq:
-                break
-            if peer.acked is not None and seq <= peer.acked:
-                continue
-            sent = self._history.get(seq)
-            if sent is None:
-                reason = "seqno too low" if seq < lowest else "seqno not found"
+        for seq, sent in self._history.answer(
+            first, last, acked=peer.acked, now=now, min_gap=min_gap
+        ):
+            if isinstance(sent, str):
                 nak = Message.of(
                     ("t", "NS_nak_rexmit"),
                     ("firstseq", _hex(seq)),
                     ("dest", peer.name),
-                    ("info", reason),
+                    ("info", sent),
                 )
                 self.counters["naks-sent"] += 1
                 out.append(self._emit(nak))
                 continue
-            if sent.last_rexmit is not None and now - sent.last_rexmit < min_gap:
-                continue
-            sent.last_rexmit = now
             self.counters["retransmitted"] += 1
-            out.append(Transmit(message=sent.message, dest=None, retransmit=True))
+            out.append(Transmit(message=sent, dest=None, retransmit=True))
         return out
 
-    def _on_nak(self, peer: _Peer, message: Message) -> list[Output]:
+    def _on_nak(self, peer: PeerStream, message: Message) -> list[Output]:
         seq = _parse_hex(message.get("firstseq"))
         if seq is None:
             self.counters["bad-field"] += 1
             return []
-        if seq not in peer.missing:
-            return []
-        peer.missing.discard(seq)
-        peer.rexmit_due.pop(seq, None)
-        return [Log(level="ERROR", text=f"Irretrievably lost packet: node {peer.name} seq {seq}")]
+        return peer.lost_for_good(seq)
 
-    def _rexmit_requests(self, peer: _Peer, now: float) -> list[Output]:
-        due = sorted(seq for seq, when in peer.rexmit_due.items() if when <= now)
-        if not due:
+    def _rexmit_requests(self, peer: PeerStream, now: float) -> list[Output]:
+        if not peer.rexmit_due:
+            return []
+        # A zero max_rexmit_delay must not make the timer due again at once.
+        due = peer.due_requests(now, max(self._config.max_rexmit_delay, 10) / 1000)
+        if self._membership.node(peer.name).status not in (NodeStatus.UP, NodeStatus.ACTIVE):
             return []
         out: list[Output] = []
-        # A zero max_rexmit_delay must not make the timer due again at once.
-        period = max(self._config.max_rexmit_delay, 10) / 1000
-        asking = self._membership.node(peer.name).status in (NodeStatus.UP, NodeStatus.ACTIVE)
         for seq in due:
-            peer.rexmit_due[seq] = now + period
-            if not asking:
-                continue
             request = Message.of(
                 ("t", "NS_rexmit"),
                 ("dest", peer.name),
@@ -994,7 +807,7 @@ class Engine:
             out.append(self._emit(request))
         return out
 
-    def _on_reqnodes(self, peer: _Peer, now: float) -> list[Output]:
+    def _on_reqnodes(self, peer: PeerStream, now: float) -> list[Output]:
         nodelist = "".join(f"{n} " for n in self._config.nodes)
         reply = Message.of(
             ("dest", peer.name),
@@ -1004,7 +817,7 @@ class Engine:
         )
         return [self._emit(reply)]
 
-    def _on_repnodes(self, peer: _Peer, message: Message, now: float) -> list[Output]:
+    def _on_repnodes(self, peer: PeerStream, message: Message, now: float) -> list[Output]:
         out: list[Output] = []
         listed = (message.get("nodelist") or "").split()
         configured = set(self._config.nodes)
@@ -1069,11 +882,7 @@ class Engine:
         return [Log(level="info", text=f"Link {event.node}:{event.link} {event.status}."), event]
 
     def _node_died(self, event: NodeStatusChanged) -> list[Output]:
-        peer = self._peers[event.node]
-        peer.missing.clear()
-        peer.rexmit_due.clear()
-        peer.resync = True
-        peer.seq_at_death = peer.last_seq if peer.last_seq is not None else peer.floor
+        self._peers[event.node].died()
         if self._reqnodes_target == event.node:
             self._reqnodes_target = None
             self._reqnodes_due = None

@@ -9,14 +9,16 @@
 * Mail goes through SMTP (default ``localhost:25``; SMTPS, STARTTLS, login) or the
   local ``sendmail -t``, retried with backoff, bounded in attempts and time.
 
-Everything is configured in ``[plugins.mailto]``; see this distribution's README.
+Everything is configured in ``[plugins.mailto]``; see this distribution's README. A
+reload (SIGHUP) applies a changed table at once (``pulse_reconfigure``): recipients,
+events, subject, sender, transport and retries; only ``state_dir`` needs a restart.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pulse import hookimpl
@@ -44,20 +46,35 @@ __all__ = [
     "MailService",
     "__version__",
     "pulse_configure",
+    "pulse_reconfigure",
     "pulse_register_event_listeners",
     "pulse_register_resource_agents",
     "read_settings",
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class MailService:
-    """What the agents and the listener of one daemon share."""
+    """What the agents and the listener of one daemon share, and what a reload changes."""
 
     settings: MailSettings
     transport: Transport
     stats: MailStats
     outbox: Outbox
+    agents: list[MailToAgent] = field(default_factory=list)
+    listeners: list[MailListener] = field(default_factory=list)
+
+    def apply(self, settings: MailSettings, transport: Transport) -> bool:
+        """New settings for every object already made; False if one needs a restart."""
+        if settings.state_dir != self.settings.state_dir:
+            return False  # the agents' state files live there
+        self.settings, self.transport = settings, transport
+        self.outbox.transport, self.outbox.policy = transport, settings.retry
+        for agent in self.agents:
+            agent.sender = settings.sender
+        for listener in self.listeners:
+            listener.reconfigure(settings, transport)
+        return True
 
 
 # --------------------------------------------------------------------------- settings
@@ -133,7 +150,7 @@ def pulse_register_resource_agents(node: str, context: PluginContext) -> Mapping
             return UnusableAgent(spec, problem)
         service = service_for(context)
         state_dir = Path(service.settings.state_dir)
-        return MailToAgent(
+        agent = MailToAgent(
             spec,
             target=target,
             node=node,
@@ -142,6 +159,8 @@ def pulse_register_resource_agents(node: str, context: PluginContext) -> Mapping
             state=PseudoState(state_dir / state_file_name(node, spec)),
             script=script_path(config.resource_dir),
         )
+        service.agents.append(agent)
+        return agent
 
     return {AGENT: factory}
 
@@ -151,4 +170,14 @@ def pulse_register_event_listeners(config: Config, context: PluginContext) -> li
     service = service_for(context)
     if not service.settings.to and not _mailto_specs(config):
         return []
-    return [MailListener(service.settings, service.transport, service.stats, service.outbox)]
+    listener = MailListener(service.settings, service.transport, service.stats, service.outbox)
+    service.listeners.append(listener)
+    return [listener]
+
+
+@hookimpl
+def pulse_reconfigure(config: Config, context: PluginContext) -> bool:
+    """A reload changed ``[plugins.mailto]`` (pulse_configure found no error in it)."""
+    service = service_for(context)
+    settings, _ = read_settings(config)
+    return service.apply(settings, make_transport(settings, helo=os.uname().nodename))

@@ -35,6 +35,11 @@ class MailListener:
         self.outbox = outbox
         self.timeout = settings.budget + _BUS_GRACE
 
+    def reconfigure(self, settings: MailSettings, transport: Transport) -> None:
+        """A reload's new settings, from the next event on."""
+        self.settings, self.transport = settings, transport
+        self.timeout = settings.budget + _BUS_GRACE
+
     def wants(self, event: ClusterEvent) -> bool:
         return bool(self.settings.to) and event.kind in self.settings.events
 
