@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Set up everything pulse needs on a fresh Debian machine: Debian packages (when root
 # and missing) and a virtualenv in .venv with pulse installed in editable mode.
-# Usage: scripts/bootstrap.sh [--test]   (--test adds test tools and test-only packages)
+# Usage: scripts/bootstrap.sh [--demo|--test]
+#   --demo adds pulse-lab (lab/: the namespace lab that `pulse demo` comes from);
+#   --test adds pulse-lab, the contrib plugins, test tools and test-only packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_lab=0
+case "${1:-}" in
+  --test) want_test=1; want_lab=1 ;;
+  --demo) want_lab=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--demo|--test]" >&2; exit 2 ;;
+esac
 
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -50,17 +58,26 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-stamp=".venv/.pulse-installed-$want_test"
-if [ ! -e "$stamp" ] || [ -n "$(find pyproject.toml contrib -name pyproject.toml -newer "$stamp" 2>/dev/null)" ]; then
+stamp=".venv/.pulse-installed-$want_test$want_lab"
+if [ ! -e "$stamp" ] || [ -n "$(find pyproject.toml lab contrib -name pyproject.toml -newer "$stamp" 2>/dev/null)" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
   if [ "$want_test" = 1 ]; then
     .venv/bin/pip install -q -e '.[test]'
+  else
+    .venv/bin/pip install -q -e .
+  fi
+  # pulse-lab is a distribution of its own (the daemon ships no lab); it needs pulse-ha,
+  # installed just above.
+  if [ "$want_test" = 1 ]; then
+    .venv/bin/pip install -q -e 'lab[test]'
+  elif [ "$want_lab" = 1 ]; then
+    .venv/bin/pip install -q -e lab
+  fi
+  if [ "$want_test" = 1 ]; then
     # The contrib plugins are distributions of their own, installed as a user would.
     for dist in contrib/*/; do
       [ -f "$dist/pyproject.toml" ] && .venv/bin/pip install -q -e "$dist[test]"
     done
-  else
-    .venv/bin/pip install -q -e .
   fi
   touch "$stamp"
 fi

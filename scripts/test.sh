@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh --test
 . .venv/bin/activate
-echo "== ruff"; ruff check src tests contrib plugins bench && ruff format --check --quiet src tests contrib plugins bench
+echo "== ruff"; ruff check src tests contrib plugins bench lab && ruff format --check --quiet src tests contrib plugins bench lab
 echo "== mypy"; mypy
 echo "== pytest"; pytest "$@"

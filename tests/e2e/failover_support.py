@@ -2,7 +2,7 @@
 
 The set-ups of the user's configs in tests/data/legacy/ are rebuilt in network
 namespaces with real ``pulse run`` daemons (:class:`FailoverNode`, a
-:class:`~pulse.lab.cluster.PulseNode` that can be given its own environment and its own
+:class:`~pulse_lab.cluster.PulseNode` that can be given its own environment and its own
 ``/etc/init.d``), real floating IPs, web servers answering with their node's name, and
 ``curl`` as the client. Every wait is bounded and says what it waited for when it gives up.
 """
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pulse.demo import WEB_SCRIPT
-from pulse.lab.cluster import PULSE, PulseNode, ha_cf, wait_for
-from pulse.lab.netns import Iface, Lan, Node, Topology
+from pulse_lab.cluster import PULSE, PulseNode, ha_cf, wait_for
+from pulse_lab.demo import WEB_SCRIPT
+from pulse_lab.netns import Iface, Lan, Node, Topology
 
 # Nodes advertise deadtime + 2 s during their first 5 s (Heartbeat's start-up grace);
 # a hard failure is only detected within deadtime once this much time has passed.

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from pulse.lab.netns import Iface, Node, Topology
+from pulse_lab.netns import Iface, Node, Topology
 
 pytestmark = pytest.mark.netns
 

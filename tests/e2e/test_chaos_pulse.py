@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pulse.lab.netns import netns_available
+from pulse_lab.netns import netns_available
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

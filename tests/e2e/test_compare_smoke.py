@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from pulse.lab.heartbeat import missing_prerequisites
-from pulse.lab.keepalived import keepalived_missing
-from pulse.lab.netns import netns_available
+from pulse_lab.heartbeat import missing_prerequisites
+from pulse_lab.keepalived import keepalived_missing
+from pulse_lab.netns import netns_available
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from failover_support import FailoverNode, addresses
 
-from pulse.lab.cluster import ha_cf, wait_for
-from pulse.lab.netns import Topology
+from pulse_lab.cluster import ha_cf, wait_for
+from pulse_lab.netns import Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from failover_support import WebCluster, addresses, wait_past_startup_grace, web_cluster
 
-from pulse.lab.cluster import wait_for
-from pulse.lab.netns import Topology
+from pulse_lab.cluster import wait_for
+from pulse_lab.netns import Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -29,8 +29,8 @@ from failover_support import (
     wait_serving,
 )
 
-from pulse.lab.cluster import wait_for
-from pulse.lab.netns import Iface, Node, Topology
+from pulse_lab.cluster import wait_for
+from pulse_lab.netns import Iface, Node, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

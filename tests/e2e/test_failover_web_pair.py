@@ -23,8 +23,8 @@ from failover_support import (
     web_cluster,
 )
 
-from pulse.lab.cluster import wait_for
-from pulse.lab.netns import Topology
+from pulse_lab.cluster import wait_for
+from pulse_lab.netns import Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

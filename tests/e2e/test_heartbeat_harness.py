@@ -1,4 +1,4 @@
-"""The Heartbeat interop harness (pulse.lab.heartbeat) against real Heartbeat 3.0.6.
+"""The Heartbeat interop harness (pulse_lab.heartbeat) against real Heartbeat 3.0.6.
 
 These tests prove the harness itself: two stock heartbeat daemons, each in its own network
 and mount namespace, find each other, report each other through ``cl_status``, and notice
@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import pytest
 
-from pulse.lab.heartbeat import (
+from pulse_lab.heartbeat import (
     HeartbeatNode,
     HeartbeatPeerError,
     HeartbeatPeers,
@@ -29,7 +29,7 @@ from pulse.lab.heartbeat import (
     missing_prerequisites,
     render_ha_cf,
 )
-from pulse.lab.netns import Topology
+from pulse_lab.netns import Topology
 
 KEEPALIVE = 1.0
 DEADTIME = 3.0

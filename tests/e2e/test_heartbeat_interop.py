@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from pulse.config.model import AuthKey, AuthKeys, AuthMethod
-from pulse.lab.cluster import PulseNode, ha_cf
-from pulse.lab.heartbeat import HeartbeatNode, HeartbeatPeers, missing_prerequisites, render_ha_cf
-from pulse.lab.netns import Lan, Node, Topology
 from pulse.transport.ping import parse_icmp, ping_message
 from pulse.wire import Encoding, Signer, decode, encode
+from pulse_lab.cluster import PulseNode, ha_cf
+from pulse_lab.heartbeat import HeartbeatNode, HeartbeatPeers, missing_prerequisites, render_ha_cf
+from pulse_lab.netns import Lan, Node, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.heartbeat, pytest.mark.slow]
 

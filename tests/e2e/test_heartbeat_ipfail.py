@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from pulse.lab.cluster import PulseNode, ha_cf
-from pulse.lab.heartbeat import HeartbeatNode, HeartbeatPeers, missing_prerequisites, render_ha_cf
-from pulse.lab.netns import Node, Topology
+from pulse_lab.cluster import PulseNode, ha_cf
+from pulse_lab.heartbeat import HeartbeatNode, HeartbeatPeers, missing_prerequisites, render_ha_cf
+from pulse_lab.netns import Node, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.heartbeat, pytest.mark.slow]
 

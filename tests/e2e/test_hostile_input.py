@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pulse.lab.cluster import PulseNode, ha_cf, wait_for
-from pulse.lab.netns import Node, Topology
-from pulse.lab.procstat import read_rss_kib
+from pulse_lab.cluster import PulseNode, ha_cf, wait_for
+from pulse_lab.netns import Node, Topology
+from pulse_lab.procstat import read_rss_kib
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -49,8 +49,8 @@ def fast_pair(topology: Topology, tmp_path: Path) -> tuple[PulseNode, PulseNode,
 
 
 def flood_argv(command: str, **options: object) -> list[str]:
-    """``python -m pulse.lab.flood COMMAND --option value ...``"""
-    argv = [sys.executable, "-m", "pulse.lab.flood", command]
+    """``python -m pulse_lab.flood COMMAND --option value ...``"""
+    argv = [sys.executable, "-m", "pulse_lab.flood", command]
     for name, value in options.items():
         argv += [f"--{name.replace('_', '-')}", str(value)]
     return argv

@@ -1,4 +1,4 @@
-"""pulse.lab.faults: each fault does what it says in a real namespace, and its undo (or
+"""pulse_lab.faults: each fault does what it says in a real namespace, and its undo (or
 the topology closing) puts everything back."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pulse.lab.faults import Faults
-from pulse.lab.netns import Iface, Topology, netns_available
+from pulse_lab.faults import Faults
+from pulse_lab.netns import Iface, Topology, netns_available
 
 pytestmark = [pytest.mark.netns]
 

@@ -1,4 +1,4 @@
-"""The safety rules of pulse.lab.netns: which subnets it accepts, and that it cleans up.
+"""The safety rules of pulse_lab.netns: which subnets it accepts, and that it cleans up.
 
 The subnet checks are pure and run anywhere; the rest builds (tiny) namespaces.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pulse.lab.netns import (
+from pulse_lab.netns import (
     Topology,
     allowed_subnet,
     list_namespaces,
@@ -148,7 +148,7 @@ def test_a_signalled_test_process_still_deletes_its_namespaces(signum: int) -> N
         """
         import sys, time
         sys.path.insert(0, sys.argv[1])
-        from pulse.lab.netns import Topology
+        from pulse_lab.netns import Topology
         topo = Topology()
         topo.add_node("a")
         print(" ".join(topo.namespaces()), flush=True)

@@ -18,8 +18,8 @@ import pytest
 import trio
 
 from pulse.errors import TransportError
-from pulse.lab.netns import Topology
 from pulse.transport import Datagram, SerialLink
+from pulse_lab.netns import Topology
 
 BAUD = 19200
 

@@ -15,8 +15,8 @@ import trio
 from links_agent import Agent
 
 from pulse.errors import TransportError
-from pulse.lab.netns import Iface, Node, Topology
 from pulse.transport.udp import ECHO_MEMORY
+from pulse_lab.netns import Iface, Node, Topology
 
 pytestmark = pytest.mark.netns
 

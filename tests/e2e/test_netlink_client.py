@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pulse.lab.netns import Node, Topology
+from pulse_lab.netns import Node, Topology
 
 pytestmark = pytest.mark.netns
 

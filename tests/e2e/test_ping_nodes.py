@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pulse.cli.ctl import format_status
-from pulse.lab.cluster import PULSE, PulseNode, ha_cf
-from pulse.lab.netns import Lan, Topology
+from pulse_lab.cluster import PULSE, PulseNode, ha_cf
+from pulse_lab.netns import Lan, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pulse.lab.cluster import PulseNode, ha_cf, wait_for
-from pulse.lab.netns import Topology
-from pulse.lab.procstat import running
+from pulse_lab.cluster import PulseNode, ha_cf, wait_for
+from pulse_lab.netns import Topology
+from pulse_lab.procstat import running
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

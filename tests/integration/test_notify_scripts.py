@@ -11,9 +11,9 @@ import trio
 from daemon_support import runs_on, start_daemons
 
 from pulse.config.model import NotifyScript, Timing
-from pulse.lab.procstat import running
 from pulse.testing import FakeNetwork
 from pulse.testing.agents import FakeResources, two_node_config
+from pulse_lab.procstat import running
 
 CONFIG = two_node_config(
     Timing(keepalive=100, deadtime=500, warntime=300, initdead=1000, deadping=500)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from pulse.lab.procstat import running
 from pulse.protocol.events import Output
 from pulse.respawn import ClientSpec, RespawnSupervisor
+from pulse_lab.procstat import running
 
 WAIT = 10.0  # seconds: the bound of every wait below
 

@@ -92,10 +92,6 @@ NEVER = ("pytest", "pyroute2", "pulse_lab", "pulse.lab", "pulse.demo", "hypothes
 #: would refuse.
 EXCEPTIONS = {("pulse.config.checks", "pulse.resources.ipaddr")}
 
-#: Modules still on their way to the lab distribution (issue 10); see docs/architecture.md.
-LAB_LEFTOVERS = ("pulse.lab", "pulse.demo", "pulse.testing.fixtures", "pulse.wire.pcap")
-LAB_LEFTOVER_IMPORTS = {("pulse.cli.main", "pulse.demo")}
-
 
 def _module_name(path: Path) -> str:
     parts = path.relative_to(SRC).with_suffix("").parts
@@ -118,11 +114,7 @@ def _within(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-MODULES = {
-    _module_name(p): p
-    for p in sorted((SRC / "pulse").rglob("*.py"))
-    if not _within(_module_name(p), LAB_LEFTOVERS)
-}
+MODULES = {_module_name(p): p for p in sorted((SRC / "pulse").rglob("*.py"))}
 
 
 def _violations(rule_modules: tuple[str, ...], forbidden: tuple[str, ...]) -> list[str]:
@@ -152,7 +144,7 @@ def test_the_product_never_imports_the_lab_or_a_test_framework() -> None:
         f"{name} imports {imported}"
         for name, path in MODULES.items()
         for imported in sorted(_imports(path))
-        if _within(imported, NEVER) and (name, imported) not in LAB_LEFTOVER_IMPORTS
+        if _within(imported, NEVER)
     ]
     assert bad == []
 

@@ -1,4 +1,4 @@
-"""pulse.lab.flood makes the hostile packets bench/flood and the e2e tests send."""
+"""pulse_lab.flood makes the hostile packets bench/flood and the e2e tests send."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import random
 from test_wire_fuzz import REAL, SHA1
 
 from pulse.errors import WireError
-from pulse.lab.flood import KINDS, generator, max_gap, mixed, wrong_key_status
 from pulse.wire import decode
 from pulse.wire.codec import screen
+from pulse_lab.flood import KINDS, generator, max_gap, mixed, wrong_key_status
 
 
 def refused(data: bytes) -> bool:

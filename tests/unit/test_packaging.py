@@ -75,3 +75,11 @@ def test_the_installer_builds_a_working_virtualenv_from_this_checkout(tmp_path: 
     assert version.stdout.startswith("pulsectl (pulse) ")
     wheel_license = list(prefix.glob("lib/python3*/site-packages/pulse_ha-*.dist-info/licenses"))
     assert wheel_license and (wheel_license[0] / "LICENSE").exists()
+    # A production install has no lab: no pyroute2, and `pulse demo` says what it needs.
+    site = next(prefix.glob("lib/python3*/site-packages"))
+    assert not (site / "pyroute2").exists() and not (site / "pulse_lab").exists()
+    demo = subprocess.run(
+        [str(prefix / "bin" / "pulse"), "demo"], capture_output=True, text=True, timeout=60
+    )
+    assert demo.returncode == 2
+    assert "pulse-lab" in demo.stderr and "Traceback" not in demo.stderr

@@ -15,8 +15,9 @@ from protocol_harness import (
 )
 
 from pulse.protocol.events import Log, Transmit
-from pulse.wire import Signer, decode, read_udp
+from pulse.wire import Signer, decode
 from pulse.wire.message import FieldType, Message
+from pulse_lab.pcap import read_udp
 
 CAPTURE = Path(__file__).resolve().parents[1] / "data" / "captures" / "hb-sha1.pcap"
 ENVELOPE = ["src", "srcuuid", "seq", "hg", "ts", "ld", "ttl"]

@@ -16,9 +16,9 @@ from pulse.wire import (
     Signer,
     decode,
     encode,
-    read_udp,
     render_for_signing,
 )
+from pulse_lab.pcap import read_udp
 
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
 

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from pulse.config.model import AuthKey, AuthKeys, AuthMethod
 from pulse.errors import WireError
-from pulse.wire import Encoding, Field, FieldType, Message, Signer, codec, decode, encode, read_udp
+from pulse.wire import Encoding, Field, FieldType, Message, Signer, codec, decode, encode
 from pulse.wire.codec import render_for_signing
+from pulse_lab.pcap import read_udp
 
 CAPTURE = Path(__file__).resolve().parents[1] / "data" / "captures" / "hb-sha1.pcap"
 SHA1 = Signer(

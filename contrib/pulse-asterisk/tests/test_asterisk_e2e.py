@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pulse.lab.cluster import PulseNode, ha_cf, wait_for
-from pulse.lab.netns import Topology
+from pulse_lab.cluster import PulseNode, ha_cf, wait_for
+from pulse_lab.netns import Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from pulse.lab.cluster import PULSE, PulseNode, wait_for
-from pulse.lab.netns import Iface, Node, Topology
+from pulse_lab.cluster import PULSE, PulseNode, wait_for
+from pulse_lab.netns import Iface, Node, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from mailto_smtp_support import Collector, SmtpServer, free_port
 
-from pulse.testing.fixtures import topology_fixture
+from pulse_lab.fixtures import topology_fixture
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from pulse.lab.cluster import PULSE, PulseNode, wait_for
-from pulse.lab.netns import Node, Topology
+from pulse_lab.cluster import PULSE, PulseNode, wait_for
+from pulse_lab.netns import Node, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mariadb_lab import MariaDB, make_template, prepare_primary, replicate, unavailable
 
-from pulse.testing.fixtures import topology_fixture
+from pulse_lab.fixtures import topology_fixture
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from mariadb_lab import MariaDB, caught_up, prepare_primary, replicate
 
-from pulse.lab.cluster import PulseNode, ha_cf, wait_for
-from pulse.lab.netns import Node, Topology
+from pulse_lab.cluster import PulseNode, ha_cf, wait_for
+from pulse_lab.netns import Node, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

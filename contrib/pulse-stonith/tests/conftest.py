@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from pulse.testing.fixtures import topology_fixture
+from pulse_lab.fixtures import topology_fixture
 
 topology = topology_fixture("pst")

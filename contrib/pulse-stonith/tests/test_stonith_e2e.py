@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pulse.lab.cluster import PULSE, PulseNode, ha_cf, wait_for
-from pulse.lab.netns import Iface, Node, Topology
+from pulse_lab.cluster import PULSE, PulseNode, ha_cf, wait_for
+from pulse_lab.netns import Iface, Node, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

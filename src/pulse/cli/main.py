@@ -1,21 +1,55 @@
 """`pulse`: the daemon's command line.
 
 Subcommands: ``check`` (validate a config), ``convert`` (legacy -> TOML), ``run``
-(the daemon, foreground) and ``demo`` (a cluster in network namespaces).
+(the daemon, foreground), and those other installed distributions register in the
+``pulse.commands`` entry-point group: ``demo`` (a cluster in network namespaces) comes
+from pulse-lab (lab/pyproject.toml), which the daemon's own code never imports.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Mapping
+from importlib.metadata import EntryPoint, entry_points
 
 from pulse import __version__
 from pulse.cli import closed_pipe_safe
 
 DEFAULT_CONFIG = "/etc/ha.d"
 
+BUILTIN = ("check", "convert", "run")
 
-def build_parser() -> argparse.ArgumentParser:
+#: Entry-point group of extra subcommands: the entry point's name is the subcommand, its
+#: object a ``main(argv: list[str]) -> int`` given the arguments after the name. It is
+#: imported only when its subcommand runs.
+COMMANDS_GROUP = "pulse.commands"
+
+#: Subcommands the README promises that another distribution provides: their help, and
+#: the one line printed (exit 2) when that distribution is not installed.
+PROVIDED_ELSEWHERE = {
+    "demo": (
+        "run a demo cluster in network namespaces (root; from pulse-lab)",
+        "pulse demo needs pulse-lab: run scripts/demo.sh in a clone of pulse "
+        "(or pip install ./lab there)",
+    ),
+}
+
+
+def extra_commands() -> dict[str, EntryPoint]:
+    """The subcommands installed distributions register, by name (metadata only:
+    nothing is imported); a name of a built-in subcommand is ignored."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=COMMANDS_GROUP):
+        if ep.name not in BUILTIN:
+            found.setdefault(ep.name, ep)
+    return found
+
+
+def build_parser(extras: Mapping[str, EntryPoint] | None = None) -> argparse.ArgumentParser:
+    """The parser of the built-in subcommands; *extras* (and the subcommands of
+    :data:`PROVIDED_ELSEWHERE`) appear in ``--help`` only, as :func:`main` hands them
+    their arguments before parsing."""
     p = argparse.ArgumentParser(prog="pulse", description="pulse: Heartbeat-compatible HA daemon")
     p.add_argument("--version", action="version", version=f"pulse {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -43,15 +77,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="members of this group may read status, plugins and metrics "
         "(socket mode 0660; default: root only, or [control] group)",
     )
-    sp = sub.add_parser("demo", help="run a demo cluster in network namespaces (root)")
-    sp.add_argument("--nodes", type=int, default=2, choices=(2, 3))
-    sp.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
+    extras = extras or {}
+    for name in sorted({*extras, *PROVIDED_ELSEWHERE}):
+        if name in PROVIDED_ELSEWHERE:
+            help_text = PROVIDED_ELSEWHERE[name][0]
+        else:
+            dist = extras[name].dist
+            help_text = f"from {dist.name}" if dist is not None else "from an extension"
+        sub.add_parser(name, help=help_text, add_help=False)
     return p
+
+
+def run_extra(name: str, args: list[str], extras: Mapping[str, EntryPoint]) -> int:
+    """Run the subcommand *name* that another distribution provides, or say which one
+    to install (exit 2)."""
+    if name not in extras:
+        print(PROVIDED_ELSEWHERE[name][1], file=sys.stderr)
+        return 2
+    try:
+        command: Callable[[list[str]], int] = extras[name].load()
+    except (ImportError, AttributeError) as exc:
+        print(f"pulse {name}: cannot load {extras[name].value}: {exc}", file=sys.stderr)
+        return 2
+    return command(args)
 
 
 @closed_pipe_safe
 def main(argv: list[str] | None = None) -> int:
-    ns = build_parser().parse_args(argv)
+    args = sys.argv[1:] if argv is None else list(argv)
+    extras: dict[str, EntryPoint] = {}
+    if not args or args[0] not in BUILTIN:
+        extras = extra_commands()  # `pulse run` does not even read other packages' metadata
+    if args and (args[0] in extras or args[0] in PROVIDED_ELSEWHERE):
+        try:
+            return run_extra(args[0], args[1:], extras)
+        except KeyboardInterrupt:
+            return 130
+    ns = build_parser(extras).parse_args(args)
     try:
         if ns.command in ("check", "convert"):
             from pulse.cli import check
@@ -61,10 +123,6 @@ def main(argv: list[str] | None = None) -> int:
             from pulse.cli import run
 
             return run.run(ns)
-        if ns.command == "demo":
-            from pulse import demo
-
-            return demo.main(ns)
     except KeyboardInterrupt:
         return 130
     print(f"pulse: unknown command {ns.command}", file=sys.stderr)

@@ -14,5 +14,3 @@ from .codec import render_for_signing as render_for_signing
 from .message import Field as Field
 from .message import FieldType as FieldType
 from .message import Message as Message
-from .pcap import UdpDatagram as UdpDatagram
-from .pcap import read_udp as read_udp

@@ -2,7 +2,7 @@
 
 A :class:`PulseNode` writes a Heartbeat-style config directory (ha.cf, authkeys
 0600, haresources, resource.d scripts), runs ``pulse run`` inside its namespace as a
-tracked process of the :class:`~pulse.lab.netns.Topology`, and reads its state over
+tracked process of the :class:`~pulse_lab.netns.Topology`, and reads its state over
 the control socket, as ``pulsectl`` does. Every wait is bounded; the topology kills
 the daemons when it closes.
 """
@@ -21,8 +21,8 @@ from typing import Any
 
 from pulse.cli.ctl import NotRunning, call
 from pulse.control.protocol import Reply, Request
-from pulse.lab.netns import Node, Topology
 from pulse.respawn import NEVER_REBOOT_ENV
+from pulse_lab.netns import Node, Topology
 
 PULSE = [sys.executable, "-m", "pulse"]
 

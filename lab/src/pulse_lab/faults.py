@@ -1,6 +1,6 @@
 """Faults injected into the daemons of a lab, each with its undo (bench/chaos, e2e tests).
 
-A :class:`Faults` belongs to one :class:`~pulse.lab.netns.Topology`. Every method
+A :class:`Faults` belongs to one :class:`~pulse_lab.netns.Topology`. Every method
 starts one fault and returns a :class:`Fault` whose :meth:`~Fault.undo` ends it;
 undoing twice does nothing. Whatever is still active when the topology closes (also
 on Ctrl-C, SIGTERM or an error, see :meth:`Topology.on_close`) is undone first, so a
@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pulse.lab.netns import Iface, Node, Topology
+from pulse_lab.netns import Iface, Node, Topology
 
 CLUSTER_TRAFFIC = "udp dport 694"  # Heartbeat's and pulse's udpport
 VRRP_TRAFFIC = "ip protocol vrrp"  # keepalived

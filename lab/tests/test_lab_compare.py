@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pulse.lab.keepalived import VrrpInstance, advert_for_detection, master_down_interval
-from pulse.lab.procstat import (
+from pulse_lab.keepalived import VrrpInstance, advert_for_detection, master_down_interval
+from pulse_lab.procstat import (
     CLOCK_TICKS,
     account,
     children_map,

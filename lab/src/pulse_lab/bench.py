@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pulse.lab.netns import Node, Topology
+from pulse_lab.netns import Node, Topology
 
 T = TypeVar("T")
 
@@ -127,9 +127,9 @@ def start_web(topology: Topology, node: Node, docroot: Path, answer: str) -> Non
 def start_watch(
     topology: Topology, node: Node, out: Path, duration: float, udp_port: int | None = None
 ) -> None:
-    """``pulse.lab.watch`` in *node*, writing to *out*; returns once it is ready."""
+    """``pulse_lab.watch`` in *node*, writing to *out*; returns once it is ready."""
     ready = out.with_suffix(".ready")
-    argv = [sys.executable, "-m", "pulse.lab.watch", "--out", str(out)]
+    argv = [sys.executable, "-m", "pulse_lab.watch", "--out", str(out)]
     argv += ["--duration", str(duration), "--ready", str(ready)]
     if udp_port is not None:
         argv += ["--udp-port", str(udp_port)]
@@ -147,9 +147,9 @@ def start_probe(
     fresh: float,
     duration: float,
 ) -> subprocess.Popen[Any]:
-    """``pulse.lab.probe`` in *node*: a request to *url* every *interval*, to *out*;
+    """``pulse_lab.probe`` in *node*: a request to *url* every *interval*, to *out*;
     its stderr goes to *out* with the suffix ``.err``."""
-    argv = [sys.executable, "-m", "pulse.lab.probe", "--url", url]
+    argv = [sys.executable, "-m", "pulse_lab.probe", "--url", url]
     argv += ["--interval", str(interval), "--fresh", str(fresh)]
     argv += ["--duration", str(duration), "--out", str(out)]
     with open(out.with_suffix(".err"), "wb") as errors:

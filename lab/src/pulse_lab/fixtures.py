@@ -2,7 +2,7 @@
 
 In a ``conftest.py``::
 
-    from pulse.testing.fixtures import topology_fixture
+    from pulse_lab.fixtures import topology_fixture
 
     topology = topology_fixture("pmy")   # namespaces named pmy<pid>-...
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pulse.lab.netns import Topology, netns_available
+from pulse_lab.netns import Topology, netns_available
 
 
 def topology_fixture(name_prefix: str = "pt") -> Callable[[], Iterator[Topology]]:

@@ -2,5 +2,5 @@
 
 Used by ``pulse demo``, by the benchmarks in ``bench/`` and by the end-to-end
 tests. Only documentation address ranges, only namespaces it created itself; see
-:mod:`pulse.lab.netns` for the safety rules.
+:mod:`pulse_lab.netns` for the safety rules.
 """

@@ -13,7 +13,7 @@ whatever the timeouts.
 
 Run inside a client namespace::
 
-    python -m pulse.lab.probe --url http://198.51.100.100/ --duration 60 --out probe.jsonl
+    python -m pulse_lab.probe --url http://198.51.100.100/ --duration 60 --out probe.jsonl
 
 Each line of the output is ``{"t": monotonic start, "ok": bool, "who": body, "ms": latency}``.
 ``time.monotonic`` is the same clock in every network namespace, so the orchestrator
@@ -165,7 +165,7 @@ def outage(samples: Sequence[Sample], start: float, end: float) -> Outage | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pulse.lab.probe", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m pulse_lab.probe", description=__doc__)
     p.add_argument("--url", required=True)
     p.add_argument("--interval", type=float, default=0.01, help="seconds between requests")
     p.add_argument("--timeout", type=float, default=2.0, help="give up on a request after")

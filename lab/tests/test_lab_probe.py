@@ -1,4 +1,4 @@
-"""pulse.lab.probe: a failed request is a sample, never the end of the probe."""
+"""pulse_lab.probe: a failed request is a sample, never the end of the probe."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from functools import partial
 
 import trio
 
-from pulse.lab.probe import outage, probe, read_samples
+from pulse_lab.probe import outage, probe, read_samples
 
 
 async def _reset(stream: trio.SocketStream) -> None:

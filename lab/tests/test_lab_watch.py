@@ -1,13 +1,13 @@
-"""pulse.lab.watch: packet fields of both encodings, tolerant reading, event lookup."""
+"""pulse_lab.watch: packet fields of both encodings, tolerant reading, event lookup."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pulse.lab.watch import Event, event_to_json, first, last, packet_fields, read_events
-from pulse.wire.pcap import read_udp
+from pulse_lab.pcap import read_udp
+from pulse_lab.watch import Event, event_to_json, first, last, packet_fields, read_events
 
-CAPTURES = Path(__file__).parent.parent / "data" / "captures"
+CAPTURES = Path(__file__).resolve().parents[2] / "tests" / "data" / "captures"
 
 
 def test_packet_fields_reads_type_and_source_of_heartbeat_netstring_captures() -> None:

@@ -2,7 +2,7 @@
 
 Run inside a node's or the client's namespace::
 
-    python -m pulse.lab.watch --out events.jsonl --duration 600 [--udp-port 694]
+    python -m pulse_lab.watch --out events.jsonl --duration 600 [--udp-port 694]
 
 It records, as JSON lines, when the kernel of that namespace
 
@@ -180,7 +180,7 @@ def _watch_udp(recorder: _Recorder, port: int, ready: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pulse.lab.watch", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m pulse_lab.watch", description=__doc__)
     p.add_argument("--out", required=True, help="JSON lines file")
     p.add_argument("--duration", type=float, required=True, help="stop after this many seconds")
     p.add_argument("--udp-port", type=int, default=None, help="also record packets to this port")
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             readies.append(ready)
             threading.Thread(target=target, args=(*args, ready), daemon=True).start()
         if not all(r.wait(10) for r in readies):
-            print("pulse.lab.watch: a watcher did not start", file=sys.stderr)
+            print("pulse_lab.watch: a watcher did not start", file=sys.stderr)
             return 1
         if ns.ready:
             with open(ns.ready, "w"):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pulse.wire.pcap import PcapError, UdpDatagram, iter_udp, read_udp
+from pulse_lab.pcap import PcapError, UdpDatagram, iter_udp, read_udp
 
-CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
+CAPTURES = Path(__file__).resolve().parents[2] / "tests" / "data" / "captures"
 
 
 def ipv4(

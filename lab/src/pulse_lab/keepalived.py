@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pulse.lab.netns import Node, Topology
+from pulse_lab.netns import Node, Topology
 
 KEEPALIVED_BIN = "keepalived"
 VRRP_MAX_ADVERT_CS = 4095  # VRRPv3's 12-bit Max Advertise Interval, centiseconds
@@ -161,7 +161,7 @@ class KeepalivedNode:
         """The keepalived parent and its children (the VRRP process)."""
         if self.proc is None or self.proc.poll() is not None:
             return []
-        from pulse.lab.procstat import descendants
+        from pulse_lab.procstat import descendants
 
         return [self.proc.pid, *descendants(self.proc.pid)]
 

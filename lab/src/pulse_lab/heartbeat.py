@@ -3,7 +3,7 @@
 Heartbeat hard-codes its paths (``/etc/ha.d``, ``/var/lib/heartbeat``, ``/run/heartbeat``,
 ``/run/heartbeat.pid``), so two instances cannot share one machine as they are. Each
 :class:`HeartbeatNode` therefore runs its daemon inside the network namespace of a
-:class:`~pulse.lab.netns.Topology` node **and** inside a private mount namespace in which three
+:class:`~pulse_lab.netns.Topology` node **and** inside a private mount namespace in which three
 directories of the test's ``workdir`` are bind-mounted over those paths::
 
     workdir/ha.d  ->  /etc/ha.d            ha.cf, haresources, authkeys, nodeinfo, plus
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from pulse.lab.netns import Node, Topology
+    from pulse_lab.netns import Node, Topology
 
 HEARTBEAT_BIN = Path("/usr/libexec/heartbeat/heartbeat")
 CL_STATUS_BIN = Path("/usr/bin/cl_status")
@@ -260,7 +260,7 @@ class ClStatusResult:
 
 
 class HeartbeatNode:
-    """One real Heartbeat 3.0.6 daemon running on a :class:`~pulse.lab.netns.Topology` node.
+    """One real Heartbeat 3.0.6 daemon running on a :class:`~pulse_lab.netns.Topology` node.
 
     ``ha_cf`` must contain a ``logfile`` directive pointing inside ``workdir`` (or inside
     one of the private paths, e.g. ``/var/lib/heartbeat/ha-log``); :func:`render_ha_cf`

@@ -2,11 +2,11 @@
 
 Run inside an attacker's namespace::
 
-    python -m pulse.lab.flood send --to 198.51.100.10:694 --kind wrong-key \\
+    python -m pulse_lab.flood send --to 198.51.100.10:694 --kind wrong-key \\
         --rate 10000 --duration 30 --src calc [--packets captured.b64] [--out stats.json]
-    python -m pulse.lab.flood capture --port 694 --from 198.51.100.12 \\
+    python -m pulse_lab.flood capture --port 694 --from 198.51.100.12 \\
         --duration 5 --out captured.b64
-    python -m pulse.lab.flood listen --port 694 --from 198.51.100.11 \\
+    python -m pulse_lab.flood listen --port 694 --from 198.51.100.11 \\
         --duration 40 --out arrivals.json
 
 ``send`` paces its packets on the monotonic clock (a burst every millisecond, as many
@@ -220,7 +220,7 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pulse.lab.flood", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m pulse_lab.flood", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("send")
     s.add_argument("--to", required=True, type=_address, help="IP:PORT")
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             stream = ((ns.kind, data) for data in generator(ns.kind, ns.src, captured, rng))
         sent = send(ns.to, stream, rate=ns.rate, duration=ns.duration, count=ns.count)
     except ValueError as exc:
-        print(f"pulse.lab.flood: {exc}", file=sys.stderr)
+        print(f"pulse_lab.flood: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(dict(sent), sort_keys=True)
     if ns.out is not None:

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from pulse.lab.cluster import PulseNode
-from pulse.lab.netns import Iface, Topology, netns_available
-from pulse.lab.probe import Sample, outage, read_samples, serving
+from pulse_lab.cluster import PulseNode
+from pulse_lab.netns import Iface, Topology, netns_available
+from pulse_lab.probe import Sample, outage, read_samples, serving
 
 SUBNET = "198.51.100.0/24"
 VIP = "198.51.100.100"
@@ -134,7 +134,7 @@ class Demo:
             node.start()
         self.probe_file = self.workdir / "probe.jsonl"
         argv = [
-            sys.executable, "-m", "pulse.lab.probe", "--url", f"http://{VIP}/",
+            sys.executable, "-m", "pulse_lab.probe", "--url", f"http://{VIP}/",
             "--interval", "0.01", "--duration", str(duration), "--out", str(self.probe_file),
         ]  # fmt: skip
         self.topology.popen(self.client, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -225,7 +225,19 @@ class Demo:
             node.stop()
 
 
-def main(ns: argparse.Namespace) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pulse demo", description="run a demo cluster in network namespaces (root)"
+    )
+    p.add_argument("--nodes", type=int, default=2, choices=(2, 3))
+    p.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """``pulse demo ARGS``: registered in the ``pulse.commands`` entry-point group
+    (lab/pyproject.toml), which ``pulse`` runs its extra subcommands from."""
+    ns = build_parser().parse_args(argv)
     reason = netns_available()
     if reason is not None:
         print(f"pulse demo: {reason} (run it as root)", file=sys.stderr)

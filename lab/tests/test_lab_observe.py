@@ -1,8 +1,8 @@
-"""The pure timeline helpers of pulse.lab.observe that bench/chaos's figures rest on."""
+"""The pure timeline helpers of pulse_lab.observe that bench/chaos's figures rest on."""
 
 from __future__ import annotations
 
-from pulse.lab.observe import holders_at, holders_between, overlaps
+from pulse_lab.observe import holders_at, holders_between, overlaps
 
 A, B, AB, NONE = frozenset({"a"}), frozenset({"b"}), frozenset({"a", "b"}), frozenset()
 TIMELINE = [(1.0, A), (2.0, AB), (2.5, B), (4.0, AB), (4.25, A)]
