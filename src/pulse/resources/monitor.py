@@ -129,9 +129,9 @@ class MonitorRunner:
 
     def watch(self, group: str, watches: Sequence[Watch]) -> None:
         """Monitor ``group``'s resources from now on (replacing what was watched)."""
-        old = self._groups.get(group)
         self._stop(group)
-        self._groups[group] = _Group(watches=tuple(watches), pauses=old.pauses if old else 0)
+        entry = self._groups.setdefault(group, _Group(watches=()))
+        entry.watches = tuple(watches)
         self._sync(group)
 
     def unwatch(self, group: str) -> None:
