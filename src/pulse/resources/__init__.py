@@ -28,6 +28,7 @@ from pulse.resources.base import TimedOut as TimedOut
 from pulse.resources.group import GroupResult as GroupResult
 from pulse.resources.group import acquire_group as acquire_group
 from pulse.resources.group import release_group as release_group
+from pulse.resources.group import restart_in_place as restart_in_place
 from pulse.resources.ipaddr import FloatingIP as FloatingIP
 from pulse.resources.monitor import MonitorRunner as MonitorRunner
 from pulse.resources.monitor import Observation as Observation
@@ -66,5 +67,6 @@ __all__ = [
     "monitor_agent",
     "probe_group",
     "release_group",
+    "restart_in_place",
     "run_script",
 ]
