@@ -57,8 +57,7 @@ import trio
 from pulse.config.model import Config, RespawnDirective, heartbeat_client
 from pulse.logsetup import LOGGER_NAME
 from pulse.protocol.events import CommsUp, Output
-from pulse.resources.agents import resource_dir_of
-from pulse.resources.scripts import DEFAULT_OCF_ROOT, script_environment
+from pulse.resources.environment import ChildEnvironment
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -245,19 +244,6 @@ def _reboot_syscall() -> None:
 # --------------------------------------------------------------------------- config
 
 
-def client_environment(config: Config, extra: Mapping[str, str]) -> dict[str, str]:
-    """Heartbeat's environment for its children (the resource scripts' one), plus ``extra``."""
-    ocf_root = extra.get("OCF_ROOT") or os.environ.get("OCF_ROOT") or DEFAULT_OCF_ROOT
-    return script_environment(
-        config, resource_dir=resource_dir_of(config), ocf_root=ocf_root, extra=extra
-    )
-
-
-def env_directives(config: Config) -> dict[str, str]:
-    """``env NAME=value`` lines as Heartbeat exports them: ``HA_NAME=value``."""
-    return {f"HA_{name}": value for name, value in config.env}
-
-
 def _where(directive: RespawnDirective) -> str:
     src = directive.source
     return f"{src.file}:{src.line}" if src is not None else ""
@@ -314,14 +300,14 @@ class RespawnSupervisor:
     def from_config(
         cls,
         config: Config,
-        env: Mapping[str, str],
+        env: ChildEnvironment,
         *,
         reboot: Reboot,
         spawn: Spawn | None = None,
         stop_grace: float = STOP_GRACE,
     ) -> RespawnSupervisor:
         """The ``respawn``/``failfast`` lines of ``config``, minus Heartbeat's API clients."""
-        environment = client_environment(config, env)
+        environment = dict(env.variables)
         run: list[ClientSpec] = []
         skipped: list[ClientSpec] = []
         for r in config.respawn:

@@ -1,6 +1,6 @@
 """Being watched: systemd's notify protocol and a hardware watchdog device.
 
-Both are fed from the daemon's heartbeat loop (``Daemon._tick_if_due``), right after
+Both are fed from the heartbeat loop (``Comms._tick_if_due``, :mod:`pulse.comms`), right after
 the engine sent our status, so a loop that stops sending heartbeats also stops
 feeding them: systemd restarts the service (``WatchdogSec=``), the watchdog device
 reboots the machine, as Heartbeat's ``watchdog`` directive does.
@@ -26,7 +26,8 @@ import math
 import os
 import socket
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from pulse.errors import PulseError
 
@@ -154,3 +155,49 @@ class HardwareWatchdog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+@dataclass(slots=True)
+class Watchers:
+    """Whoever watches this daemon: fed from the heartbeat path (:mod:`pulse.comms`).
+
+    ``describe`` says what the node is doing in a few words (systemd's ``STATUS=``).
+    The watchdog device is opened last at start-up (a daemon that fails to start must
+    not reboot the machine), so it is set once the daemon is up.
+    """
+
+    describe: Callable[[], str]
+    notifier: SystemdNotifier | None = None
+    watchdog: HardwareWatchdog | None = None
+
+    def ready(self) -> None:
+        if self.notifier is not None:
+            self.notifier.ready(self.describe())
+
+    def fed(self, now: float) -> None:
+        """Our status just went out."""
+        if self.watchdog is not None:
+            self.watchdog.feed()
+        if self.notifier is not None:
+            self.notifier.heartbeat(now)
+            self.notifier.status(self.describe())
+
+    def reloading(self) -> None:
+        if self.notifier is not None:
+            self.notifier.reloading()
+
+    def stopping(self) -> None:
+        if self.notifier is not None:
+            self.notifier.stopping()
+
+    def clean_stop(self) -> None:
+        """A clean stop: the machine must not reboot."""
+        if self.watchdog is not None:
+            self.watchdog.disarm()
+
+    def close(self) -> None:
+        """Not disarmed unless the stop was clean: the device stays armed."""
+        if self.watchdog is not None:
+            self.watchdog.close()
+        if self.notifier is not None:
+            self.notifier.close()

@@ -12,6 +12,7 @@ from config_support import minimal_hacf
 
 from pulse import respawn
 from pulse.config import load_config
+from pulse.resources.environment import child_environment, env_directives
 from pulse.respawn import Exit, Verdict, judge
 
 SIGTERM = int(signal.SIGTERM)
@@ -103,15 +104,13 @@ def test_the_test_suite_runs_with_the_reboot_switched_off() -> None:
 
 def test_env_lines_become_ha_variables(tmp_path: Path) -> None:
     config = load_config(minimal_hacf(tmp_path, "env FOO=bar", "env EMPTY="), node="alpha").config
-    assert respawn.env_directives(config) == {"HA_FOO": "bar", "HA_EMPTY": ""}
+    assert env_directives(config) == {"HA_FOO": "bar", "HA_EMPTY": ""}
 
 
 def test_respawned_programs_get_heartbeats_environment_and_the_env_lines(tmp_path: Path) -> None:
     d = minimal_hacf(tmp_path, "env FOO=bar")
     config = load_config(d, node="alpha").config
-    env = respawn.client_environment(
-        config, {"HA_CURHOST": "alpha", **respawn.env_directives(config)}
-    )
+    env = child_environment(config, node="alpha").variables
     assert env["HA_FOO"] == "bar"
     assert env["HA_CURHOST"] == "alpha"
     assert env["HA_keepalive"] == "1"

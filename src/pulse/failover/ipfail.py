@@ -15,14 +15,23 @@ them where they are.
 The give-up is a soft refusal, like ``pulsectl standby``: if no better-connected node
 can run a group, this node keeps it. A ping node therefore never takes a service down.
 
-Pure: no I/O and no clock. :class:`pulse.failover.policy.Scheduler` owns one and turns its
-answers into messages and plans.
+:class:`Connectivity` keeps the counts and the give-up timer; :class:`Ipfail` speaks
+ipfail's messages (also to a Heartbeat node's own ipfail, as ipfail.c's
+``msg_ping_nodes`` does) and tells the failover policy, which owns it, when to plan
+again. Pure: no I/O and no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pulse.failover.actions import Action, Decision, Peer, Send
+from pulse.wire.message import Message
+
+if TYPE_CHECKING:
+    from pulse.failover.policy import Scheduler
 
 GIVEUP_KEEPALIVES = 2  # ipfail's delay_giveup(-1): twice the keepalive
 IPFAIL_CLIENT = "ipfail"  # Heartbeat's API client id, in from_id/to_id of its messages
@@ -113,4 +122,119 @@ def parse_num_ping(text: str | None) -> int | None:
     return int(text)
 
 
-__all__ = ["GIVEUP_KEEPALIVES", "Connectivity", "ConnectivityView"]
+class Ipfail:
+    """The built-in ipfail of one node, owned by its failover policy."""
+
+    def __init__(self, policy: Scheduler, ping_nodes: Iterable[str], *, delay: float) -> None:
+        self._policy = policy
+        self.connectivity = Connectivity(ping_nodes, delay=delay)
+        # Groups offered to a better-connected peer (a soft refusal, like standby).
+        self.refused: frozenset[str] = frozenset()
+
+    def message(self, src: str, peer: Peer, msg: Message, now: float) -> list[Action]:
+        """ipfail's messages from *src*: its count, or a Heartbeat ipfail's answer to ours."""
+        c = self.connectivity
+        kind = msg.type
+        if kind == "num_ping_nodes":
+            count = parse_num_ping(msg.get("num_ping"))
+            if count is None:
+                return []
+            c.peer_count(src, count)
+            out = self._answer(src, peer, count, now) if msg.get("from_id") == IPFAIL_CLIENT else []
+            return out + self.check(now)
+        if kind == "you_are_dead":
+            # A Heartbeat node's ipfail answered our count: it reaches more ping nodes.
+            c.peer_sees_more(src)
+            return self.check(now)
+        if kind == "abort_giveup":
+            # ... or as many as we do.
+            c.peer_count(src, c.count)
+            return self.check(now)
+        return []
+
+    def _answer(self, src: str, peer: Peer, count: int, now: float) -> list[Action]:
+        """Answer a Heartbeat node's ipfail as its peer ipfail would (ipfail.c,
+        msg_ping_nodes): it only gives its groups up when told that we see more."""
+        mine = self.connectivity.count
+        if mine > count:
+            return [
+                Send(Message.of(*ipfail_reply_fields("you_are_dead", src))),
+                Decision(f"{src} sees {count} ping node(s), this node {mine}: told it to give up"),
+            ]
+        if mine < count:
+            return []  # our own delayed give-up
+        out: list[Action] = [Send(Message.of(*ipfail_reply_fields("abort_giveup", src)))]
+        if not peer.pulse and peer.standby:
+            # Its ipfail gave its groups up; level again, ipfail hands foreign groups back
+            # under auto_failback on: the peer no longer refuses them, the policy decides.
+            peer.standby = frozenset()
+            out.append(Decision(f"ping node count of {src} is balanced ({count}): giveup ended"))
+            out += self._policy.plan(now, cause=f"{src}'s ping node count is balanced")
+        return out
+
+    def ping_status(self, node: str, up: bool, now: float, *, comms: bool) -> list[Action]:
+        """A ping node became reachable (status ``ping``) or dead."""
+        if not self.connectivity.ping(node, up):
+            return []
+        out = self.tell_count() if comms else []
+        return out + self.check(now)
+
+    def tell_count(self) -> list[Action]:
+        return [Send(Message.of(*num_ping_nodes_fields(self.connectivity.count)))]
+
+    def peer_gone(self, node: str, now: float) -> list[Action]:
+        """*node* died: its count no longer matters (the caller plans)."""
+        self.connectivity.peer_gone(node)
+        return self.check(now, plan=False)
+
+    def check(self, now: float, *, plan: bool = True) -> list[Action]:
+        """Start, keep or end a give-up to a better-connected peer."""
+        c = self.connectivity
+        p = self._policy
+        better = c.better_peer()
+        if better is None:
+            c.giveup_at = None
+            if not c.giving_up:
+                return []
+            c.giving_up = False
+            self.refused = frozenset()
+            out: list[Action] = [p.decide(f"ping node count is balanced ({c.count}): giveup ended")]
+            return out + p.plan(now, cause="ping node count is balanced") if plan else out
+        if c.giving_up or c.giveup_at is not None:
+            return []
+        c.giveup_at = now + c.delay
+        name, count = better
+        return [
+            p.decide(
+                f"{name} sees {count} ping node(s), this node {c.count}:"
+                f" delayed giveup in {c.delay:g}s"
+            )
+        ]
+
+    def tick(self, now: float) -> list[Action]:
+        c = self.connectivity
+        if c.giveup_at is None or now < c.giveup_at:
+            return []
+        c.giveup_at = None
+        better = c.better_peer()
+        if better is None:
+            return []
+        name, count = better
+        c.giving_up = True
+        p = self._policy
+        self.refused = frozenset(p.groups)
+        out: list[Action] = [
+            p.decide(
+                f"Giving up because we have less visible ping nodes ({c.count}; {name}: {count})"
+            )
+        ]
+        return out + p.plan(now, cause=f"{name} sees more ping nodes")
+
+    def next_deadline(self) -> float:
+        return self.connectivity.next_deadline()
+
+    def view(self) -> ConnectivityView:
+        return self.connectivity.view()
+
+
+__all__ = ["GIVEUP_KEEPALIVES", "Connectivity", "ConnectivityView", "Ipfail"]

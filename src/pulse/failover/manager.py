@@ -122,6 +122,7 @@ class ResourceManager:
         local: str,
         agents: Mapping[str, Sequence[ResourceAgent]],
         send: Callable[[Message], None],
+        scheduler: Scheduler | None = None,
         stop_retries: int = 10,
         retry_delay: float = 1.0,
         bus: EventBus | None = None,
@@ -133,7 +134,7 @@ class ResourceManager:
         self.local = local
         self.agents = agents
         self._send = send
-        self.scheduler = Scheduler(config=config, local=local, now=trio.current_time())
+        self.scheduler = scheduler or Scheduler(config=config, local=local, now=trio.current_time())
         self.stop_retries = stop_retries
         self.retry_delay = retry_delay
         self.last_decision = self.scheduler.decision

@@ -21,125 +21,45 @@ From these, :meth:`Scheduler.owner` names the node that should run a group:
 A node acquires a group when it is the owner and nobody else claims it; it releases
 a group when it holds one that is no longer its own.
 
-A Heartbeat peer (its ``resource`` messages carry no ``pulse_hold``) neither releases
-nor takes a group on a ``resource`` message: groups move between it and us through
-Heartbeat's three-phase standby exchange, ``ask_resources rsc_hold=<class>`` with
-``info=me`` (the giver asks), ``info=other`` (the taker agrees), ``info=done`` (sent by
-the giver once released, then by the taker once acquired). This node answers a
-Heartbeat peer's ``me`` (its auto-failback or hb_standby) and starts the exchange itself
-when it should hand a group to a Heartbeat peer (auto-failback, ``pulsectl standby``,
-``hb_takeover``). Between pulse nodes the exchange is never used. A group being started, running
-or stopped stays claimed until its release finished, so a group never runs twice;
-a group whose stop failed stays claimed as FAILED and is reported, never taken
-over silently.
+A Heartbeat peer neither releases nor takes a group on a ``resource`` message: groups
+move between it and us through Heartbeat's standby exchange
+(:mod:`pulse.failover.exchange`). A group being started, running or stopped stays
+claimed until its release finished, so a group never runs twice; a group whose stop
+failed stays claimed as FAILED and is reported, never taken over silently.
+
+The policy owns the protocols it speaks, each in its own module: the ``resource``
+report (:mod:`~pulse.failover.report`), the standby exchange
+(:mod:`~pulse.failover.exchange`), ipfail (:mod:`~pulse.failover.ipfail`) and the
+settling of doubly claimed groups (:mod:`~pulse.failover.heal`). Their shared
+vocabulary is in :mod:`~pulse.failover.actions`.
 """
 
 from __future__ import annotations
 
-import enum
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pulse.config.model import AutoFailback, Config, ResourceGroup
-from pulse.failover.ipfail import (
-    GIVEUP_KEEPALIVES,
-    IPFAIL_CLIENT,
-    Connectivity,
-    ConnectivityView,
-    ipfail_reply_fields,
-    num_ping_nodes_fields,
-    parse_num_ping,
+from pulse.failover.actions import (
+    CLAIMED,
+    CLASSES,
+    Acquire,
+    Action,
+    Decision,
+    GroupState,
+    Peer,
+    Refresh,
+    Release,
+    Send,
+    StandbyRefused,
 )
+from pulse.failover.exchange import Exchange, StandbyExchange
+from pulse.failover.heal import DoubleClaims
+from pulse.failover.ipfail import GIVEUP_KEEPALIVES, ConnectivityView, Ipfail
+from pulse.failover.report import SHUTDONE, Report, class_keys, learn, message_order
 from pulse.wire.message import Message
 
 RQSTDELAY = 10.0  # Heartbeat's dead-lock breaker: become stable without all replies
-STANDBY_REPLY_TIMEOUT = 10.0  # Heartbeat gives up a standby request after this
-STANDBY_TAKE_TIMEOUT = 3600.0  # how long the taker (and the giver, for the end) waits
-STANDBY_RETRY = 1.0  # Heartbeat's auto-failback retry interval
-# Sent last by a node that has released everything on a graceful stop.
-SHUTDONE = Message.of(("t", "shutdone"), ("st", "dead"))
-
-
-class GroupState(enum.StrEnum):
-    STOPPED = "stopped"
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    FAILED = "failed"
-
-
-# What this node last told the others (claimed, refused, failed, keeping, asked for,
-# stable, leaving): a report is sent again only when it changes.
-_AnnounceKey = tuple[
-    frozenset[str], frozenset[str], frozenset[str], frozenset[str], frozenset[str], bool, bool
-]
-
-CLAIMED = (GroupState.STARTING, GroupState.RUNNING, GroupState.STOPPING, GroupState.FAILED)
-CLASSES = ("all", "foreign", "local", "failback")
-
-
-# ----------------------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True, slots=True)
-class Acquire:
-    group: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    group: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Refresh:
-    """Re-announce a group this node kept (its addresses may be cached elsewhere)."""
-
-    group: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    message: Message
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A change in what this node decided, in words (logged, shown in status)."""
-
-    text: str
-    group: str | None = None
-
-
-Action = Acquire | Release | Refresh | Send | Decision
-
-
-# ----------------------------------------------------------------------------- peers
-
-
-@dataclass(slots=True)
-class Peer:
-    alive: bool = False
-    stable: bool = False
-    leaving: bool = False
-    hold: frozenset[str] = frozenset()
-    standby: frozenset[str] = frozenset()  # refused unless nobody else can run them
-    failed: frozenset[str] = frozenset()  # a start failed there: refused outright
-    pulse: bool = False  # speaks pulse's fields (else: a Heartbeat peer, classes only)
-    reported: bool = False  # has told us what it holds at least once
-    dead_since: float | None = None
-    # Groups it keeps after seeing another node claim them too, announced again on
-    # the LAN (gratuitous ARP) before it said so (``pulse_keep``): the others release.
-    keeping: frozenset[str] = frozenset()
-    # The groups both of us claimed when we last answered its report (see message()).
-    answered_conflict: frozenset[str] = frozenset()
-    # (generation, seq) of the newest report applied: a retransmitted older one, arriving
-    # after it (a gap filled late), must not undo what the newer one said.
-    report_order: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,44 +91,6 @@ class _Mine:
     reason: str = ""
 
 
-@dataclass(slots=True)
-class _Clock:
-    stable_deadline: float | None = None
-
-
-class Role(enum.StrEnum):
-    GIVER = "giver"  # we sent info=me: we release, the peer takes
-    TAKER = "taker"  # we answered info=other: the peer releases, we take
-
-
-class Phase(enum.StrEnum):
-    ASKED = "asked"  # giver: info=me sent, waiting for info=other
-    RELEASING = "releasing"  # giver: releasing the groups
-    RELEASED = "released"  # giver: info=done sent, waiting for the taker's done
-    OFFERED = "offered"  # taker: info=other sent, waiting for the giver's done
-    TAKING = "taking"  # taker: acquiring the groups
-
-
-@dataclass(slots=True, kw_only=True)
-class _Exchange:
-    """One Heartbeat standby exchange (``ask_resources``) with a Heartbeat peer."""
-
-    peer: str
-    role: Role
-    cls: str  # rsc_hold as on the wire: relative to the giver
-    keys: frozenset[str]
-    phase: Phase
-    deadline: float
-
-
-def ask_resources(cls: str, info: str) -> Message:
-    return Message.of(("t", "ask_resources"), ("rsc_hold", cls), ("info", info))
-
-
-class StandbyRefused(Exception):
-    """``pulsectl standby`` cannot be honoured (nobody could take the groups)."""
-
-
 class Scheduler:
     """The failover policy of one node. Feed it facts, act on the returned actions."""
 
@@ -221,13 +103,10 @@ class Scheduler:
         self.peers: dict[str, Peer] = {n: Peer() for n in self.nodes if n != local}
         self.mine: dict[str, _Mine] = {k: _Mine() for k in self.groups}
         self.standby: set[str] = set()  # groups this node refuses (pulsectl standby)
-        # ipfail: groups offered to a better-connected peer (soft, like standby).
-        self.uplink_refused: frozenset[str] = frozenset()
-        self.connectivity: Connectivity | None = None
+        self.ipfail: Ipfail | None = None
         if config.ipfail:
-            self.connectivity = Connectivity(
-                config.ping_nodes, delay=GIVEUP_KEEPALIVES * config.timing.keepalive / 1000
-            )
+            delay = GIVEUP_KEEPALIVES * config.timing.keepalive / 1000
+            self.ipfail = Ipfail(self, config.ping_nodes, delay=delay)
         self.failed_here: set[str] = set()  # groups whose start failed here
         self.takeover_pref: dict[str, str] = {}  # group -> node that asked to take it
         self.comms: bool = False
@@ -238,19 +117,25 @@ class Scheduler:
         self.leaving = False
         self.awaiting: set[str] = set()
         self.decision = "waiting for communications"
-        self._clock = _Clock()
-        self.exchange: _Exchange | None = None  # a standby exchange with a Heartbeat peer
-        self._ask_after: float = 0.0  # no new standby request before this
+        self._stable_deadline: float | None = None
         self._last_reason: dict[str, str] = {}
-        self._last_announce: _AnnounceKey | None = None
-        # A group claimed here and by another node (a healed partition): the keeper
-        # announces it again first (Refresh), then says so (``pulse_keep``); the other
-        # releases only then, so the LAN's ARP caches already point here when its copy
-        # stops (docs/failover.md, "A healed partition").
-        self.refreshing: set[str] = set()  # Refresh issued, not finished
-        self.keeping: set[str] = set()  # re-announced: listed in pulse_keep
-        self._keep_wait: dict[str, float] = {}  # releaser: release anyway at this time
-        self.keep_wait_limit = config.timing.keepalive / 1000
+        self._last_announce: Report | None = None
+        self.standby_exchange = StandbyExchange(self)  # with a Heartbeat peer
+        self.heal = DoubleClaims(self, keep_wait_limit=config.timing.keepalive / 1000)
+
+    @property
+    def exchange(self) -> Exchange | None:
+        """The standby exchange in progress with a Heartbeat peer, if any."""
+        return self.standby_exchange.current
+
+    @property
+    def keeping(self) -> set[str]:
+        """Doubly claimed groups this node keeps and has announced again."""
+        return self.heal.keeping
+
+    def reconfigure(self, config: Config) -> None:
+        """A reload changed the timing (docs/operations.md#reload)."""
+        self.heal.keep_wait_limit = config.timing.keepalive / 1000
 
     # ------------------------------------------------------------------ facts
 
@@ -269,9 +154,9 @@ class Scheduler:
         out += self._tell_ping_count()
         if not self.awaiting:
             return out + self._become_stable(now, "no other node is alive")
-        self._clock.stable_deadline = now + RQSTDELAY
+        self._stable_deadline = now + RQSTDELAY
         out.append(Send(Message.of(("t", "starting"))))
-        out.append(self._decide("waiting for the other nodes to report what they hold"))
+        out.append(self.decide("waiting for the other nodes to report what they hold"))
         return out
 
     def node_status(
@@ -290,7 +175,7 @@ class Scheduler:
             peer.dead_since = None
             if not self.comms:
                 return []
-            self._last_announce = self._announce_key()
+            self._last_announce = self.report()
             # It may never have seen us die (a one-way or short blip): it then has no
             # reason to announce what it holds, and would stay "not stable" here. Ask.
             back: list[Action] = [
@@ -299,30 +184,22 @@ class Scheduler:
             ]
             # Its report of what it holds may have reached us before its first
             # heartbeat did (a healed partition): settle a doubly held group now.
-            return back + self._plan(now, cause=f"{node} is back")
+            return back + self.plan(now, cause=f"{node} is back")
         # Dead: it holds nothing any more (fencing, when configured, happens before
         # the daemon reports the death to us), and it is no longer starting up.
         peer.dead_since = now
-        peer.stable = False
-        peer.leaving = False
-        peer.hold = frozenset()
-        peer.standby = frozenset()
-        peer.failed = frozenset()
-        peer.keeping = frozenset()
-        peer.answered_conflict = frozenset()
+        peer.forget_holdings()
         self.awaiting.discard(node)
         out: list[Action] = []
-        if self.connectivity is not None:
-            self.connectivity.peer_gone(node)
-            out += self._check_connectivity(now, plan=False)  # planned below
-        if self.exchange is not None and self.exchange.peer == node:
-            out += self._end_exchange(f"standby exchange with {node} cancelled: {node} died")
+        if self.ipfail is not None:
+            out += self.ipfail.peer_gone(node, now)  # planned below
+        out += self.standby_exchange.cancel_with(node, f"{node} died")
         for key, who in list(self.takeover_pref.items()):
             if who == node:
                 del self.takeover_pref[key]
         if self.comms and not self.stable and not self.awaiting:
             out += self._become_stable(now, f"{node} died while we were starting")
-        out += self._plan(now, cause=f"{node} dead at {when or _hms(now)}")
+        out += self.plan(now, cause=f"{node} dead at {when or _hms(now)}")
         return out
 
     def set_cut_off(self, cut_off: bool, now: float, *, detail: str = "") -> list[Action]:
@@ -336,7 +213,7 @@ class Scheduler:
             text += "; keeping what runs here, taking nothing over"
         else:
             text = "this node is no longer cut off"
-        return [self._decide(text), *self._plan(now, cause="")]
+        return [self.decide(text), *self.plan(now, cause="")]
 
     def may_hold(self, node: str) -> bool:
         """Whether *node* might run resources: it claims some, or never said (fencing rule:
@@ -364,20 +241,21 @@ class Scheduler:
             peer.hold = frozenset()
             if not peer.pulse:
                 peer.standby = frozenset()  # a restarted Heartbeat node is not in standby
-            if self.exchange is not None and self.exchange.peer == src:
-                out += self._end_exchange(f"standby exchange with {src} cancelled: it restarted")
+            out += self.standby_exchange.cancel_with(src, "it restarted")
             if self.comms:
                 out.append(Send(self._resource_message()))
                 out += self._tell_ping_count()
-            out += self._plan(now, cause=f"{src} is starting")
+            out += self.plan(now, cause=f"{src} is starting")
         elif kind == "resource":
-            order = _message_order(msg)
+            order = message_order(msg)
             if order is not None and peer.report_order is not None and order < peer.report_order:
                 return out  # older than what it already told us
             if order is not None:
                 peer.report_order = order
             before = peer.hold
-            self._learn(src, peer, msg)
+            takeovers = learn(peer, msg, self.groups, src=src)
+            if takeovers is not None:
+                self._learn_takeovers(src, takeovers)
             for key in sorted(before - peer.hold):
                 if self.mine[key].state is GroupState.RUNNING:
                     # Both ran it (a healed partition); the other gave it up to us.
@@ -396,121 +274,36 @@ class Scheduler:
                 self.awaiting.discard(src)
                 if self.comms and not self.stable and not self.awaiting:
                     out += self._become_stable(now, "every live node reported its resources")
-            out += self._plan(now, cause=f"{src} reported its resources")
+            out += self.plan(now, cause=f"{src} reported its resources")
         elif kind == "shutdone":
             peer.leaving = True
             peer.stable = False
             peer.hold = frozenset()
             out.append(Decision(f"Received shutdown notice from '{src}'."))
-            out += self._plan(now, cause=f"{src} shut down at {_hms(now)}")
+            out += self.plan(now, cause=f"{src} shut down at {_hms(now)}")
         elif kind == "hb_takeover":
             what = msg.get("rsc_hold") or "all"
-            keys = self._class_keys(what, node=src)  # the class is relative to the asker
+            keys = class_keys(self.groups, what, node=src)  # relative to the asker
             for key in keys:
                 self.takeover_pref[key] = src
             if not peer.pulse:
                 peer.standby = peer.standby - set(keys)
             out.append(Decision(f"{src} asked to take over {what} resources"))
-            out += self._plan(now, cause=f"{src} asked for them (takeover)")
+            out += self.plan(now, cause=f"{src} asked for them (takeover)")
         elif kind == "ask_resources":
-            out += self._ask_resources(src, peer, msg, now)
-        elif kind == "num_ping_nodes" and self.connectivity is not None:
-            count = parse_num_ping(msg.get("num_ping"))
-            if count is not None:
-                self.connectivity.peer_count(src, count)
-                if msg.get("from_id") == IPFAIL_CLIENT:
-                    out += self._answer_ipfail(src, peer, count, now)
-                out += self._check_connectivity(now)
-        elif kind == "you_are_dead" and self.connectivity is not None:
-            # A Heartbeat node's ipfail answered our count: it reaches more ping nodes.
-            self.connectivity.peer_sees_more(src)
-            out += self._check_connectivity(now)
-        elif kind == "abort_giveup" and self.connectivity is not None:
-            # ... or as many as we do.
-            self.connectivity.peer_count(src, self.connectivity.count)
-            out += self._check_connectivity(now)
-        return out
-
-    def _answer_ipfail(self, src: str, peer: Peer, count: int, now: float) -> list[Action]:
-        """Answer a Heartbeat node's ipfail as its peer ipfail would (ipfail.c,
-        msg_ping_nodes): it only gives its groups up when told that we see more."""
-        assert self.connectivity is not None
-        mine = self.connectivity.count
-        if mine > count:
-            return [
-                Send(Message.of(*ipfail_reply_fields("you_are_dead", src))),
-                Decision(f"{src} sees {count} ping node(s), this node {mine}: told it to give up"),
-            ]
-        if mine < count:
-            return []  # our own delayed give-up
-        out: list[Action] = [Send(Message.of(*ipfail_reply_fields("abort_giveup", src)))]
-        if not peer.pulse and peer.standby:
-            # Its ipfail gave its groups up; level again, ipfail hands foreign groups back
-            # under auto_failback on: the peer no longer refuses them, the policy decides.
-            peer.standby = frozenset()
-            out.append(Decision(f"ping node count of {src} is balanced ({count}): giveup ended"))
-            out += self._plan(now, cause=f"{src}'s ping node count is balanced")
+            out += self.standby_exchange.receive(src, peer, msg, now)
+        elif self.ipfail is not None:
+            out += self.ipfail.message(src, peer, msg, now)
         return out
 
     def ping_status(self, node: str, up: bool, now: float) -> list[Action]:
         """A ping node became reachable (status ``ping``) or dead."""
-        c = self.connectivity
-        if c is None or not c.ping(node, up):
+        if self.ipfail is None:
             return []
-        out: list[Action] = []
-        if self.comms:
-            out += self._tell_ping_count()
-        return out + self._check_connectivity(now)
+        return self.ipfail.ping_status(node, up, now, comms=self.comms)
 
     def _tell_ping_count(self) -> list[Action]:
-        if self.connectivity is None:
-            return []
-        return [Send(Message.of(*num_ping_nodes_fields(self.connectivity.count)))]
-
-    def _check_connectivity(self, now: float, *, plan: bool = True) -> list[Action]:
-        """Start, keep or end a give-up to a better-connected peer."""
-        c = self.connectivity
-        if c is None:
-            return []
-        better = c.better_peer()
-        if better is None:
-            c.giveup_at = None
-            if not c.giving_up:
-                return []
-            c.giving_up = False
-            self.uplink_refused = frozenset()
-            out: list[Action] = [
-                self._decide(f"ping node count is balanced ({c.count}): giveup ended")
-            ]
-            return out + self._plan(now, cause="ping node count is balanced") if plan else out
-        if c.giving_up or c.giveup_at is not None:
-            return []
-        c.giveup_at = now + c.delay
-        name, count = better
-        return [
-            self._decide(
-                f"{name} sees {count} ping node(s), this node {c.count}:"
-                f" delayed giveup in {c.delay:g}s"
-            )
-        ]
-
-    def _connectivity_tick(self, now: float) -> list[Action]:
-        c = self.connectivity
-        if c is None or c.giveup_at is None or now < c.giveup_at:
-            return []
-        c.giveup_at = None
-        better = c.better_peer()
-        if better is None:
-            return []
-        name, count = better
-        c.giving_up = True
-        self.uplink_refused = frozenset(self.groups)
-        out: list[Action] = [
-            self._decide(
-                f"Giving up because we have less visible ping nodes ({c.count}; {name}: {count})"
-            )
-        ]
-        return out + self._plan(now, cause=f"{name} sees more ping nodes")
+        return self.ipfail.tell_count() if self.ipfail is not None else []
 
     def done(
         self, group: str, now: float, *, ok: bool, clean: bool = True, detail: str = ""
@@ -558,7 +351,7 @@ class Scheduler:
                         group,
                     )
                 )
-        out += self._plan(now, cause="")
+        out += self.plan(now, cause="")
         return out
 
     def set_standby(self, what: str, now: float) -> list[Action]:
@@ -566,7 +359,7 @@ class Scheduler:
         if what not in CLASSES:
             raise ValueError(f"unknown resource class {what!r}; use one of {', '.join(CLASSES)}")
         cls = "foreign" if what == "failback" else what
-        keys = self._class_keys(cls, node=self.local)
+        keys = class_keys(self.groups, cls, node=self.local)
         takers = [n for n, p in self.peers.items() if p.alive and p.stable and not p.leaving]
         if keys and not takers:
             raise StandbyRefused("no other active node could take the resources over")
@@ -575,7 +368,7 @@ class Scheduler:
             if self.takeover_pref.get(key) == self.local:
                 del self.takeover_pref[key]
         out: list[Action] = [Decision(f"standby: giving up {what} resources")]
-        out += self._plan(now, cause=f"standby {what} requested")
+        out += self.plan(now, cause=f"standby {what} requested")
         return out
 
     def takeover(self, what: str, now: float) -> list[Action]:
@@ -583,7 +376,7 @@ class Scheduler:
         if what not in CLASSES:
             raise ValueError(f"unknown resource class {what!r}; use one of {', '.join(CLASSES)}")
         cls = "local" if what == "failback" else what
-        keys = self._class_keys(cls, node=self.local)
+        keys = class_keys(self.groups, cls, node=self.local)
         self.standby -= set(keys)
         self.failed_here -= set(keys)
         for key in keys:
@@ -592,59 +385,42 @@ class Scheduler:
             Send(Message.of(("t", "hb_takeover"), ("rsc_hold", cls))),
             Decision(f"takeover: asking for {what} resources"),
         ]
-        out += self._plan(now, cause=f"takeover {what} requested")
+        out += self.plan(now, cause=f"takeover {what} requested")
         return out
 
     def shutdown(self, now: float) -> list[Action]:
         """Graceful stop: release everything (haresources order); ``is_done`` tells when."""
         self.leaving = True
         out: list[Action] = [Decision("Giving up all HA resources.")]
-        out += self._plan(now, cause="shutting down")
+        out += self.plan(now, cause="shutting down")
         return out
 
     def is_released(self) -> bool:
         return all(m.state in (GroupState.STOPPED, GroupState.FAILED) for m in self.mine.values())
 
     def tick(self, now: float) -> list[Action]:
-        out = self._connectivity_tick(now)
-        return out + self._tick(now)
-
-    def _tick(self, now: float) -> list[Action]:
-        deadline = self._clock.stable_deadline
+        """Time passed: act on whatever deadline (:meth:`next_deadline`) is due."""
+        out = self.ipfail.tick(now) if self.ipfail is not None else []
+        deadline = self._stable_deadline
         if deadline is not None and now >= deadline and not self.stable:
             missing = ", ".join(sorted(self.awaiting)) or "nobody"
-            return self._become_stable(now, f"no resource report from {missing} in {RQSTDELAY:g}s")
-        ex = self.exchange
-        if ex is not None and now >= ex.deadline:
-            if ex.phase is Phase.ASKED:
-                text = "No reply to standby request. Standby request cancelled."
-            else:
-                text = f"standby exchange with {ex.peer} timed out in phase {ex.phase}"
-            self._ask_after = now + STANDBY_RETRY
-            return self._end_exchange(text) + self._plan(now, cause="")
-        if self.stable and self._ask_after and now >= self._ask_after:
-            self._ask_after = 0.0
-            return self._plan(now, cause="")
-        lapsed = [k for k, t in self._keep_wait.items() if now >= t > -math.inf]
-        if lapsed:
-            # Lapsed for good: the next plan releases without waiting (-inf), and the
-            # deadline is gone, even if some other rule keeps the group a while longer.
-            for key in lapsed:
-                self._keep_wait[key] = -math.inf
-            return self._plan(now, cause="")
-        return []
+            why = f"no resource report from {missing} in {RQSTDELAY:g}s"
+            return out + self._become_stable(now, why)
+        exchanged = self.standby_exchange.tick(now)
+        if exchanged is not None:
+            return out + exchanged
+        if self.heal.lapse(now):
+            out += self.plan(now, cause="")
+        return out
 
     def next_deadline(self) -> float:
-        d = self._clock.stable_deadline
-        deadlines = [d if d is not None and not self.stable else float("inf")]
-        if self.exchange is not None:
-            deadlines.append(self.exchange.deadline)
-        if self._ask_after:
-            deadlines.append(self._ask_after)
-        if self.connectivity is not None:
-            deadlines.append(self.connectivity.next_deadline())
-        deadlines.extend(t for t in self._keep_wait.values() if t > -math.inf)
-        return min(deadlines)
+        d = self._stable_deadline
+        return min(
+            d if d is not None and not self.stable else float("inf"),
+            self.standby_exchange.next_deadline(),
+            self.ipfail.next_deadline() if self.ipfail is not None else float("inf"),
+            self.heal.next_deadline(),
+        )
 
     # ------------------------------------------------------------------ policy
 
@@ -705,7 +481,8 @@ class Scheduler:
             and key not in peer.failed
         )
 
-    def _plan(self, now: float, *, cause: str) -> list[Action]:
+    def plan(self, now: float, *, cause: str) -> list[Action]:
+        """Decide, for every group in haresources order, what this node does now."""
         if not self.stable:
             return []
         out: list[Action] = []
@@ -713,24 +490,19 @@ class Scheduler:
         for key in self.groups:  # haresources order
             mine = self.mine[key]
             owner = self.owner(key)
-            ex = self.exchange
+            exchange = self.standby_exchange
             rivals = [n for n, p in self.peers.items() if p.alive and key in p.hold]
-            out += self._settle_double_claim(key, owner, rivals)
+            out += self.heal.settle(key, owner, rivals)
             if (
                 mine.state is GroupState.RUNNING
                 and owner is not None
                 and owner != self.local
-                and self._via_standby_exchange(key, owner)
-                and not (
-                    ex is not None
-                    and ex.role is Role.GIVER
-                    and key in ex.keys
-                    and ex.phase is not Phase.ASKED
-                )
+                and exchange.hands_over(key, owner)
+                and not exchange.giving(key, agreed=True)
             ):
                 # A Heartbeat node only takes a group through its standby exchange.
-                if ex is not None and ex.role is Role.GIVER and key in ex.keys:
-                    self._note(out, key, f"asked {owner} to take {key} (standby exchange)")
+                if exchange.giving(key):
+                    self.note(out, key, f"asked {owner} to take {key} (standby exchange)")
                 else:
                     ask.setdefault(owner, []).append(key)
             elif (
@@ -742,27 +514,23 @@ class Scheduler:
             ):
                 # Hand a group over only to a node that has finished starting (as
                 # Heartbeat's auto-failback waits for the returning node to be stable).
-                self._note(out, key, f"keeping {key} until {owner} has finished starting")
+                self.note(out, key, f"keeping {key} until {owner} has finished starting")
             elif mine.state is GroupState.RUNNING and owner != self.local:
-                if self._await_keeper(out, key, owner, rivals, now):
+                if self.heal.await_keeper(out, key, owner, rivals, now):
                     continue
-                self._keep_wait.pop(key, None)
+                self.heal.released(key)
                 reason = self._release_reason(key, owner, cause)
                 mine.state, mine.since, mine.reason = GroupState.STOPPING, now, reason
                 out.append(Release(key, reason))
             elif mine.state is GroupState.STOPPED and owner == self.local:
                 others = [n for n, p in self.peers.items() if p.alive and key in p.hold]
-                if (
-                    ex is not None
-                    and ex.role is Role.TAKER
-                    and ex.phase is Phase.OFFERED
-                    and key in ex.keys
-                ):
+                giver = exchange.offered_by(key)
+                if giver is not None:
                     # Its "resource ... info=standby" comes before it has released.
-                    self._note(out, key, f"waiting for {ex.peer} to release {key} (standby)")
+                    self.note(out, key, f"waiting for {giver} to release {key} (standby)")
                     continue
                 if others:
-                    self._note(out, key, f"waiting for {others[0]} to release {key}")
+                    self.note(out, key, f"waiting for {others[0]} to release {key}")
                     continue
                 if self.groups[key].node == self.local:
                     reason = f"acquiring {key}: this is its preferred node"
@@ -771,7 +539,7 @@ class Scheduler:
                 mine.state, mine.since, mine.reason = GroupState.STARTING, now, reason
                 out.append(Acquire(key, reason))
             elif mine.state is GroupState.STOPPED and owner is None:
-                self._note(out, key, f"{key} cannot run anywhere: no eligible node")
+                self.note(out, key, f"{key} cannot run anywhere: no eligible node")
             elif (
                 mine.state is GroupState.RUNNING
                 and owner == self.local
@@ -780,11 +548,11 @@ class Scheduler:
             ):
                 pref = self.groups[key].node
                 if pref in self.peers and self.peers[pref].alive:
-                    self._note(out, key, f"not failing back {key} to {pref}: auto_failback off")
-        if ask and self.exchange is None and now >= self._ask_after:
+                    self.note(out, key, f"not failing back {key} to {pref}: auto_failback off")
+        if ask and self.standby_exchange.may_ask(now):
             taker = sorted(ask, key=self.nodes.index)[0]
-            out += self._start_exchange(taker, frozenset(ask[taker]), now)
-        out += self._exchange_progress(now)
+            out += self.standby_exchange.start(taker, frozenset(ask[taker]), now)
+        out += self.standby_exchange.progress(now)
         if self.exchange is not None:
             return out  # what we hold is announced when the exchange is over
         announce = self._maybe_announce()
@@ -792,197 +560,22 @@ class Scheduler:
             out.append(announce)
         return out
 
-    # ------------------------------------------------------------------ double claims
-
-    def _settle_double_claim(self, key: str, owner: str | None, rivals: list[str]) -> list[Action]:
-        """The keeper's side of a group claimed here and elsewhere: announce it again.
-
-        Called for every group on every plan. When nobody else claims the group (any
-        more), the bookkeeping is dropped.
-        """
-        mine = self.mine[key]
-        if not rivals or mine.state not in CLAIMED:
-            self.keeping.discard(key)
-            self._keep_wait.pop(key, None)
-            return []
-        if (
-            mine.state is GroupState.RUNNING
-            and owner == self.local
-            and key not in self.keeping
-            and key not in self.refreshing
-        ):
-            self.refreshing.add(key)
-            who = ", ".join(rivals)
-            return [
-                Refresh(key, f"{key} also runs on {who}: announcing it here again first"),
-            ]
-        return []
-
     def refreshed(self, group: str, now: float) -> list[Action]:
         """The Refresh of *group* went out: tell the other claimants they may release."""
-        if group not in self.refreshing:
-            return []
-        self.refreshing.discard(group)
-        rivals = any(p.alive and group in p.hold for p in self.peers.values())
-        if rivals and self.mine[group].state is GroupState.RUNNING:
-            self.keeping.add(group)
-        return self._plan(now, cause="")
+        return self.plan(now, cause="") if self.heal.refreshed(group) else []
 
-    def _await_keeper(
-        self, out: list[Action], key: str, owner: str | None, rivals: list[str], now: float
-    ) -> bool:
-        """Whether to keep running *key* a little longer, until its keeper re-announced it.
-
-        The node that keeps a doubly claimed group announces it again (gratuitous ARP)
-        and then lists it in ``pulse_keep``; releasing before that would stop the
-        service while the LAN still sends to us. A Heartbeat keeper never says so, and
-        a keeper that stays silent for a keepalive is not waited for any longer.
-        """
-        if owner is None or owner not in rivals or self.leaving:
-            return False
-        peer = self.peers[owner]
-        if not peer.pulse or key in peer.keeping:
-            return False
-        deadline = self._keep_wait.setdefault(key, now + self.keep_wait_limit)
-        if now >= deadline:
-            return False
-        self._note(out, key, f"{key} also runs on {owner}: releasing it once {owner} announced it")
-        return True
-
-    # ------------------------------------------------------------------ standby exchange
-
-    def _via_standby_exchange(self, key: str, owner: str) -> bool:
-        """Whether group *key* goes to *owner* through Heartbeat's standby exchange."""
-        peer = self.peers.get(owner)
-        return (
-            peer is not None
-            and peer.reported
-            and not peer.pulse
-            and peer.alive
-            and peer.stable
-            and not peer.leaving
-            and not self.leaving
-            and key not in peer.hold
-        )
-
-    def _class_of(self, keys: frozenset[str]) -> str:
-        """The smallest Heartbeat class (relative to this node) covering *keys*."""
-        local = {k for k in keys if self.groups[k].node == self.local}
-        if local == keys:
-            return "local"
-        if not local:
-            return "foreign"
-        return "all"
-
-    def _in_flux(self) -> bool:
+    def in_flux(self) -> bool:
+        """Whether a group is being started or stopped here."""
         return any(
             m.state in (GroupState.STARTING, GroupState.STOPPING) for m in self.mine.values()
         )
-
-    def _start_exchange(self, taker: str, keys: frozenset[str], now: float) -> list[Action]:
-        cls = self._class_of(keys)
-        self.exchange = _Exchange(
-            peer=taker,
-            role=Role.GIVER,
-            cls=cls,
-            keys=keys,
-            phase=Phase.ASKED,
-            deadline=now + STANDBY_REPLY_TIMEOUT,
-        )
-        return [
-            Send(ask_resources(cls, "me")),
-            self._decide(f"asking {taker} to take {cls} resources ({', '.join(sorted(keys))})"),
-        ]
-
-    def _end_exchange(self, text: str) -> list[Action]:
-        ex = self.exchange
-        self.exchange = None
-        if ex is not None and not (ex.role is Role.GIVER and ex.phase is Phase.ASKED):
-            # Heartbeat ends every exchange that moved something with a resource
-            # report (isstable=1): the peer saw our isstable=0, or our takeover.
-            self._last_announce = None
-        return [self._decide(text)]
-
-    def _exchange_progress(self, now: float) -> list[Action]:
-        ex = self.exchange
-        if ex is None:
-            return []
-        if self.leaving:
-            return self._end_exchange(f"standby exchange with {ex.peer} cancelled: shutting down")
-        states = {self.mine[k].state for k in ex.keys}
-        busy = GroupState.STARTING in states or GroupState.STOPPING in states
-        if ex.phase is Phase.RELEASING and not busy:
-            failed = sorted(k for k in ex.keys if self.mine[k].state is GroupState.FAILED)
-            if failed:
-                return self._end_exchange(
-                    f"standby exchange with {ex.peer} abandoned: "
-                    f"{', '.join(failed)} could not be released"
-                )
-            ex.phase, ex.deadline = Phase.RELEASED, now + STANDBY_TAKE_TIMEOUT
-            return [Send(ask_resources(ex.cls, "done"))]
-        if ex.phase is Phase.TAKING and not busy:
-            out: list[Action] = [Send(ask_resources(ex.cls, "done"))]
-            return out + self._end_exchange(
-                f"standby takeover of {ex.cls} resources from {ex.peer} completed"
-            )
-        return []
-
-    def _ask_resources(self, src: str, peer: Peer, msg: Message, now: float) -> list[Action]:
-        """The standby exchange, as giver or taker (docs/heartbeat.md#standby-and-takeover)."""
-        info = msg.get("info")
-        cls = msg.get("rsc_hold") or "all"
-        if cls == "failback":
-            cls = "foreign"
-        ex = self.exchange
-        if info == "me":
-            if ex is not None:
-                return [Decision(f"Standby in progress- new request from {src} ignored")]
-            if not self.stable or not peer.stable or self._in_flux():
-                return [Decision(f"standby request from {src} ignored: resources in flux")]
-            keys = frozenset(self._class_keys(cls, node=src))
-            self.exchange = _Exchange(
-                peer=src,
-                role=Role.TAKER,
-                cls=cls,
-                keys=keys,
-                phase=Phase.OFFERED,
-                deadline=now + STANDBY_TAKE_TIMEOUT,
-            )
-            return [
-                Send(ask_resources(cls, "other")),
-                self._decide(f"{src} offers its {cls} resources; waiting for it to release them"),
-            ]
-        if ex is None or ex.peer != src:
-            return []
-        if info == "other" and ex.role is Role.GIVER and ex.phase is Phase.ASKED:
-            ex.phase, ex.deadline = Phase.RELEASING, now + STANDBY_TAKE_TIMEOUT
-            out: list[Action] = [
-                Send(self._resource_message(without=ex.keys, stable=False, info="standby")),
-                self._decide(f"giving {ex.cls} resources to {src} (standby exchange)"),
-            ]
-            return out + self._plan(now, cause=f"{src} agreed to take them")
-        if info == "done" and ex.role is Role.GIVER and ex.phase is Phase.RELEASED:
-            peer.hold = peer.hold | ex.keys  # it took them; its report will confirm
-            out = self._end_exchange(
-                f"Other node completed standby takeover of {ex.cls} resources."
-            )
-            return out + self._plan(now, cause="")
-        if info == "done" and ex.role is Role.TAKER and ex.phase is Phase.OFFERED:
-            ex.phase, ex.deadline = Phase.TAKING, now + STANDBY_TAKE_TIMEOUT
-            peer.hold = peer.hold - ex.keys
-            for key in ex.keys:
-                if self.owner(key) != self.local:
-                    peer.standby = peer.standby | {key}  # it gave them up: it refuses them
-            out = [self._decide(f"{src} released its {ex.cls} resources; taking them")]
-            return out + self._plan(now, cause=f"{src} gave them up (standby)")
-        return []
 
     def _release_reason(self, key: str, owner: str | None, cause: str) -> str:
         if self.leaving:
             return f"releasing {key}: shutting down"
         if key in self.standby:
             return f"releasing {key}: standby"
-        if key in self.uplink_refused:
+        if self.ipfail is not None and key in self.ipfail.refused:
             return f"releasing {key}: a peer sees more ping nodes (ipfail)"
         if owner is not None and self.takeover_pref.get(key) == owner:
             return f"releasing {key}: {owner} took it over"
@@ -990,48 +583,27 @@ class Scheduler:
             return f"failing {key} back to {owner}: auto_failback {self.policy}"
         return f"releasing {key} to {owner}" + (f": {cause}" if cause else "")
 
-    def _note(self, out: list[Action], key: str, text: str) -> None:
+    def note(self, out: list[Action], key: str, text: str) -> None:
+        """Add a decision about *key* unless it is what was last said of it."""
         if self._last_reason.get(key) != text:
             self._last_reason[key] = text
             out.append(Decision(text, key))
 
-    def _decide(self, text: str) -> Decision:
+    def decide(self, text: str) -> Decision:
+        """A decision about the node as a whole (kept for status)."""
         self.decision = text
         return Decision(text)
 
     def _become_stable(self, now: float, why: str) -> list[Action]:
         self.stable = True
-        self._clock.stable_deadline = None
+        self._stable_deadline = None
         self.awaiting.clear()
-        out: list[Action] = [self._decide(f"local resource transition completed ({why})")]
-        self._last_announce = None  # _plan always announces once we are stable
-        out += self._plan(now, cause="")
+        out: list[Action] = [self.decide(f"local resource transition completed ({why})")]
+        self._last_announce = None  # plan always announces once we are stable
+        out += self.plan(now, cause="")
         return out
 
     # ------------------------------------------------------------------ messages
-
-    def _learn(self, src: str, peer: Peer, msg: Message) -> None:
-        peer.reported = True
-        hold = msg.get("pulse_hold")
-        if hold is not None:
-            peer.pulse = True
-            peer.hold = frozenset(k for k in hold.split() if k in self.groups)
-            peer.standby = self._keys(msg.get("pulse_standby"))
-            peer.failed = self._keys(msg.get("pulse_failed"))
-            peer.leaving = msg.get("pulse_leaving") == "1"
-            peer.keeping = self._keys(msg.get("pulse_keep"))
-            if "pulse_takeover" in msg:
-                self._learn_takeovers(src, self._keys(msg.get("pulse_takeover")))
-        else:  # a Heartbeat peer: classes relative to it (2-node assumption)
-            cls = msg.get("rsc_hold") or "none"
-            keys = set(self._class_keys(cls, node=src)) if cls != "none" else set()
-            if msg.get("rtype") == "full" or cls == "none":
-                peer.hold = frozenset(keys)
-            else:
-                peer.hold = peer.hold | keys
-            peer.leaving = msg.get("info") == "shutdown"
-        if msg.get("isstable") == "1" or (hold is None and msg.get("info") == "mach_down"):
-            peer.stable = True
 
     def _learn_takeovers(self, src: str, asked: frozenset[str]) -> None:
         """A pulse peer's report lists the groups it asked to take over (``pulse_takeover``):
@@ -1054,86 +626,43 @@ class Scheduler:
     def _own_takeovers(self) -> frozenset[str]:
         return frozenset(k for k, who in self.takeover_pref.items() if who == self.local)
 
-    def _keys(self, text: str | None) -> frozenset[str]:
-        return frozenset(k for k in (text or "").split() if k in self.groups)
-
     @property
     def refused(self) -> frozenset[str]:
         """Groups this node offers to any other node: standby, plus an ipfail giveup."""
-        return frozenset(self.standby) | self.uplink_refused
+        uplink = self.ipfail.refused if self.ipfail is not None else frozenset()
+        return frozenset(self.standby) | uplink
 
     def _claimed(self) -> frozenset[str]:
         return frozenset(k for k, m in self.mine.items() if m.state in CLAIMED)
 
-    def _announce_key(self) -> _AnnounceKey:
-        return (
-            self._claimed(),
-            self.refused,
-            frozenset(self.failed_here),
-            frozenset(self.keeping),
-            self._own_takeovers(),
-            self.stable,
-            self.leaving,
+    def report(self) -> Report:
+        """What this node tells the others (:mod:`pulse.failover.report`)."""
+        return Report(
+            claimed=self._claimed(),
+            refused=self.refused,
+            failed=frozenset(self.failed_here),
+            keeping=frozenset(self.heal.keeping),
+            takeovers=self._own_takeovers(),
+            stable=self.stable,
+            leaving=self.leaving,
         )
 
-    def _maybe_announce(self) -> Send | None:
-        key = self._announce_key()
-        if key == self._last_announce:
-            return None
-        self._last_announce = key
-        return Send(self._resource_message())
+    def forget_announcement(self) -> None:
+        """Send the next report even if nothing changed."""
+        self._last_announce = None
 
-    def _resource_message(
-        self,
-        *,
-        without: frozenset[str] = frozenset(),
-        stable: bool | None = None,
-        info: str | None = None,
-        request: bool = False,
-    ) -> Message:
-        claimed = self._claimed() - without
-        if stable is None:
-            stable = self.stable and not self.leaving
-        local = {k for k in claimed if self.groups[k].node == self.local}
-        foreign = claimed - local
-        rsc = "all" if local and foreign else "local" if local else "foreign" if foreign else "none"
-        fields: list[tuple[str, str]] = [
-            ("t", "resource"),
-            ("rsc_hold", rsc),
-            ("rtype", "full"),
-            ("isstable", "1" if stable else "0"),
-        ]
-        if self.leaving:
-            fields.append(("info", "shutdown"))
-        elif info is not None:
-            fields.append(("info", info))
-        fields += [
-            ("pulse_hold", " ".join(sorted(claimed)) or " "),
-            ("pulse_standby", " ".join(sorted(self.refused)) or " "),
-            ("pulse_failed", " ".join(sorted(self.failed_here)) or " "),
-            ("pulse_leaving", "1" if self.leaving else "0"),
-            ("pulse_takeover", " ".join(sorted(self._own_takeovers())) or " "),
-        ]
-        if self.keeping:
-            fields.append(("pulse_keep", " ".join(sorted(self.keeping & claimed))))
-        if request:
-            fields.append(("pulse_rq", "1"))  # "tell me what you hold", once
-        return Message.of(*fields)
+    def _resource_message(self, *, request: bool = False) -> Message:
+        return self.report().message(self.groups, self.local, request=request)
+
+    def _maybe_announce(self) -> Send | None:
+        report = self.report()
+        if report == self._last_announce:
+            return None
+        self._last_announce = report
+        return Send(report.message(self.groups, self.local))
 
     def shutdone_message(self) -> Message:
         return SHUTDONE
-
-    # ------------------------------------------------------------------ classes
-
-    def _class_keys(self, cls: str, *, node: str) -> list[str]:
-        """Group keys of a Heartbeat class relative to *node*."""
-        if cls == "all":
-            return list(self.groups)
-        if cls == "local":
-            return [k for k, g in self.groups.items() if g.node == node]
-        if cls == "foreign":
-            return [k for k, g in self.groups.items() if g.node != node]
-        return []
 
     # ------------------------------------------------------------------ status
 
@@ -1165,7 +694,7 @@ class Scheduler:
             standby=tuple(sorted(self.standby)),
             decision=self.decision,
             groups=tuple(groups),
-            connectivity=self.connectivity.view() if self.connectivity is not None else None,
+            connectivity=self.ipfail.view() if self.ipfail is not None else None,
             cut_off=self.cut_off,
         )
 
@@ -1177,19 +706,12 @@ def _rotation(nodes: tuple[str, ...], start: str) -> list[str]:
     return list(nodes[i:] + nodes[:i])
 
 
-def _message_order(msg: Message) -> tuple[int, int] | None:
-    """(generation, sequence number) of a sequenced message, None if it has none."""
-    try:
-        return int(msg.get("hg") or "", 16), int(msg.get("seq") or "", 16)
-    except ValueError:
-        return None
-
-
 def _hms(now: float) -> str:
     return f"t={now:.3f}"
 
 
 __all__ = [
+    "SHUTDONE",
     "Acquire",
     "Action",
     "Decision",

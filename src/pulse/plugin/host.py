@@ -113,6 +113,11 @@ class PluginHost:
         self._records: list[list[tuple[str, object]]] = []
 
     @classmethod
+    def empty(cls) -> PluginHost:
+        """A host with no plugin: every hook answers nothing (a daemon without plugins)."""
+        return cls(load_entrypoints=False)
+
+    @classmethod
     def for_config(cls, config: Config | None = None, **kwargs: Any) -> PluginHost:
         blocked = set(kwargs.pop("blocked", ())) | disabled_from(config)
         return cls(blocked=blocked, **kwargs)

@@ -30,6 +30,7 @@ from pulse.resources.base import (
     ResourceError,
     monitor_result,
 )
+from pulse.resources.environment import ChildEnvironment, child_environment
 from pulse.resources.ipaddr import (
     IP_AGENTS,
     FloatingIP,
@@ -40,15 +41,12 @@ from pulse.resources.ipaddr import (
 )
 from pulse.resources.scripts import (
     DEFAULT_INIT_DIR,
-    DEFAULT_OCF_ROOT,
-    DEFAULT_RESOURCE_DIR,
     LsbAgent,
     OcfAgent,
     ScriptAgent,
     SystemdAgent,
     parse_ocf_name,
     parse_ocf_params,
-    script_environment,
 )
 
 log = logging.getLogger("pulse.resources")
@@ -86,36 +84,33 @@ class UnusableAgent:
         return monitor_result(self.spec.raw, MonitorState.NOT_RUNNING, reason=self.problem)
 
 
-def resource_dir_of(config: Config) -> str:
-    return config.resource_dir or DEFAULT_RESOURCE_DIR
-
-
 def make_agent(
     spec: ResourceSpec,
     config: Config,
     *,
     timeouts: AgentTimeouts = AgentTimeouts(),  # noqa: B008 - frozen, shared safely
-    env: Mapping[str, str] | None = None,
+    env: ChildEnvironment | Mapping[str, str] | None = None,
     registry: Mapping[str, AgentFactory] | None = None,
     init_dir: str = DEFAULT_INIT_DIR,
     arp: Mapping[str, ArpPolicy] | None = None,
 ) -> ResourceAgent:
     """The agent for one haresources word (see the module docstring for the order).
 
-    ``env`` is merged last into the scripts' environment (the scheduler passes
-    ``HA_CURHOST`` and friends); ``OCF_ROOT`` in it (or in pulse's own
-    environment) moves the OCF agent tree. ``arp`` overrides the announcement
+    ``env`` is the children's environment (:func:`child_environment`, built once by
+    the daemon); a plain mapping is merged last into it (``HA_CURHOST``, ``OCF_ROOT``
+    to move the OCF agent tree, as tests do). ``arp`` overrides the announcement
     policy per IP agent name (``{"IPaddr2": ArpPolicy(count=3, interval=1.0)}``).
     """
     if registry is not None and spec.agent in registry:
         return registry[spec.agent](spec, config)
 
-    resource_dir = resource_dir_of(config)
+    children = env if isinstance(env, ChildEnvironment) else child_environment(config, extra=env)
+    resource_dir = children.resource_dir
     if spec.agent in IP_AGENTS or is_bare_ip(spec.raw):
         return _floating_ip(spec, resource_dir=resource_dir, arp=arp)
 
-    ocf_root = (env or {}).get("OCF_ROOT") or os.environ.get("OCF_ROOT") or DEFAULT_OCF_ROOT
-    script_env = script_environment(config, resource_dir=resource_dir, ocf_root=ocf_root, extra=env)
+    ocf_root = children.ocf_root
+    script_env = dict(children.variables)
 
     if spec.agent.startswith("ocf:"):
         names = parse_ocf_name(spec.agent)
