@@ -291,6 +291,8 @@ CLUSTER_EVENT_KINDS = (
     "fenced",
     "fence-failed",
     "shutdown",
+    "resource-failed",  # a monitor found a resource of a group held here failed or gone
+    "resource-recovered",  # ... and later running again
 )
 
 

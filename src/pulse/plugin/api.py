@@ -89,7 +89,9 @@ class ClusterEvent:
     """Something that happened, as told to event listeners.
 
     ``kind`` is one of: ``node-dead``, ``node-up``, ``acquired``, ``released``,
-    ``acquire-failed``, ``release-failed``, ``fenced``, ``fence-failed``, ``shutdown``.
+    ``acquire-failed``, ``release-failed``, ``fenced``, ``fence-failed``, ``shutdown``,
+    ``resource-failed`` (a monitor found a resource of a group held here failed or
+    gone; ``reason`` says what the recovery policy does) and ``resource-recovered``.
     ``node`` is the node it is about, ``local`` the node reporting it, ``group`` the
     group key when it concerns a group, ``resources`` that group's haresources words.
     """
