@@ -88,14 +88,15 @@ class FailoverNode(PulseNode):
         self.started_at = time.monotonic()
         wait_for(self._listening, 10, f"{self.name}'s control socket")
 
-    def use_toml(self, extra: str) -> None:
+    def use_toml(self, extra: str, edit: Callable[[str], str] | None = None) -> None:
         """Run from ``pulse convert``'s TOML of this node's ha.d, with *extra* appended
-        (tables only TOML has, such as ``[[notify]]``)."""
+        (tables only TOML has, such as ``[[notify]]``) and then changed by *edit*."""
         converted = self.topology.run(
             self.node, [*PULSE, "convert", "-c", str(self.dir), "--node", self.name]
         ).stdout
         path = self.dir / "pulse.toml"
-        path.write_text(converted + "\n" + extra)
+        text = converted + "\n" + extra
+        path.write_text(edit(text) if edit is not None else text)
         path.chmod(0o600)
         self.config_path = path
 
@@ -289,11 +290,13 @@ def web_cluster(
     extra: Sequence[str] = (),
     before_start: Callable[[Lan], object] | None = None,
     toml: str | None = None,
+    edit_toml: Callable[[str], str] | None = None,
 ) -> WebCluster:
     """Nodes .11, .12, … on 198.51.100.0/24, the client .50; haresources
     ``<first node> <vip> <script>`` with the web script in resource.d; started.
     *extra* ha.cf lines are added; *before_start* gets the LAN before the daemons start;
-    with *toml* the daemons run from the converted TOML with that text appended."""
+    with *toml* the daemons run from the converted TOML with that text appended, and
+    changed by *edit_toml* (e.g. the monitor keys of the group uncommented)."""
     lan = topology.add_lan("lan0", "198.51.100.0/24")
     config = ha_cf(names, ["bcast eth0"], auto_failback=auto_failback, extra=extra)
     nodes: dict[str, FailoverNode] = {}
@@ -312,6 +315,6 @@ def web_cluster(
         before_start(lan)
     if toml is not None:
         for node in nodes.values():
-            node.use_toml(toml)
+            node.use_toml(toml, edit_toml)
     start_all(nodes.values())
     return WebCluster(topology, vip, nodes, ifaces, client, client_iface)
