@@ -132,6 +132,11 @@ async def test_a_killed_service_is_restarted_in_place_and_the_third_failure_move
         assert world.where("web") == {"calc"}
         assert starts(world, "prime") == 3
         assert web_status(prime)["fail_counts"] == {"prime": 3}
+        (group,) = node_status(prime)["resources"]["groups"]
+        said = [t["what"] for t in group["transitions"]]
+        assert said.count(f"restarted {KEY} in place on prime") == 2
+        assert any(w.startswith(f"{KEY} is not running on prime (3 times in 10m)") for w in said)
+        assert len(said) <= 20
         assert events.seen[-1][0] == "resource-failed"
         assert "moving Fake::web (migration_threshold 3 reached)" in events.seen[-1][2]
 

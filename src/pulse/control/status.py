@@ -162,6 +162,9 @@ def resources_to_json(
                     if manager is not None and g.key in groups
                     else []
                 ),
+                "transitions": (
+                    list(manager.transitions.get(g.key, ())) if manager is not None else []
+                ),
             }
             for g in view.groups
         ],

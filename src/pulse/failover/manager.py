@@ -58,12 +58,14 @@ from pulse.resources import (
     release_group,
     restart_in_place,
 )
+from pulse.resources.base import wall_clock_iso
 from pulse.wire.message import Message
 
 log = logging.getLogger("pulse")
 
 ALIVE = (NodeStatus.UP, NodeStatus.ACTIVE)
 SHUTDOWN_TIMEOUT = 600.0  # seconds to release everything before giving up on a stop
+TRANSITIONS = 20  # decisions kept per group for status
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,8 @@ class ResourceManager:
         self.last_monitor: dict[str, MonitorResult] = {}
         self.last_failure: dict[str, MonitorResult] = {}
         self._busy: dict[str, trio.Lock] = {}  # one group operation at a time per group
+        # The last TRANSITIONS decisions and recoveries of each group, with wall-clock time.
+        self.transitions: dict[str, collections.deque[dict[str, str]]] = {}
         self._restarting: set[str] = set()
 
     # ------------------------------------------------------------------ API
@@ -370,6 +374,8 @@ class ResourceManager:
             elif isinstance(action, Decision):
                 self.last_decision = action.text
                 log.info("%s", action.text)
+                if action.group is not None:
+                    self._transition(action.group, action.text)
             elif isinstance(action, Acquire | Release):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._operate, action)
@@ -403,6 +409,10 @@ class ResourceManager:
                 await refresh()
             except Exception:  # best effort: the address is up either way
                 log.exception("re-announcing %s failed", agent.spec.raw)
+
+    def _transition(self, group: str, text: str) -> None:
+        history = self.transitions.setdefault(group, collections.deque(maxlen=TRANSITIONS))
+        history.append({"when": wall_clock_iso(), "what": text})
 
     def _lock(self, key: str) -> trio.Lock:
         return self._busy.setdefault(key, trio.Lock())
@@ -503,6 +513,7 @@ class ResourceManager:
         self.recovery, decision = self.recovery.failed(group, name, self.local, now=now, what=what)
         detail = f" ({result.reason})" if result.reason else ""
         log.warning("%s%s", decision.reason, detail)
+        self._transition(key, decision.reason + detail)
         self._publish("resource-failed", self.local, key, decision.reason + detail)
         if decision.action is Recovery.RESTART:
             assert self._nursery is not None
@@ -537,6 +548,7 @@ class ResourceManager:
         sched = self.scheduler
         if item.ok:
             log.info("restarted %s in place on %s", item.resource, self.local)
+            self._transition(item.group, f"restarted {item.resource} in place on {self.local}")
             return
         if item.clean:
             why = f"restart of {item.resource} failed ({item.detail})"
