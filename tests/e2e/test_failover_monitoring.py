@@ -3,24 +3,31 @@
 The prime/calc web pair of test_failover_web_pair.py run from TOML with the group
 monitored every second: the web server behind the VIP is killed on the holder and
 served again in place; the third kill within the failure window moves the group to
-calc; a VIP deleted by hand is added again.
+calc; a VIP deleted by hand is added again. Then the real OCF ``Dummy`` losing its
+state file and an LSB init script (no systemd) losing its server.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from failover_support import (
+    FailoverNode,
     WebCluster,
     addresses,
     fetch,
+    ha_cf,
+    start_all,
     wait_past_startup_grace,
+    wait_serving,
     web_cluster,
 )
+from test_failover_scripts import LSB_SCRIPT
 
 from pulse.config.convert import MONITOR_HINT
 from pulse.lab.cluster import wait_for
@@ -97,3 +104,58 @@ def test_a_deleted_vip_is_added_again(topology: Topology, tmp_path: Path) -> Non
     assert vip["last_failure"]["reason"] == (
         f"{VIP}: the address is not configured on any interface"
     )
+
+
+@pytest.mark.skipif(
+    not Path("/usr/lib/ocf/resource.d/heartbeat/Dummy").exists(),
+    reason="resource-agents is not installed",
+)
+def test_the_real_ocf_dummy_and_an_lsb_script_are_restarted_in_place(
+    topology: Topology, tmp_path: Path
+) -> None:
+    vip = "198.51.100.40"
+    lan = topology.add_lan("lan0", "198.51.100.0/24")
+    config = ha_cf(["prime", "calc"], ["bcast eth0"])
+    nodes: dict[str, FailoverNode] = {}
+    for i, name in enumerate(("prime", "calc")):
+        ns = topology.add_node(name)
+        topology.connect(ns, lan, "eth0", f"198.51.100.{11 + i}")
+        init_dir = tmp_path / name / "init.d"
+        init_dir.mkdir(parents=True)
+        docroot = tmp_path / name / "www"
+        docroot.mkdir()
+        (docroot / "index.html").write_text(name + "\n")
+        pidfile = tmp_path / name / "webapp.pid"
+        script = init_dir / "webapp"
+        script.write_text(
+            LSB_SCRIPT.format(python=sys.executable, docroot=docroot, pidfile=pidfile)
+        )
+        script.chmod(0o755)
+        rsctmp = tmp_path / f"rsctmp-{name}"
+        rsctmp.mkdir()
+        nodes[name] = FailoverNode(
+            topology, ns, tmp_path, name=name, ha_cf=config,
+            haresources=f"prime {vip} ocf:heartbeat:Dummy lsb:webapp\n", init_dir=init_dir,
+            env={"HA_RSCTMP": str(rsctmp)},
+        )  # fmt: skip
+        nodes[name].use_toml("", monitored)
+    client = topology.add_node("client")
+    topology.connect(client, lan, "eth0", "198.51.100.50")
+    start_all(nodes.values())
+    prime = nodes["prime"]
+    wait_serving(topology, client, vip, "prime", 15)
+    wait_past_startup_grace(nodes.values())
+
+    state = tmp_path / "rsctmp-prime" / "Dummy-Dummy.state"
+    assert state.exists()
+    state.unlink()
+    prime.wait_log("restarted ocf:heartbeat:Dummy in place on prime", 10)
+    assert state.exists()
+    wait_serving(topology, client, vip, "prime", 8)  # lsb:webapp came back after it
+
+    os.kill(int((tmp_path / "prime" / "webapp.pid").read_text()), signal.SIGKILL)
+    prime.wait_log("restarted lsb:webapp in place on prime", 10)
+    wait_serving(topology, client, vip, "prime", 8)
+    counts = {r["name"]: r["fail_counts"] for r in prime.group(vip)["resources"]}
+    assert counts == {vip: {}, "ocf:heartbeat:Dummy": {"prime": 1}, "lsb:webapp": {"prime": 1}}
+    assert prime.group(vip)["holder"] == "prime"

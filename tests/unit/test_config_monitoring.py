@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from config_support import LEGACY, install, messages
 
-from pulse.config import load_config
+from pulse.config import checks, load_config
 from pulse.config.convert import MONITOR_HINT, to_toml
-from pulse.config.model import MonitorOptions, OnFail, ResourceGroup
+from pulse.config.model import MonitorOptions, OnFail, ResourceGroup, ResourceSpec
 from pulse.errors import ConfigError
 
 HEAD = """\
@@ -217,3 +217,17 @@ def test_converting_heartbeat_files_writes_the_monitor_keys_commented(tmp_path: 
     doc = tomllib.loads(uncommented)
     assert doc["groups"][0]["monitor"] == {"interval": "10s", "timeout": "20s"}
     assert doc["groups"][0]["on_fail"] == "restart"
+
+
+def test_pulse_check_looks_for_an_lsb_word_in_init_d_without_its_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    init_d = tmp_path / "init.d"
+    init_d.mkdir()
+    (init_d / "webapp").write_text("#!/bin/sh\n")
+    (init_d / "webapp").chmod(0o755)
+    monkeypatch.setattr(checks, "INIT_DIR", str(init_d))
+    lsb = ResourceSpec(raw="lsb:webapp", agent="lsb:webapp")
+    assert checks.resolve_agent(lsb, str(tmp_path / "resource.d")) == str(init_d / "webapp")
+    missing = ResourceSpec(raw="lsb:nothing", agent="lsb:nothing")
+    assert checks.resolve_agent(missing, str(init_d)) is None
