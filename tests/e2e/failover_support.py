@@ -31,6 +31,54 @@ HTTP_TIMEOUT = 0.4  # seconds for one client request (everything is on one host)
 POLL = 0.03
 
 
+LSB_SCRIPT = """#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          webapp
+# Required-Start:    $network
+# Required-Stop:     $network
+# Short-Description: a web server answering with this node's name
+### END INIT INFO
+PIDFILE={pidfile}
+running() {{ [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }}
+case "$1" in
+  start)
+    running && exit 0
+    {python} -m http.server --bind 0.0.0.0 80 --directory {docroot} >/dev/null 2>&1 &
+    echo $! > "$PIDFILE"
+    i=0
+    while [ $i -lt 100 ]; do
+        {python} -c 'import socket; socket.create_connection(("127.0.0.1", 80), 0.05)' \\
+            2>/dev/null && exit 0
+        i=$((i + 1)); sleep 0.05
+    done
+    exit 1 ;;
+  stop)
+    running && kill "$(cat "$PIDFILE")"
+    rm -f "$PIDFILE"
+    exit 0 ;;
+  status)
+    running && exit 0
+    exit 3 ;;
+  *) echo "Usage: $0 {{start|stop|status}}" >&2; exit 2 ;;
+esac
+"""
+
+
+def lsb_web_init_dir(workdir: Path, name: str) -> Path:
+    """``WORKDIR/NAME/init.d`` holding ``webapp``, an LSB init script serving NAME's page
+    (pid file ``WORKDIR/NAME/webapp.pid``); give it to :class:`FailoverNode` as init_dir."""
+    init_dir = workdir / name / "init.d"
+    init_dir.mkdir(parents=True)
+    docroot = workdir / name / "www"
+    docroot.mkdir(exist_ok=True)
+    (docroot / "index.html").write_text(name + "\n")
+    script = init_dir / "webapp"
+    pidfile = workdir / name / "webapp.pid"
+    script.write_text(LSB_SCRIPT.format(python=sys.executable, docroot=docroot, pidfile=pidfile))
+    script.chmod(0o755)
+    return init_dir
+
+
 def web_script(workdir: Path, name: str) -> str:
     """The demo's stand-in for ``/etc/init.d/apache2``: serves a page holding *name*."""
     docroot = workdir / name / "www"

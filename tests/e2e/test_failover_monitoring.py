@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -22,12 +21,12 @@ from failover_support import (
     addresses,
     fetch,
     ha_cf,
+    lsb_web_init_dir,
     start_all,
     wait_past_startup_grace,
     wait_serving,
     web_cluster,
 )
-from test_failover_scripts import LSB_SCRIPT
 
 from pulse.config.convert import MONITOR_HINT
 from pulse.lab.cluster import wait_for
@@ -120,17 +119,7 @@ def test_the_real_ocf_dummy_and_an_lsb_script_are_restarted_in_place(
     for i, name in enumerate(("prime", "calc")):
         ns = topology.add_node(name)
         topology.connect(ns, lan, "eth0", f"198.51.100.{11 + i}")
-        init_dir = tmp_path / name / "init.d"
-        init_dir.mkdir(parents=True)
-        docroot = tmp_path / name / "www"
-        docroot.mkdir()
-        (docroot / "index.html").write_text(name + "\n")
-        pidfile = tmp_path / name / "webapp.pid"
-        script = init_dir / "webapp"
-        script.write_text(
-            LSB_SCRIPT.format(python=sys.executable, docroot=docroot, pidfile=pidfile)
-        )
-        script.chmod(0o755)
+        init_dir = lsb_web_init_dir(tmp_path, name)
         rsctmp = tmp_path / f"rsctmp-{name}"
         rsctmp.mkdir()
         nodes[name] = FailoverNode(
