@@ -8,17 +8,16 @@ fake world behind prime's back: its next monitor finds it not running.
 from __future__ import annotations
 
 import dataclasses
-import random
 from pathlib import Path
 
 import trio
 import trio.testing
+from daemon_support import start_daemons
 
 from pulse import ClusterEvent
-from pulse.config import Loaded
-from pulse.config.model import Config, MonitorOptions, Timing
+from pulse.config.model import MonitorOptions, Timing
 from pulse.control.status import node_status
-from pulse.daemon import Daemon, DaemonOptions, serve
+from pulse.daemon import Daemon
 from pulse.plugin.host import PluginHost
 from pulse.testing import FakeNetwork
 from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
@@ -51,35 +50,6 @@ class Events:
             self.seen.append((event.kind, event.local, event.reason))
 
 
-async def start(
-    nursery: trio.Nursery, network: FakeNetwork, name: str, plugin: FakePlugin, tmp_path: Path
-) -> Daemon:
-    options = DaemonOptions(
-        state_dir=tmp_path / name,
-        handle_signals=False,
-        rng=random.Random(name),
-        generation=7,
-        uuid=name.encode().ljust(16, b"\0"),
-        loadavg=lambda: "n/a",
-        plugins=PluginHost(load_entrypoints=False, plugins={"test": plugin}),
-    )
-
-    async def node(task_status: trio.TaskStatus[Daemon]) -> None:
-        await serve(
-            Loaded(config=config_of(plugin), node=name, warnings=()),
-            options,
-            links=[network.link(name, "eth0")],
-            task_status=task_status,
-        )
-
-    daemon: Daemon = await nursery.start(node)
-    return daemon
-
-
-def config_of(plugin: FakePlugin) -> Config:
-    return getattr(plugin, "config", MONITORED)
-
-
 def kill(world: FakeResources, node: str) -> None:
     world.running["web"].discard(node)
 
@@ -102,10 +72,13 @@ async def test_a_killed_service_is_restarted_in_place_and_the_third_failure_move
     network = FakeNetwork()
     events = Events()
     async with trio.open_nursery() as nursery:
-        prime = await start(
-            nursery, network, "prime", FakePlugin(world, listeners=[events]), tmp_path
+        listening = PluginHost(
+            load_entrypoints=False, plugins={"fake": FakePlugin(world, listeners=[events])}
         )
-        await start(nursery, network, "calc", FakePlugin(world), tmp_path)
+        daemons = await start_daemons(
+            nursery, MONITORED, world, network, tmp_path, prime={"plugins": listening}
+        )
+        prime = daemons["prime"]
         await trio.sleep(15)
         assert world.where("web") == {"prime"}
         assert starts(world, "prime") == 1
@@ -154,8 +127,8 @@ async def test_maintenance_mode_is_cluster_wide_and_stops_recovery_until_it_ends
     world = FakeResources()
     network = FakeNetwork()
     async with trio.open_nursery() as nursery:
-        prime = await start(nursery, network, "prime", FakePlugin(world), tmp_path)
-        calc = await start(nursery, network, "calc", FakePlugin(world), tmp_path)
+        daemons = await start_daemons(nursery, MONITORED, world, network, tmp_path)
+        prime, calc = daemons["prime"], daemons["calc"]
         await trio.sleep(15)
         assert await calc.resources.command("maintenance", "on") is None
         await trio.sleep(1)
@@ -181,8 +154,7 @@ async def test_leaving_maintenance_restarts_nothing_that_runs_in_the_right_place
     world = FakeResources()
     network = FakeNetwork()
     async with trio.open_nursery() as nursery:
-        prime = await start(nursery, network, "prime", FakePlugin(world), tmp_path)
-        await start(nursery, network, "calc", FakePlugin(world), tmp_path)
+        prime = (await start_daemons(nursery, MONITORED, world, network, tmp_path))["prime"]
         await trio.sleep(15)
         assert await prime.resources.command("maintenance", "on") is None
         await trio.sleep(10)
@@ -198,10 +170,8 @@ async def test_a_group_without_monitor_is_never_checked(
 ) -> None:
     world = FakeResources()
     network = FakeNetwork()
-    plugin = FakePlugin(world)
-    plugin.config = BASE  # type: ignore[attr-defined]
     async with trio.open_nursery() as nursery:
-        prime = await start(nursery, network, "prime", plugin, tmp_path)
+        prime = (await start_daemons(nursery, BASE, world, network, tmp_path))["prime"]
         await trio.sleep(15)
         kill(world, "prime")
         await trio.sleep(20)
