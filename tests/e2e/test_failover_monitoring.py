@@ -75,10 +75,18 @@ def test_a_killed_web_server_is_restarted_in_place_and_the_third_kill_moves_it(
 
     for kill in (1, 2):
         kill_web(tmp_path, "prime")
-        took = down_then_served(web, "prime", 8)
-        assert took < 6.0, f"kill {kill}: prime served again after {took:.2f}s\n{web.describe()}"
+        took = down_then_served(web, "prime", 15)
+        assert took < 10.0, f"kill {kill}: prime served again after {took:.2f}s\n{web.describe()}"
         counts = {r["name"]: r["fail_counts"] for r in prime.group(GROUP)["resources"]}
         assert counts["apache2"] == {"prime": kill}
+        # The monitor saw the new server run before the next kill (a kill in the same
+        # second as the restart tests the machine's process reaping, not pulse).
+        wait_for(
+            lambda n=kill: prime.log().count("apache2 is running again on prime") >= n,
+            5,
+            "prime's monitor to see apache2 again",
+        )
+        time.sleep(1.0)
     prime.wait_log("restarted apache2 in place on prime")
     assert prime.group(GROUP)["holder"] == "prime"
 
