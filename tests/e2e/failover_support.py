@@ -31,6 +31,54 @@ HTTP_TIMEOUT = 0.4  # seconds for one client request (everything is on one host)
 POLL = 0.03
 
 
+LSB_SCRIPT = """#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          webapp
+# Required-Start:    $network
+# Required-Stop:     $network
+# Short-Description: a web server answering with this node's name
+### END INIT INFO
+PIDFILE={pidfile}
+running() {{ [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }}
+case "$1" in
+  start)
+    running && exit 0
+    {python} -m http.server --bind 0.0.0.0 80 --directory {docroot} >/dev/null 2>&1 &
+    echo $! > "$PIDFILE"
+    i=0
+    while [ $i -lt 100 ]; do
+        {python} -c 'import socket; socket.create_connection(("127.0.0.1", 80), 0.05)' \\
+            2>/dev/null && exit 0
+        i=$((i + 1)); sleep 0.05
+    done
+    exit 1 ;;
+  stop)
+    running && kill "$(cat "$PIDFILE")"
+    rm -f "$PIDFILE"
+    exit 0 ;;
+  status)
+    running && exit 0
+    exit 3 ;;
+  *) echo "Usage: $0 {{start|stop|status}}" >&2; exit 2 ;;
+esac
+"""
+
+
+def lsb_web_init_dir(workdir: Path, name: str) -> Path:
+    """``WORKDIR/NAME/init.d`` holding ``webapp``, an LSB init script serving NAME's page
+    (pid file ``WORKDIR/NAME/webapp.pid``); give it to :class:`FailoverNode` as init_dir."""
+    init_dir = workdir / name / "init.d"
+    init_dir.mkdir(parents=True)
+    docroot = workdir / name / "www"
+    docroot.mkdir(exist_ok=True)
+    (docroot / "index.html").write_text(name + "\n")
+    script = init_dir / "webapp"
+    pidfile = workdir / name / "webapp.pid"
+    script.write_text(LSB_SCRIPT.format(python=sys.executable, docroot=docroot, pidfile=pidfile))
+    script.chmod(0o755)
+    return init_dir
+
+
 def web_script(workdir: Path, name: str) -> str:
     """The demo's stand-in for ``/etc/init.d/apache2``: serves a page holding *name*."""
     docroot = workdir / name / "www"
@@ -88,14 +136,15 @@ class FailoverNode(PulseNode):
         self.started_at = time.monotonic()
         wait_for(self._listening, 10, f"{self.name}'s control socket")
 
-    def use_toml(self, extra: str) -> None:
+    def use_toml(self, extra: str, edit: Callable[[str], str] | None = None) -> None:
         """Run from ``pulse convert``'s TOML of this node's ha.d, with *extra* appended
-        (tables only TOML has, such as ``[[notify]]``)."""
+        (tables only TOML has, such as ``[[notify]]``) and then changed by *edit*."""
         converted = self.topology.run(
             self.node, [*PULSE, "convert", "-c", str(self.dir), "--node", self.name]
         ).stdout
         path = self.dir / "pulse.toml"
-        path.write_text(converted + "\n" + extra)
+        text = converted + "\n" + extra
+        path.write_text(edit(text) if edit is not None else text)
         path.chmod(0o600)
         self.config_path = path
 
@@ -289,11 +338,13 @@ def web_cluster(
     extra: Sequence[str] = (),
     before_start: Callable[[Lan], object] | None = None,
     toml: str | None = None,
+    edit_toml: Callable[[str], str] | None = None,
 ) -> WebCluster:
     """Nodes .11, .12, … on 198.51.100.0/24, the client .50; haresources
     ``<first node> <vip> <script>`` with the web script in resource.d; started.
     *extra* ha.cf lines are added; *before_start* gets the LAN before the daemons start;
-    with *toml* the daemons run from the converted TOML with that text appended."""
+    with *toml* the daemons run from the converted TOML with that text appended, and
+    changed by *edit_toml* (e.g. the monitor keys of the group uncommented)."""
     lan = topology.add_lan("lan0", "198.51.100.0/24")
     config = ha_cf(names, ["bcast eth0"], auto_failback=auto_failback, extra=extra)
     nodes: dict[str, FailoverNode] = {}
@@ -312,6 +363,6 @@ def web_cluster(
         before_start(lan)
     if toml is not None:
         for node in nodes.values():
-            node.use_toml(toml)
+            node.use_toml(toml, edit_toml)
     start_all(nodes.values())
     return WebCluster(topology, vip, nodes, ifaces, client, client_iface)

@@ -88,6 +88,32 @@ def test_ipaddr_adds_the_address_with_an_alias_label_and_removes_it(topology: To
     assert (status.returncode, status.stdout.split()) == (3, [word, "stopped"])
 
 
+def test_the_monitor_finds_a_deleted_address_gone_and_a_downed_link_failed(
+    topology: Topology,
+) -> None:
+    lan = topology.add_lan("lan0", "198.51.100.0/24")
+    a = topology.add_node("a")
+    topology.connect(a, lan, "eth0", "198.51.100.1")
+    word = f"{VIP}/24/eth0"
+    agent(topology, a, "start", word, "--arp-count", "1")
+    assert agent(topology, a, "monitor", word).stdout.split() == [word, "running"]
+
+    topology.run(a, ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])
+    gone = agent(topology, a, "monitor", word, check=False)
+    assert gone.returncode == 3
+    assert gone.stdout.strip() == (
+        f"{word} not-running {VIP}: the address is not configured on any interface"
+    )
+
+    agent(topology, a, "start", word, "--arp-count", "0")
+    topology.run(a, ["ip", "link", "set", "eth0", "down"])
+    down = agent(topology, a, "monitor", word, check=False)
+    assert (down.returncode, down.stdout.strip()) == (
+        1,
+        f"{word} failed {VIP}: interface eth0 is down",
+    )
+
+
 def test_ipaddr2_uses_the_given_label_and_no_alias(topology: Topology) -> None:
     lan = topology.add_lan("lan0", "198.51.100.0/24")
     a = topology.add_node("a")

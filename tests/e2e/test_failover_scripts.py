@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from failover_support import (
     FailoverNode,
     addresses,
     ha_cf,
+    lsb_web_init_dir,
     processes_matching,
     serve_name,
     start_all,
@@ -32,37 +32,6 @@ from pulse_lab.netns import Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
-LSB_SCRIPT = """#!/bin/sh
-### BEGIN INIT INFO
-# Provides:          webapp
-# Required-Start:    $network
-# Required-Stop:     $network
-# Short-Description: a web server answering with this node's name
-### END INIT INFO
-PIDFILE={pidfile}
-running() {{ [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }}
-case "$1" in
-  start)
-    running && exit 0
-    {python} -m http.server --bind 0.0.0.0 80 --directory {docroot} >/dev/null 2>&1 &
-    echo $! > "$PIDFILE"
-    i=0
-    while [ $i -lt 100 ]; do
-        {python} -c 'import socket; socket.create_connection(("127.0.0.1", 80), 0.05)' \\
-            2>/dev/null && exit 0
-        i=$((i + 1)); sleep 0.05
-    done
-    exit 1 ;;
-  stop)
-    running && kill "$(cat "$PIDFILE")"
-    rm -f "$PIDFILE"
-    exit 0 ;;
-  status)
-    running && exit 0
-    exit 3 ;;
-  *) echo "Usage: $0 {{start|stop|status}}" >&2; exit 2 ;;
-esac
-"""
 
 HUNG_SCRIPT = """#!/bin/sh
 # A start that never finishes (a daemon waiting for a disk that never comes).
@@ -94,17 +63,7 @@ def test_lsb_init_script_group_moves_to_calc_on_sigterm_with_lsb_status_codes(
     for i, name in enumerate(("prime", "calc")):
         ns = topology.add_node(name)
         topology.connect(ns, lan, "eth0", f"198.51.100.{11 + i}")
-        init_dir = tmp_path / name / "init.d"
-        init_dir.mkdir(parents=True)
-        docroot = tmp_path / name / "www"
-        docroot.mkdir()
-        (docroot / "index.html").write_text(name + "\n")
-        script = init_dir / "webapp"
-        pidfile = tmp_path / name / "webapp.pid"
-        script.write_text(
-            LSB_SCRIPT.format(python=sys.executable, docroot=docroot, pidfile=pidfile)
-        )
-        script.chmod(0o755)
+        init_dir = lsb_web_init_dir(tmp_path, name)
         nodes[name] = FailoverNode(
             topology, ns, tmp_path, name=name, ha_cf=config,
             haresources=f"prime {vip} webapp\n", init_dir=init_dir,

@@ -1,4 +1,4 @@
-"""Two (or more) whole daemons with fake agents and control sockets, on the real clock."""
+"""Two (or more) whole daemons with fake agents and control sockets (real or virtual clock)."""
 
 from __future__ import annotations
 
@@ -26,21 +26,21 @@ async def start_daemons(
     **options: Any,
 ) -> dict[str, Daemon]:
     """Start one daemon per node of *config*, its control socket at ``socket_of(tmp_path,
-    name)``; ``options[name]`` adds DaemonOptions for one node."""
+    name)``; ``options[name]`` adds (or replaces) DaemonOptions for one node."""
     daemons = {}
     for name in config.nodes:
-        per_node = options.get(name, {})
-        opts = DaemonOptions(
-            state_dir=tmp_path / name,
-            control_socket=Path(socket_of(tmp_path, name)),
-            handle_signals=False,
-            rng=random.Random(name),
-            generation=3,
-            uuid=name.encode().ljust(16, b"\0"),
-            loadavg=lambda: "n/a",
-            plugins=PluginHost(load_entrypoints=False, plugins={"fake": FakePlugin(world)}),
-            **per_node,
-        )
+        chosen: dict[str, Any] = {
+            "state_dir": tmp_path / name,
+            "control_socket": Path(socket_of(tmp_path, name)),
+            "handle_signals": False,
+            "rng": random.Random(name),
+            "generation": 3,
+            "uuid": name.encode().ljust(16, b"\0"),
+            "loadavg": lambda: "n/a",
+            "plugins": PluginHost(load_entrypoints=False, plugins={"fake": FakePlugin(world)}),
+        }
+        chosen.update(options.get(name, {}))
+        opts = DaemonOptions(**chosen)
         loaded = Loaded(config=config, node=name, warnings=())
         links = [network.link(name, "eth0")]
         daemons[name] = await nursery.start(functools.partial(serve, loaded, opts, links=links))

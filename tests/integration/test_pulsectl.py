@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from daemon_support import runs_on, socket_of, start_daemons
 import pulse
 from pulse.cli import ctl
 from pulse.config.model import (
+    MonitorOptions,
     Timing,
 )
 from pulse.testing import FakeNetwork
@@ -63,6 +65,64 @@ async def test_status_standby_and_plugins_through_the_control_socket(
 
             code, out = await pulsectl("-s", socket_of(tmp_path, "calc"), "plugins")
             assert code == 0 and "fake" in out
+            nursery.cancel_scope.cancel()
+
+
+MONITORED = dataclasses.replace(
+    CONFIG,
+    groups=(
+        dataclasses.replace(CONFIG.groups[0], monitor=MonitorOptions(interval=200, timeout=100)),
+    ),
+)
+
+
+async def test_maintenance_and_cleanup_through_the_control_socket_reach_every_node(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+
+    async def pulsectl(*argv: str) -> tuple[int, str, str]:
+        code = await trio.to_thread.run_sync(ctl.main, list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    prime, calc = socket_of(tmp_path, "prime"), socket_of(tmp_path, "calc")
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await start_daemons(nursery, MONITORED, world, network, tmp_path)
+            await runs_on(world, {"prime"})
+            await trio.sleep(0.5)  # a few monitors ran
+
+            code, out, _ = await pulsectl("-s", prime, "status", "--json")
+            [group] = json.loads(out)["resources"]["groups"]
+            [web] = group["resources"]
+            assert web["name"] == "Fake::web"
+            assert web["state"] == "running"
+            assert web["fail_counts"] == {}
+            assert web["last_monitor"]["state"] == "running"
+            assert web["last_failure"] is None
+            code, out, _ = await pulsectl("-s", prime, "status")
+            assert "  Fake::web: running (checked " in out
+
+            code, out, _ = await pulsectl("-s", prime, "maintenance", "on")
+            assert (code, out.strip()) == (0, "maintenance on accepted (sent to every node)")
+            await trio.sleep(0.3)
+            code, out, _ = await pulsectl("-s", calc, "status", "--json")
+            assert json.loads(out)["resources"]["maintenance"] is True
+            code, out, _ = await pulsectl("-s", calc, "status")
+            assert out.startswith("MAINTENANCE: nothing is started, stopped or monitored")
+            code, out, _ = await pulsectl("-s", calc, "maintenance", "off")
+            await trio.sleep(0.3)
+            code, out, _ = await pulsectl("-s", prime, "status", "--json")
+            assert json.loads(out)["resources"]["maintenance"] is False
+
+            code, out, _ = await pulsectl("-s", calc, "cleanup", "Fake::web")
+            assert (code, out.strip()) == (0, "cleanup Fake::web accepted (sent to every node)")
+            code, _, err = await pulsectl("-s", calc, "cleanup", "nginx")
+            assert code != 0
+            assert "cleanup nginx refused: unknown group 'nginx'" in err
+            assert world.where("web") == {"prime"}
             nursery.cancel_scope.cancel()
 
 

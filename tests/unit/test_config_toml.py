@@ -234,5 +234,6 @@ def test_a_notify_script_needs_an_absolute_program_and_known_events(tmp_path: Pa
         "pulse.toml:13: notify[0].command: program [notify.sh] must be an absolute path",
         "pulse.toml:16: notify[1].events: unknown event [aquired] (did you mean acquired?); "
         "known: node-dead, node-up, acquired, released, acquire-failed, release-failed, "
-        "fenced, fence-failed, shutdown, etcd-lost, etcd-regained",
+        "fenced, fence-failed, shutdown, resource-failed, resource-recovered, etcd-lost,"
+        " etcd-regained",
     ]

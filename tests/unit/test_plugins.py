@@ -33,7 +33,7 @@ from pulse.plugin.host import (
     load_plugins,
     unknown_plugin_tables,
 )
-from pulse.resources import make_agent
+from pulse.resources import MonitorState, ResourceError, make_agent, monitor_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Config(
@@ -91,6 +91,38 @@ def test_hook_pulse_register_resource_agents_feeds_haresources_words() -> None:
     registry = host.resource_agents(CONFIG, "prime")
     spec = ResourceSpec(raw="Flag::/tmp/x", agent="Flag", args=("/tmp/x",))
     assert make_agent(spec, CONFIG, registry=registry) == ("agent for", "Flag::/tmp/x")  # type: ignore[comparison-overlap]
+
+
+class Replica:
+    """A plugin agent with the optional monitor: its replication is broken."""
+
+    def __init__(self, spec: ResourceSpec) -> None:
+        self.spec = spec
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def status(self) -> bool:
+        return True
+
+    async def monitor(self, timeout: float) -> bool:
+        raise ResourceError(self.spec.raw, "replication is broken: SQL error 1062")
+
+
+class MonitoredAgents:
+    @hookimpl
+    def pulse_register_resource_agents(self) -> Mapping[str, Any]:
+        return {"Replica": lambda spec, config: Replica(spec)}
+
+
+async def test_hook_pulse_register_resource_agents_monitor_reports_a_failure() -> None:
+    host = PluginHost(load_entrypoints=False, plugins={"replica": MonitoredAgents()})
+    registry = host.resource_agents(CONFIG, "prime")
+    agent = make_agent(ResourceSpec(raw="Replica", agent="Replica"), CONFIG, registry=registry)
+    result = await monitor_agent(agent, timeout=5)
+    assert (result.state, result.resource) == (MonitorState.FAILED, "Replica")
+    assert result.reason == "replication is broken: SQL error 1062"
 
 
 def test_two_plugins_registering_one_agent_name_is_an_error() -> None:

@@ -10,7 +10,13 @@ import trio.lowlevel
 import trio.testing
 
 from pulse.config.model import ResourceSpec
-from pulse.resources import GroupResult, ResourceError, acquire_group, release_group
+from pulse.resources import (
+    GroupResult,
+    ResourceError,
+    acquire_group,
+    release_group,
+    restart_in_place,
+)
 
 LOG = logging.getLogger("pulse.test.group")
 
@@ -247,3 +253,54 @@ async def test_failed_start_whose_give_up_is_stuck_reports_both(
     assert result.stuck == ("db",)
     assert "giving the group up failed too" in result.reason
     assert trio.current_time() == 2.0
+
+
+# --------------------------------------------------------------------------- restart in place
+
+
+async def test_restart_in_place_stops_the_failed_resource_and_those_after_it_then_starts_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    journal: list[tuple[float, str, str]] = []
+    agents = [FakeAgent(n, journal, running=True) for n in ("ip", "web", "mail")]
+    agents[1].running = False  # the one that died
+    result = await restart_in_place(agents, "web", log=LOG)
+    assert result == GroupResult(ok=True, started=("web", "mail"), stopped=("mail", "web"))
+    assert ops(journal) == [
+        "stop mail",
+        "stop web",
+        "status web",
+        "start web",
+        "status mail",
+        "start mail",
+    ]
+
+
+async def test_a_restart_whose_start_fails_gives_the_restarted_part_up_without_stuck(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    journal: list[tuple[float, str, str]] = []
+    agents = [FakeAgent(n, journal, running=True) for n in ("ip", "web", "mail")]
+    agents[1].start_fails = True
+    result = await restart_in_place(agents, "web", log=LOG)
+    assert (result.ok, result.failed, result.stuck) == (False, "web", ())
+    assert result.reason.startswith("start failed: Return code 1")
+    assert agents[0].running  # the address, before the failed resource, is untouched
+    assert "ip" not in {raw for _, _, raw in journal}
+
+
+async def test_a_restart_whose_stop_fails_stops_there_with_the_resource_stuck(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    journal: list[tuple[float, str, str]] = []
+    agents = [FakeAgent(n, journal, running=True) for n in ("ip", "web")]
+    agents[1].stop_failures = 99
+    agents[1].stop_really_stops = False
+    result = await restart_in_place(agents, "web", log=LOG, stop_retries=1, retry_delay=1.0)
+    assert (result.ok, result.stuck) == (False, ("web",))
+    assert "start web" not in ops(journal)
+
+
+async def test_restarting_a_resource_outside_the_group_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="nginx is not one of ip"):
+        await restart_in_place([FakeAgent("ip", [])], "nginx", log=LOG)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import tempfile
 import time
 from pathlib import Path
@@ -11,8 +10,9 @@ from typing import IO
 
 import pytest
 import trio
+from agent_support import config, script, spec
 
-from pulse.config.model import AuthKeys, Config, Logging, ResourceSpec
+from pulse.config.model import Config, Logging, ResourceSpec
 from pulse.resources import (
     AgentTimeouts,
     FloatingIP,
@@ -34,28 +34,6 @@ from pulse.resources.scripts import (
     parse_ocf_params,
     run_script,
 )
-
-
-def config(resource_dir: Path | None = None, **kw: object) -> Config:
-    return Config(
-        nodes=("prime", "backup"),
-        media=(),
-        auth=AuthKeys(outbound=1, keys=()),
-        resource_dir=str(resource_dir) if resource_dir else None,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-def spec(word: str) -> ResourceSpec:
-    agent, _, rest = word.partition("::")
-    return ResourceSpec(raw=word, agent=agent, args=tuple(rest.split("::")) if rest else ())
-
-
-def script(path: Path, body: str) -> Path:
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
 
 # --------------------------------------------------------------------------- status text
 

@@ -138,3 +138,31 @@ async def test_a_server_error_during_promotion_becomes_a_resource_error() -> Non
     server = FakeServer(error=MySQLError("x", 1045, "Access denied for user 'root'@'localhost'"))
     with pytest.raises(ResourceError, match="Access denied"):
         await _agent(server).start()
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+async def test_monitor_of_a_writable_server_without_replication_is_running() -> None:
+    assert await _agent(FakeServer([[]], read_only=False)).monitor(20) is True
+
+
+async def test_monitor_of_a_read_only_or_stopped_server_is_not_running() -> None:
+    assert await _agent(FakeServer([[]], read_only=True)).monitor(20) is False
+    assert await _agent(FakeServer(error=REFUSED)).monitor(20) is False
+
+
+async def test_monitor_reports_a_broken_replication_stream_as_a_failure() -> None:
+    broken = mariadb_row(
+        Slave_SQL_Running="No", Last_SQL_Errno=1062, Last_SQL_Error="Duplicate entry"
+    )
+    server = FakeServer([[broken]], read_only=False)
+    with pytest.raises(ResourceError, match=r"replication .* is broken: SQL error 1062"):
+        await _agent(server).monitor(20)
+
+
+async def test_monitor_does_not_count_lag_or_a_stream_stopped_without_error() -> None:
+    lagging = mariadb_row(Seconds_Behind_Master=9999)
+    stopped = mariadb_row(Slave_IO_Running="No", Slave_SQL_Running="No")
+    assert await _agent(FakeServer([[lagging]], read_only=False)).monitor(20) is True
+    assert await _agent(FakeServer([[stopped]], read_only=False)).monitor(20) is True

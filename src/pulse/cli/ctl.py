@@ -74,7 +74,13 @@ def call(
 
 def format_status(st: dict[str, Any]) -> str:
     cl = st["cluster"]
-    lines = [
+    res = st.get("resources")
+    lines = (
+        ["MAINTENANCE: nothing is started, stopped or monitored", ""]
+        if (res and res.get("maintenance"))
+        else []
+    )
+    lines += [
         f"pulse {st['version']} on {st['node']}: {cl['local_status']}"
         f"{' (communications up)' if cl['comms_up'] else ' (waiting for peers)'}, "
         f"generation {cl['generation']}, up {st['uptime']:.0f}s",
@@ -87,12 +93,12 @@ def format_status(st: dict[str, Any]) -> str:
         else:
             links = ", ".join(f"{k} {v}" for k, v in n["links"].items()) or "-"
         lines.append(f"{n['name']:<20} {n['status']:<8} {links}")
-    res = st.get("resources")
     if res and res["groups"]:
         lines += ["", f"{'GROUP':<24} {'HOLDER':<12} {'STATE':<9} REASON"]
         for g in res["groups"]:
             holder = g["holder"] or "-"
             lines.append(f"{g['key']:<24} {holder:<12} {g['state']:<9} {g['reason']}")
+            lines += _resource_lines(g.get("resources") or [])
     if res:
         lines += ["", f"decision: {res['decision']}"]
         if res["standby"]:
@@ -147,11 +153,21 @@ def main(argv: list[str] | None = None) -> int:
             choices=("all", "foreign", "local", "failback"),
             help="which groups, relative to this node (default: all)",
         )
+    sp = sub.add_parser(
+        "cleanup", help="forget fail counts and failed marks of a group, on every node"
+    )
+    sp.add_argument("what", nargs="?", default="all", metavar="GROUP", help="default: all")
+    sp = sub.add_parser(
+        "maintenance", help="on: start, stop and monitor nothing, on every node; off: resume"
+    )
+    sp.add_argument("what", choices=("on", "off"))
     sp = sub.add_parser("plugins", help="list loaded plugins, their versions and health")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("metrics", help="print the metrics in the Prometheus text format")
     ns = p.parse_args(argv)
-    args = {"what": ns.what} if ns.command in ("standby", "takeover") else {}
+    args = (
+        {"what": ns.what} if ns.command in ("standby", "takeover", "cleanup", "maintenance") else {}
+    )
 
     try:
         reply = call(ns.socket, Request(ns.command, args))
@@ -179,6 +195,23 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(reply.result)
     return EXIT_RUNNING
+
+
+def _resource_lines(resources: list[dict[str, Any]]) -> list[str]:
+    """Monitored resources of a group: state, last check, fail counts, last failure."""
+    lines: list[str] = []
+    for r in resources:
+        if not r.get("monitored"):
+            continue
+        seen = r.get("last_monitor") or {}
+        counts = ", ".join(f"{n} {c}" for n, c in r["fail_counts"].items()) or "none"
+        when = seen.get("when", "never")
+        lines.append(f"  {r['name']}: {r['state']} (checked {when}; fail counts: {counts})")
+        failure = r.get("last_failure")
+        if failure:
+            code = "" if failure["code"] is None else f" [exit {failure['code']}]"
+            lines.append(f"    last failure {failure['when']}{code}: {failure['reason']}")
+    return lines
 
 
 def format_plugins(info: dict[str, Any]) -> str:

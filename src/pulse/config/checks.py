@@ -383,9 +383,11 @@ def resolve_agent(spec: ResourceSpec, resource_dir: str | None) -> str | None:
                 if path_exists(Path(d, n)):
                     return str(Path(d, n))
         return None
+    dirs = [resource_dir] if resource_dir else []
+    if agent.startswith("lsb:"):  # only /etc/init.d, as the LSB agent looks
+        agent, dirs = agent.removeprefix("lsb:"), []
     if "/" in agent or agent in ("", ".", ".."):
         return None
-    dirs = [resource_dir] if resource_dir else []
     dirs.append(INIT_DIR)
     for d in dirs:
         path = Path(d, agent)

@@ -12,15 +12,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from pulse.config.durations import format_ms
 from pulse.config.model import (
     DEFAULT_UDPPORT,
     BcastMedium,
     Config,
     McastMedium,
     Medium,
+    MonitorOptions,
     PingGroupMedium,
     PingMedium,
+    ResourceGroup,
     ResourceOptions,
+    ResourceSpec,
     SerialMedium,
     UcastMedium,
 )
@@ -118,6 +122,49 @@ def _medium(m: Medium) -> dict[str, object]:
     return {"type": "ping_group", "name": m.group, "hosts": list(m.hosts)}
 
 
+def _monitor_table(m: MonitorOptions) -> dict[str, object]:
+    return {"interval": format_ms(m.interval), "timeout": format_ms(m.timeout)}
+
+
+def _resource_entry(spec: ResourceSpec) -> object:
+    """A haresources word, or a table when the resource overrides its group's monitoring."""
+    if spec.monitor is None and spec.on_fail is None:
+        return spec.raw
+    entry: dict[str, object] = {"name": spec.raw}
+    if spec.monitor is not None:
+        entry["monitor"] = _monitor_table(spec.monitor)
+    if spec.on_fail is not None:
+        entry["on_fail"] = spec.on_fail.value
+    return entry
+
+
+# Written, commented, under a group that does not monitor (every ha.cf group): how to
+# turn monitoring on (docs/resources.md#monitoring).
+MONITOR_HINT = (
+    '# monitor = { interval = "10s", timeout = "20s" }   # check every resource (off: Heartbeat)',
+    '# on_fail = "restart"                               # restart | failover | ignore',
+    "# migration_threshold = 3                           # failures here before the group moves",
+    '# failure_timeout = "10m"                           # forget older failures (default never)',
+)
+
+
+def _monitoring(group: ResourceGroup) -> list[str]:
+    """The group's monitoring keys as set, or the commented hint when none is set."""
+    default = ResourceGroup(node=group.node, resources=group.resources)
+    out: list[str] = []
+    if group.monitor is not None:
+        out.append(f"monitor = {value(_monitor_table(group.monitor))}")
+    if group.on_fail is not default.on_fail:
+        out.append(f"on_fail = {quote(group.on_fail.value)}")
+    if group.migration_threshold != default.migration_threshold:
+        out.append(f"migration_threshold = {group.migration_threshold}")
+    if group.failure_timeout is not None:
+        out.append(f"failure_timeout = {quote(format_ms(group.failure_timeout))}")
+    if out or group.monitored:
+        return out
+    return list(MONITOR_HINT)
+
+
 def to_toml(config: Config, *, header: str | None = None) -> str:
     """The TOML text for ``config``."""
     p = config.parameters
@@ -182,7 +229,8 @@ def to_toml(config: Config, *, header: str | None = None) -> str:
     for g in config.groups:
         lines.extend(["", "[[groups]]"])
         kv("node", g.node)
-        kv("resources", [r.raw for r in g.resources])
+        kv("resources", [_resource_entry(r) for r in g.resources])
+        lines.extend(_monitoring(g))
 
     log_lines: list[tuple[str, object]] = []
     for toml_key, directive in LOGGING_KEYS.items():

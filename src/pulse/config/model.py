@@ -187,6 +187,27 @@ class AuthKeys:
 # --------------------------------------------------------------------------- resources
 
 
+class OnFail(enum.StrEnum):
+    """What a failed monitor makes this node do (docs/resources.md#recovery)."""
+
+    RESTART = "restart"  # stop the resource and those after it, start them again here
+    FAILOVER = "failover"  # move the group to the next node at once
+    IGNORE = "ignore"  # record and report only
+
+
+DEFAULT_MONITOR_TIMEOUT = 20000  # ms: Heartbeat's status timeout
+DEFAULT_MIGRATION_THRESHOLD = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorOptions:
+    """``monitor = { interval, timeout }``: how often a resource is checked and for how long
+    at most (ms). Both are above 0 (the loader refuses anything else)."""
+
+    interval: int
+    timeout: int = DEFAULT_MONITOR_TIMEOUT
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResourceSpec:
     """One haresources word, resolved as ResourceManager resolves it.
@@ -200,15 +221,40 @@ class ResourceSpec:
     agent: str
     args: tuple[str, ...] = ()
     source: Source | None = None
+    # TOML only (`{ name = "apache2", monitor = {...}, on_fail = "..." }`): this
+    # resource's own monitor and on_fail, overriding its group's; None: the group's.
+    monitor: MonitorOptions | None = None
+    on_fail: OnFail | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResourceGroup:
-    """One haresources line: a preferred node and resources started left to right."""
+    """One haresources line: a preferred node and resources started left to right.
+
+    The monitoring keys come from TOML only; a legacy ha.cf setup keeps Heartbeat's
+    behaviour (``monitor`` None: nothing is watched). ``failure_timeout`` is in ms,
+    None for "failures are never forgotten by themselves".
+    """
 
     node: str
     resources: tuple[ResourceSpec, ...]
     source: Source | None = None
+    monitor: MonitorOptions | None = None
+    on_fail: OnFail = OnFail.RESTART
+    migration_threshold: int = DEFAULT_MIGRATION_THRESHOLD
+    failure_timeout: int | None = None
+
+    def monitor_of(self, spec: ResourceSpec) -> MonitorOptions | None:
+        """The monitor a resource of this group runs: its own, else the group's."""
+        return spec.monitor if spec.monitor is not None else self.monitor
+
+    def on_fail_of(self, spec: ResourceSpec) -> OnFail:
+        """What a failure of this resource does: its own on_fail, else the group's."""
+        return spec.on_fail if spec.on_fail is not None else self.on_fail
+
+    @property
+    def monitored(self) -> bool:
+        return any(self.monitor_of(spec) is not None for spec in self.resources)
 
     @property
     def key(self) -> str:
@@ -245,6 +291,8 @@ CLUSTER_EVENT_KINDS = (
     "fenced",
     "fence-failed",
     "shutdown",
+    "resource-failed",  # a monitor found a resource of a group held here failed or gone
+    "resource-recovered",  # ... and later running again
     # Published by pulse-etcd's lease gate (contrib/pulse-etcd) through GroupControl.
     "etcd-lost",
     "etcd-regained",

@@ -44,7 +44,9 @@ from pulse.config.model import (
     Config,
     McastMedium,
     MetricsOptions,
+    MonitorOptions,
     NotifyScript,
+    OnFail,
     PingGroupMedium,
     PingMedium,
     ResourceGroup,
@@ -767,33 +769,151 @@ def _respawn(cf: HaCf, r: _Reader, i: int, table: dict[str, object]) -> None:
     )
 
 
+GROUP_KEYS = (
+    "node", "resources", "monitor", "on_fail", "migration_threshold", "failure_timeout"
+)  # fmt: skip
+RESOURCE_ENTRY_KEYS = ("name", "monitor", "on_fail")
+ON_FAIL_VALUES = tuple(o.value for o in OnFail)
+_MONITOR_EXAMPLE = 'monitor = { interval = "5s", timeout = "20s" }'
+
+
+def _positive_ms(r: _Reader, raw: object, path: tuple[str | int, ...], example: str) -> int | None:
+    """A duration above zero ("5s", "500ms", or a number of seconds), else an error."""
+    ms: int | None = None
+    if isinstance(raw, str):
+        ms = parse_duration(raw)
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        ms = int(raw * 1000 + 0.5) if raw > 0 else int(raw * 1000)
+    if ms is None:
+        r.error(path, f'expected a duration ("5s", "500ms" or seconds), got {_type_name(raw)}')
+        return None
+    if ms <= 0:
+        r.error(path, f"must be more than 0; write e.g. {example}")
+        return None
+    return ms
+
+
+def _monitor(r: _Reader, raw: object, path: tuple[str | int, ...]) -> MonitorOptions | None:
+    """``monitor = { interval = "5s", timeout = "20s" }`` (timeout defaults to 20s)."""
+    t = r.table(raw, path, ("interval", "timeout"))
+    if not isinstance(raw, dict):
+        return None
+    if "interval" not in t:
+        r.error(path, f"needs interval, e.g. {_MONITOR_EXAMPLE}")
+        return None
+    interval = _positive_ms(r, t["interval"], (*path, "interval"), 'interval = "5s"')
+    timeout: int | None = MonitorOptions(interval=1).timeout
+    if "timeout" in t:
+        timeout = _positive_ms(r, t["timeout"], (*path, "timeout"), 'timeout = "20s"')
+    if interval is None or timeout is None:
+        return None
+    return MonitorOptions(interval=interval, timeout=timeout)
+
+
+def _on_fail(r: _Reader, raw: object, path: tuple[str | int, ...]) -> OnFail | None:
+    if isinstance(raw, str) and raw in ON_FAIL_VALUES:
+        return OnFail(raw)
+    shown = raw if isinstance(raw, str) else _type_name(raw)
+    hint = did_you_mean(shown, list(ON_FAIL_VALUES)) if isinstance(raw, str) else ""
+    r.error(path, f"unknown value [{shown}]; use restart, failover or ignore{hint}")
+    return None
+
+
+def _resource_entry(
+    r: _Reader, entry: object, path: tuple[str | int, ...], src: Source
+) -> ResourceSpec | None:
+    """One element of ``resources``: a haresources word, or a table with ``name``."""
+    monitor: MonitorOptions | None = None
+    on_fail: OnFail | None = None
+    if isinstance(entry, dict):
+        t = r.table(entry, path, RESOURCE_ENTRY_KEYS)
+        if "name" not in t:
+            example = f'{{ name = "apache2", {_MONITOR_EXAMPLE} }}'
+            r.error(path, f"a resource table needs name, e.g. {example}")
+            return None
+        word = t["name"]
+        before = len(r.diags)
+        if "monitor" in t:
+            monitor = _monitor(r, t["monitor"], (*path, "monitor"))
+        if "on_fail" in t:
+            on_fail = _on_fail(r, t["on_fail"], (*path, "on_fail"))
+        if len(r.diags) > before:
+            return None
+        path = (*path, "name")
+    else:
+        word = entry
+    if not isinstance(word, str):
+        r.error(path, f"expected a haresources word or a table, got {_type_name(word)}")
+        return None
+    if not word or any(c.isspace() for c in word):
+        r.error(path, f"bad resource [{word}] (one haresources word)")
+        return None
+    spec, err = resource_spec(word, src)
+    if spec is None:
+        r.error(path, err or "bad resource")
+        return None
+    if monitor is None and on_fail is None:
+        return spec
+    return dataclasses.replace(spec, monitor=monitor, on_fail=on_fail)
+
+
 def _groups(r: _Reader, raw: object) -> list[ResourceGroup]:
     groups: list[ResourceGroup] = []
     for i, g in enumerate(r.array_of_tables(raw, ("groups",))):
         base: tuple[str | int, ...] = ("groups", i)
-        t = r.table(g, base, ("node", "resources"))
+        t = r.table(g, base, GROUP_KEYS)
         node = r.string(t["node"], (*base, "node")) if "node" in t else None
-        words = r.strings(t["resources"], (*base, "resources")) if "resources" in t else None
-        if node is None or words is None:
+        entries = t.get("resources")
+        if entries is not None and not isinstance(entries, list):
+            r.error((*base, "resources"), f"expected an array, got {_type_name(entries)}")
+            entries = None
+        if node is None or entries is None:
             if "node" not in t or "resources" not in t:
                 r.error(base, "a group needs node and resources")
             continue
-        if not words:
+        if not entries:
             r.error((*base, "resources"), "lists no resources")
             continue
         src = r.src(base)
-        specs: list[ResourceSpec] = []
-        for j, w in enumerate(words):
-            if not w or any(c.isspace() for c in w):
-                r.error((*base, "resources", j), f"bad resource [{w}] (one haresources word)")
-                continue
-            spec, err = resource_spec(w, src)
-            if spec is None:
-                r.error((*base, "resources", j), err or "bad resource")
-            else:
-                specs.append(spec)
-        if len(specs) == len(words):
-            groups.append(ResourceGroup(node=node.lower(), resources=tuple(specs), source=src))
+        before = len(r.diags)
+        specs = [
+            _resource_entry(r, entry, (*base, "resources", j), src)
+            for j, entry in enumerate(entries)
+        ]
+        group = ResourceGroup(node=node.lower(), resources=(), source=src)
+        monitor = group.monitor
+        if "monitor" in t:
+            monitor = _monitor(r, t["monitor"], (*base, "monitor"))
+        on_fail = group.on_fail
+        if "on_fail" in t:
+            on_fail = _on_fail(r, t["on_fail"], (*base, "on_fail")) or on_fail
+        threshold = group.migration_threshold
+        if "migration_threshold" in t:
+            value = r.integer(t["migration_threshold"], (*base, "migration_threshold"))
+            if value is not None and value < 1:
+                r.error(
+                    (*base, "migration_threshold"),
+                    f"must be 1 or more (1 moves the group at its first failure), got {value}",
+                )
+            elif value is not None:
+                threshold = value
+        failure_timeout = group.failure_timeout
+        if "failure_timeout" in t:
+            failure_timeout = _positive_ms(
+                r, t["failure_timeout"], (*base, "failure_timeout"), 'failure_timeout = "10m"'
+            )
+        if len(r.diags) > before:
+            continue
+        groups.append(
+            dataclasses.replace(
+                group,
+                resources=tuple(s for s in specs if s is not None),
+                monitor=monitor,
+                on_fail=on_fail,
+                migration_threshold=threshold,
+                failure_timeout=failure_timeout,
+            )
+        )
     return groups
 
 

@@ -1,7 +1,8 @@
 """What ``pulsectl`` asks a running daemon, and what it answers.
 
 The status (``pulsectl status [--json]``, the metrics endpoint), the plugin report
-(``pulsectl plugins``) and the commands (``standby``, ``takeover``). Requests arrive
+(``pulsectl plugins``) and the commands (``standby``, ``takeover``, ``cleanup``,
+``maintenance``). Requests arrive
 through :func:`pulse.control.server.serve_control`, already checked
 (:mod:`pulse.control.protocol`); this module reads the daemon's parts and never changes
 them except through the resource manager's command inbox.
@@ -42,7 +43,7 @@ def node_status(daemon: Daemon) -> dict[str, Any]:
             "reloads": daemon.reloads,
         },
         "cluster": view_to_json(daemon.engine.view()),
-        "resources": resources_to_json(manager.view(), manager),
+        "resources": resources_to_json(manager.view(), manager, now=trio.current_time()),
         "plugins": plugin_status(daemon),
         "respawn": daemon.respawn.status(),
         "wire": daemon.comms.wire_status(),
@@ -104,6 +105,13 @@ async def handle_request(daemon: Daemon, request: Request) -> Reply:
         if refused is not None:
             return Reply(False, error=f"{request.command} {what} refused: {refused}")
         return Reply(True, f"{request.command} {what} accepted")
+    if request.command in ("cleanup", "maintenance"):
+        default = "all" if request.command == "cleanup" else ""
+        what = str(request.args.get("what", default))
+        refused = await daemon.resources.command(request.command, what)
+        if refused is not None:
+            return Reply(False, error=f"{request.command} {what} refused: {refused}")
+        return Reply(True, f"{request.command} {what} accepted (sent to every node)")
     return Reply(False, error=f"unknown command {request.command!r}")
 
 
@@ -128,8 +136,12 @@ def view_to_json(view: ClusterView) -> dict[str, Any]:
     }
 
 
-def resources_to_json(view: SchedulerView, manager: ResourceManager | None) -> dict[str, Any]:
+def resources_to_json(
+    view: SchedulerView, manager: ResourceManager | None, *, now: float = 0.0
+) -> dict[str, Any]:
+    groups = manager.scheduler.groups if manager is not None else {}
     return {
+        "maintenance": view.maintenance,
         "stable": view.stable,
         "leaving": view.leaving,
         "cut_off": view.cut_off,
@@ -145,6 +157,14 @@ def resources_to_json(view: SchedulerView, manager: ResourceManager | None) -> d
                 "since": g.since,
                 "owner": g.owner,
                 "reason": g.reason,
+                "resources": (
+                    manager.resource_report(groups[g.key], now)
+                    if manager is not None and g.key in groups
+                    else []
+                ),
+                "transitions": (
+                    list(manager.transitions.get(g.key, ())) if manager is not None else []
+                ),
             }
             for g in view.groups
         ],

@@ -64,7 +64,21 @@ class Decision:
     group: str | None = None
 
 
-Action = Acquire | Release | Refresh | Send | Decision
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    """Maintenance mode went on or off here: monitors and recovery follow it."""
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Cleanup:
+    """Forget the fail counts of these groups' resources (``pulsectl cleanup``)."""
+
+    groups: tuple[str, ...]
+
+
+Action = Acquire | Release | Refresh | Send | Decision | Maintenance | Cleanup
 
 
 class StandbyRefused(Exception):
@@ -113,8 +127,10 @@ __all__ = [
     "CLASSES",
     "Acquire",
     "Action",
+    "Cleanup",
     "Decision",
     "GroupState",
+    "Maintenance",
     "Peer",
     "Refresh",
     "Release",

@@ -21,11 +21,13 @@ from typing import Any
 import trio
 
 from pulse.config.model import Config, ResourceGroup
-from pulse.failover.actions import CLAIMED
+from pulse.failover.actions import CLAIMED, GroupState
 from pulse.failover.policy import (
     Acquire,
     Action,
+    Cleanup,
     Decision,
+    Maintenance,
     Refresh,
     Release,
     Scheduler,
@@ -33,6 +35,8 @@ from pulse.failover.policy import (
     Send,
     StandbyRefused,
 )
+from pulse.failover.recovery import Action as Recovery
+from pulse.failover.recovery import RecoveryState
 from pulse.plugin.api import ClusterEvent, FencingDevice, TakeoverCheck
 from pulse.plugin.bus import (
     EventBus,
@@ -51,13 +55,25 @@ from pulse.protocol.events import (
     NodeStatusChanged,
     Output,
 )
-from pulse.resources import ResourceAgent, acquire_group, release_group
+from pulse.resources import (
+    MonitorResult,
+    MonitorRunner,
+    MonitorState,
+    Observation,
+    ResourceAgent,
+    Watch,
+    acquire_group,
+    release_group,
+    restart_in_place,
+)
+from pulse.resources.base import wall_clock_iso
 from pulse.wire.message import Message
 
 log = logging.getLogger("pulse")
 
 ALIVE = (NodeStatus.UP, NodeStatus.ACTIVE)
 SHUTDOWN_TIMEOUT = 600.0  # seconds to release everything before giving up on a stop
+TRANSITIONS = 20  # decisions kept per group for status
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +97,17 @@ class _Fenced:
 
 
 @dataclass(frozen=True, slots=True)
+class _Restarted:
+    group: str
+    resource: str
+    ok: bool
+    clean: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Command:
-    verb: str  # "standby" | "takeover" | "shutdown"
+    verb: str  # "standby" | "takeover" | "shutdown" | "cleanup" | "maintenance"
     what: str
     reply: Callable[[str | None], None]  # None = accepted, text = refused
 
@@ -101,7 +126,17 @@ class _GiveUp:
     reason: str | None  # None: readmit
 
 
-_Item = Output | _Done | _Command | _Fenced | _Refreshed | _AddGroups | _GiveUp
+_Item = (
+    Output
+    | _Done
+    | _Command
+    | _Fenced
+    | _Refreshed
+    | _AddGroups
+    | _GiveUp
+    | Observation
+    | _Restarted
+)
 
 
 @dataclass(slots=True)
@@ -175,11 +210,22 @@ class ResourceManager:
         self._released = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.statistics = GroupStatistics()
+        # Monitoring and recovery (docs/resources.md#monitoring): the runner's results
+        # come through the inbox; the policy is pure, kept here and changed only in run().
+        self._observed, self._observed_rx = trio.open_memory_channel[Observation](64)
+        self.monitors = MonitorRunner(self._observed)
+        self.recovery = RecoveryState()
+        self.last_monitor: dict[str, MonitorResult] = {}
+        self.last_failure: dict[str, MonitorResult] = {}
+        self._busy: dict[str, trio.Lock] = {}  # one group operation at a time per group
+        # The last TRANSITIONS decisions and recoveries of each group, with wall-clock time.
+        self.transitions: dict[str, collections.deque[dict[str, str]]] = {}
+        self._restarting: set[str] = set()
 
     # ------------------------------------------------------------------ API
 
     async def command(self, verb: str, what: str = "all") -> str | None:
-        """standby/takeover from pulsectl; returns None when accepted, else why not."""
+        """standby/takeover/cleanup/maintenance from pulsectl; None when accepted, else why not."""
         result: list[str | None] = []
         answered = trio.Event()
 
@@ -216,6 +262,8 @@ class ResourceManager:
             self._nursery = nursery
             for device in self.fencing:
                 nursery.start_soon(run_device, device)
+            await nursery.start(self.monitors.run)
+            nursery.start_soon(self._forward_observations)
             for check in self.checks:
                 nursery.start_soon(run_check, check, _Control(self))
             task_status.started()
@@ -224,6 +272,10 @@ class ResourceManager:
                     self._handle(await self._inbox_rx.receive())
                     continue
                 self._apply(self.scheduler.tick(trio.current_time()))
+
+    async def _forward_observations(self) -> None:
+        async for observation in self._observed_rx:
+            await self.inbox.send(observation)
 
     def _publish(self, kind: str, node: str, group: str | None = None, reason: str = "") -> None:
         if self.bus is None:
@@ -263,6 +315,10 @@ class ResourceManager:
             self._apply(sched.refreshed(item.group, now))
         elif isinstance(item, _GiveUp):
             self._give_up(item, now)
+        elif isinstance(item, Observation):
+            self._observed_result(item, now)
+        elif isinstance(item, _Restarted):
+            self._restarted(item, now)
         elif isinstance(item, CommsUp):
             self._apply(sched.comms_up(now, item.peers))
         elif isinstance(item, Delivered):
@@ -290,7 +346,9 @@ class ResourceManager:
         if node in self._fencing:
             return  # already being fenced: the takeover waits for that
         self._publish("node-dead", node, reason=f"{node} dead at {when}")
-        if self.fencing and sched.may_hold(node):
+        if sched.maintenance:
+            log.warning("%s is dead; maintenance mode: nothing is done about it", node)
+        elif self.fencing and sched.may_hold(node):
             if can_fence(self.fencing, node):
                 assert self._nursery is not None
                 scope = trio.CancelScope()
@@ -352,6 +410,12 @@ class ResourceManager:
                 actions = sched.takeover(cmd.what, now)
             elif cmd.verb == "shutdown":
                 actions = sched.shutdown(now)
+            elif cmd.verb == "cleanup":
+                actions = sched.cleanup(cmd.what, now)
+            elif cmd.verb == "maintenance":
+                if cmd.what not in ("on", "off"):
+                    raise ValueError(f"maintenance takes on or off, not {cmd.what!r}")
+                actions = sched.set_maintenance(cmd.what == "on", now)
             else:
                 cmd.reply(f"unknown command {cmd.verb}")
                 return
@@ -368,6 +432,8 @@ class ResourceManager:
             elif isinstance(action, Decision):
                 self.last_decision = action.text
                 log.info("%s", action.text)
+                if action.group is not None:
+                    self._transition(action.group, action.text)
             elif isinstance(action, Acquire | Release):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._operate, action)
@@ -375,6 +441,15 @@ class ResourceManager:
                 assert self._nursery is not None
                 log.info("%s", action.reason)
                 self._nursery.start_soon(self._refresh_and_report, action.group)
+            elif isinstance(action, Maintenance):
+                self.monitors.set_maintenance(action.on)
+                self.recovery = self.recovery.set_maintenance(action.on)
+            elif isinstance(action, Cleanup):
+                for key in action.groups:
+                    group = self.scheduler.groups[key]
+                    self.recovery = self.recovery.cleanup(group)
+                    for spec in group.resources:
+                        self.last_failure.pop(spec.raw, None)
 
     async def _refresh_and_report(self, group: str) -> None:
         # The first announcement of each address is out when refresh() returns (the
@@ -393,7 +468,35 @@ class ResourceManager:
             except Exception:  # best effort: the address is up either way
                 log.exception("re-announcing %s failed", agent.spec.raw)
 
+    def _transition(self, group: str, text: str) -> None:
+        history = self.transitions.setdefault(group, collections.deque(maxlen=TRANSITIONS))
+        history.append({"when": wall_clock_iso(), "what": text})
+
+    def _lock(self, key: str) -> trio.Lock:
+        return self._busy.setdefault(key, trio.Lock())
+
+    def _watches(self, key: str) -> list[Watch]:
+        group = self.scheduler.groups[key]
+        watches: list[Watch] = []
+        for agent, spec in zip(self.agents[key], group.resources, strict=False):
+            monitor = group.monitor_of(spec)
+            if monitor is not None:
+                seconds = (monitor.interval / 1000, monitor.timeout / 1000)
+                watches.append(Watch(agent=agent, interval=seconds[0], timeout=seconds[1]))
+        return watches
+
     async def _operate(self, action: Acquire | Release) -> None:
+        key = action.group
+        async with self._lock(key):
+            with self.monitors.paused(key):
+                if isinstance(action, Release):
+                    self.monitors.unwatch(key)
+                done = await self._operate_group(action)
+                if isinstance(action, Acquire) and done.ok:
+                    self.monitors.watch(key, self._watches(key))
+        await self.inbox.send(done)
+
+    async def _operate_group(self, action: Acquire | Release) -> _Done:
         key = action.group
         agents = self.agents[key]
         preferred = self.scheduler.groups[key].node
@@ -405,8 +508,7 @@ class ResourceManager:
                 if refusal is not None:
                     log.warning("not acquiring %s: %s", key, refusal)
                     self._publish("acquire-failed", self.local, key, refusal)
-                    await self.inbox.send(_Done(key, False, True, f"refused by {refusal}"))
-                    return
+                    return _Done(key, False, True, f"refused by {refusal}")
                 result = await acquire_group(
                     agents,
                     log=log,
@@ -438,7 +540,117 @@ class ResourceManager:
         except Exception as exc:  # an agent bug: the group's state is unknown, say so
             log.exception("internal error while operating on %s", key)
             done = _Done(key, False, False, f"internal error: {exc}")
+        return done
+
+    # ------------------------------------------------------------------ monitoring
+
+    def _observed_result(self, item: Observation, now: float) -> None:
+        """A monitor's result: record it; a failure of a group running here goes to the
+        recovery policy, whose decision is carried out (docs/resources.md#recovery)."""
+        result = item.result
+        key, name = item.group, result.resource
+        self.last_monitor[name] = result
+        sched = self.scheduler
+        if (
+            key not in sched.groups
+            or sched.maintenance
+            or key in self._restarting
+            or sched.mine[key].state is not GroupState.RUNNING
+        ):
+            return
+        group = sched.groups[key]
+        self.recovery = self.recovery.expire(now=now, groups=sched.groups.values())
+        if result.state is MonitorState.RUNNING:
+            self.recovery, recovered = self.recovery.succeeded(name, self.local)
+            if recovered:
+                log.info("%s is running again on %s", name, self.local)
+                self._publish("resource-recovered", self.local, key, f"{name} is running again")
+            return
+        self.last_failure[name] = result
+        what = "is not running" if result.state is MonitorState.NOT_RUNNING else "failed"
+        self.recovery, decision = self.recovery.failed(group, name, self.local, now=now, what=what)
+        detail = f" ({result.reason})" if result.reason else ""
+        log.warning("%s%s", decision.reason, detail)
+        self._transition(key, decision.reason + detail)
+        self._publish("resource-failed", self.local, key, decision.reason + detail)
+        if decision.action is Recovery.RESTART:
+            assert self._nursery is not None
+            self._restarting.add(key)
+            self._nursery.start_soon(self._restart, key, name, decision.reason)
+        elif decision.action is Recovery.MOVE:
+            self._apply(sched.monitor_failed(key, now, decision.reason))
+
+    async def _restart(self, key: str, resource: str, reason: str) -> None:
+        group = self.scheduler.groups[key]
+        async with self._lock(key):
+            with self.monitors.paused(key):
+                try:
+                    result = await restart_in_place(
+                        self.agents[key],
+                        resource,
+                        log=log,
+                        node=group.node,
+                        stop_retries=self.stop_retries,
+                        retry_delay=self.retry_delay,
+                    )
+                    done = _Restarted(
+                        key, resource, result.ok, result.ok or not result.stuck, result.reason
+                    )
+                except Exception as exc:  # an agent bug: the group's state is unknown
+                    log.exception("internal error while restarting %s", resource)
+                    done = _Restarted(key, resource, False, False, f"internal error: {exc}")
         await self.inbox.send(done)
+
+    def _restarted(self, item: _Restarted, now: float) -> None:
+        self._restarting.discard(item.group)
+        sched = self.scheduler
+        if item.ok:
+            log.info("restarted %s in place on %s", item.resource, self.local)
+            self._transition(item.group, f"restarted {item.resource} in place on {self.local}")
+            return
+        if item.clean:
+            why = f"restart of {item.resource} failed ({item.detail})"
+            self._apply(sched.monitor_failed(item.group, now, why))
+        else:
+            self.monitors.unwatch(item.group)
+            why = f"restart of {item.resource} could not stop it ({item.detail})"
+            self._publish("release-failed", self.local, item.group, why)
+            self._apply(sched.restart_failed(item.group, now, why))
+
+    def resource_report(self, group: ResourceGroup, now: float) -> list[dict[str, Any]]:
+        """Per resource of ``group``: state, fail counts, last monitor and failure (status)."""
+        window = None if group.failure_timeout is None else group.failure_timeout / 1000
+        out: list[dict[str, Any]] = []
+        for spec in group.resources:
+            seen = self.last_monitor.get(spec.raw)
+            failure = self.last_failure.get(spec.raw)
+            monitored = group.monitor_of(spec) is not None
+            state = seen.state.value if seen is not None else ("unknown" if monitored else "-")
+            out.append(
+                {
+                    "name": spec.raw,
+                    "monitored": monitored,
+                    "state": state,
+                    "fail_counts": self.recovery.fail_counts(
+                        spec.raw, now=now, failure_timeout=window
+                    ),
+                    "last_monitor": _monitor_json(seen),
+                    "last_failure": _monitor_json(failure),
+                }
+            )
+        return out
+
+
+def _monitor_json(result: MonitorResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {
+        "state": result.state.value,
+        "when": result.when,
+        "code": result.code,
+        "reason": result.reason,
+        "stderr": result.stderr,
+    }
 
 
 class _Control:

@@ -45,8 +45,10 @@ from pulse.failover.actions import (
     CLASSES,
     Acquire,
     Action,
+    Cleanup,
     Decision,
     GroupState,
+    Maintenance,
     Peer,
     Refresh,
     Release,
@@ -60,6 +62,9 @@ from pulse.failover.report import SHUTDONE, Report, class_keys, learn, message_o
 from pulse.wire.message import Message
 
 RQSTDELAY = 10.0  # Heartbeat's dead-lock breaker: become stable without all replies
+# pulse's own cluster-wide commands (a Heartbeat peer ignores message types it does not know).
+MAINTENANCE_MESSAGE = "pulse_maintenance"
+CLEANUP_MESSAGE = "pulse_cleanup"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +87,7 @@ class SchedulerView:
     groups: tuple[GroupView, ...]
     connectivity: ConnectivityView | None = None  # the built-in ipfail, when enabled
     cut_off: bool = False  # every link of ours fails to send: nothing is taken over
+    maintenance: bool = False  # pulsectl maintenance on: nothing is started or stopped
 
 
 @dataclass(slots=True)
@@ -108,6 +114,9 @@ class Scheduler:
             delay = GIVEUP_KEEPALIVES * config.timing.keepalive / 1000
             self.ipfail = Ipfail(self, config.ping_nodes, delay=delay)
         self.failed_here: set[str] = set()  # groups whose start failed here
+        # pulsectl maintenance on (cluster-wide): nothing is started or stopped, node
+        # deaths are logged only; monitors and recovery stop (docs/resources.md#maintenance).
+        self.maintenance = False
         self.takeover_pref: dict[str, str] = {}  # group -> node that asked to take it
         self.comms: bool = False
         # Every link of ours fails to send (our own interfaces are down): we keep what
@@ -337,6 +346,12 @@ class Scheduler:
             out += self.plan(now, cause=f"{src} asked for them (takeover)")
         elif kind == "ask_resources":
             out += self.standby_exchange.receive(src, peer, msg, now)
+        elif kind == MAINTENANCE_MESSAGE:
+            out += self._maintenance(msg.get("on") == "1", now, by=src)
+        elif kind == CLEANUP_MESSAGE:
+            what = msg.get("group") or "all"
+            if what == "all" or what in self.groups:
+                out += self._cleanup(what, now, by=src)
         elif self.ipfail is not None:
             out += self.ipfail.message(src, peer, msg, now)
         return out
@@ -433,6 +448,74 @@ class Scheduler:
         out += self.plan(now, cause=f"takeover {what} requested")
         return out
 
+    def set_maintenance(self, on: bool, now: float) -> list[Action]:
+        """``pulsectl maintenance on|off`` here: told to every node, then applied."""
+        msg = Message.of(("t", MAINTENANCE_MESSAGE), ("on", "1" if on else "0"))
+        return [Send(msg), *self._maintenance(on, now, by=self.local)]
+
+    def _maintenance(self, on: bool, now: float, *, by: str) -> list[Action]:
+        if on == self.maintenance:
+            return []
+        self.maintenance = on
+        if on:
+            text = (
+                f"maintenance mode on ({by}): nothing is started, stopped or monitored; "
+                "node deaths are logged only"
+            )
+            return [self.decide(text), Maintenance(True)]
+        out: list[Action] = [self.decide(f"maintenance mode off ({by})"), Maintenance(False)]
+        out += self.plan(now, cause="maintenance mode ended")
+        return out
+
+    def cleanup(self, what: str, now: float) -> list[Action]:
+        """``pulsectl cleanup [GROUP]``: told to every node, then applied."""
+        if what != "all" and what not in self.groups:
+            raise ValueError(f"unknown group {what!r}; use one of {', '.join(self.groups)}")
+        msg = Message.of(("t", CLEANUP_MESSAGE), ("group", what))
+        return [Send(msg), *self._cleanup(what, now, by=self.local)]
+
+    def _cleanup(self, what: str, now: float, *, by: str) -> list[Action]:
+        """Forget failed starts, monitor moves and FAILED marks of a group (or all).
+
+        A FAILED group is stopped again first (it may still run partly here); the
+        plan then decides where it runs.
+        """
+        keys = list(self.groups) if what == "all" else [what]
+        self.failed_here -= set(keys)
+        for peer in self.peers.values():
+            peer.failed = peer.failed - set(keys)
+        out: list[Action] = [
+            Cleanup(tuple(keys)),
+            self.decide(f"cleanup of {what} ({by}): fail counts and refusals forgotten"),
+        ]
+        for key in keys:
+            mine = self.mine[key]
+            if mine.state is GroupState.FAILED and not self.maintenance:
+                reason = f"cleanup: stopping whatever still runs of {key} here"
+                mine.state, mine.since, mine.reason = GroupState.STOPPING, now, reason
+                out.append(Release(key, reason))
+        out += self.plan(now, cause=f"cleanup of {what}")
+        return out
+
+    def monitor_failed(self, group: str, now: float, reason: str) -> list[Action]:
+        """The recovery policy moves *group* away: this node refuses it, as after a
+        failed start, and releases it so that the next node takes it."""
+        if self.mine[group].state is not GroupState.RUNNING:
+            return []
+        self.failed_here.add(group)
+        out: list[Action] = [Decision(f"{reason}; offering it to the other nodes", group)]
+        out += self.plan(now, cause=reason)
+        return out
+
+    def restart_failed(self, group: str, now: float, reason: str) -> list[Action]:
+        """A restart in place could not stop a resource: the group is FAILED here."""
+        mine = self.mine[group]
+        mine.state, mine.since = GroupState.FAILED, now
+        text = f"{group} FAILED here: {reason}; it needs an administrator (pulsectl cleanup)"
+        out: list[Action] = [Decision(text, group)]
+        out += self.plan(now, cause="")
+        return out
+
     def shutdown(self, now: float) -> list[Action]:
         """Graceful stop: release everything (haresources order); ``is_done`` tells when."""
         self.leaving = True
@@ -457,6 +540,8 @@ class Scheduler:
         return [Decision(f"{group} may run here again", group), *self.plan(now, cause="")]
 
     def is_released(self) -> bool:
+        if self.maintenance:
+            return True  # maintenance: a stopping node leaves every resource as it is
         return all(m.state in (GroupState.STOPPED, GroupState.FAILED) for m in self.mine.values())
 
     def tick(self, now: float) -> list[Action]:
@@ -548,7 +633,7 @@ class Scheduler:
 
     def plan(self, now: float, *, cause: str) -> list[Action]:
         """Decide, for every group in haresources order, what this node does now."""
-        if not self.stable:
+        if not self.stable or self.maintenance:
             return []
         out: list[Action] = []
         ask: dict[str, list[str]] = {}  # Heartbeat peer -> groups to hand it
@@ -764,6 +849,7 @@ class Scheduler:
             groups=tuple(groups),
             connectivity=self.ipfail.view() if self.ipfail is not None else None,
             cut_off=self.cut_off,
+            maintenance=self.maintenance,
         )
 
 
@@ -782,9 +868,11 @@ __all__ = [
     "SHUTDONE",
     "Acquire",
     "Action",
+    "Cleanup",
     "Decision",
     "GroupState",
     "GroupView",
+    "Maintenance",
     "Refresh",
     "Release",
     "Scheduler",

@@ -91,8 +91,10 @@ class ClusterEvent:
 
     ``kind`` is one of: ``node-dead``, ``node-up``, ``acquired``, ``released``,
     ``acquire-failed``, ``release-failed``, ``fenced``, ``fence-failed``, ``shutdown``,
-    or a kind a takeover check publishes through :meth:`GroupControl.publish`
-    (pulse-etcd: ``etcd-lost``, ``etcd-regained``).
+    ``resource-failed`` (a monitor found a resource of a group held here failed or
+    gone; ``reason`` says what the recovery policy does), ``resource-recovered``, or a
+    kind a takeover check publishes through :meth:`GroupControl.publish` (pulse-etcd:
+    ``etcd-lost``, ``etcd-regained``).
     ``node`` is the node it is about, ``local`` the node reporting it, ``group`` the
     group key when it concerns a group, ``resources`` that group's haresources words.
     """
@@ -249,12 +251,16 @@ def pulse_register_resource_agents(
 
     :returns: ``{name: factory}``; ``factory(spec, config)`` returns an object with
         ``spec`` and async ``start()``, ``stop()``, ``status() -> bool`` (see
-        :class:`pulse.resources.ResourceAgent`). The word ``MailTo::a@b::Subject`` is
-        handled by the factory registered as ``"MailTo"``. A name registered by two
-        plugins is an error.
+        :class:`pulse.resources.ResourceAgent`), and optionally async
+        ``monitor(timeout) -> bool`` (True running, False not running, raising
+        ``ResourceError`` for a failure; or a :class:`pulse.resources.MonitorResult`),
+        which a configured monitor calls instead of ``status()``. The word
+        ``MailTo::a@b::Subject`` is handled by the factory registered as ``"MailTo"``.
+        A name registered by two plugins is an error.
 
     Called from: the daemon's start-up, once. The agents' methods run in the resource
-    manager's group tasks, under the group operation's timeouts.
+    manager's group tasks, under the group operation's timeouts; ``monitor`` runs in
+    the monitor runner's task (pulse.resources.monitor), cancelled at its timeout.
     """
 
 

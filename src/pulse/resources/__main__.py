@@ -4,12 +4,15 @@
 
     python -m pulse.resources start IPaddr2::198.51.100.10/24/eth0
     python -m pulse.resources status ocf:heartbeat:Dummy::state=/run/d.state
+    python -m pulse.resources monitor 198.51.100.10/24/eth0 apache2   # monitor_agent
     python -m pulse.resources takegroup 198.51.100.10 apache2     # acquire_group
     python -m pulse.resources givegroup 198.51.100.10 apache2     # release_group
 
-Exit status: 0 success / running, 3 ``status`` found a resource not running,
-1 failure. ``start`` and ``takegroup`` wait until the gratuitous ARPs of the
-addresses they added have all been sent. The end-to-end tests drive agents
+Exit status: 0 success / running, 3 ``status`` or ``monitor`` found a resource
+not running, 1 failure (a ``monitor`` that found one failed). ``monitor`` prints
+``RESOURCE STATE [CODE] REASON`` per resource (docs/resources.md#monitoring).
+``start`` and ``takegroup`` wait until the gratuitous ARPs of the addresses they
+added have all been sent. The end-to-end tests drive agents
 inside network namespaces through this entry point
 (``ip netns exec NS python -m pulse.resources ...``).
 """
@@ -26,12 +29,13 @@ import trio
 from pulse.config.model import AuthKeys, Config, ResourceSpec
 from pulse.resources.agents import make_agent
 from pulse.resources.arp import ArpPolicy
-from pulse.resources.base import AgentTimeouts, ResourceAgent, ResourceError
+from pulse.resources.base import AgentTimeouts, MonitorState, ResourceAgent, ResourceError
 from pulse.resources.group import acquire_group, release_group
 from pulse.resources.ipaddr import IP_AGENTS, FloatingIP, is_bare_ip
+from pulse.resources.monitor import monitor_agent
 from pulse.resources.scripts import DEFAULT_INIT_DIR, DEFAULT_RESOURCE_DIR
 
-OPS = ("start", "stop", "status", "takegroup", "givegroup")
+OPS = ("start", "stop", "status", "monitor", "takegroup", "givegroup")
 
 
 def spec_of(word: str) -> ResourceSpec:
@@ -104,6 +108,15 @@ async def _main(args: argparse.Namespace) -> int:
                 running = await agent.status()
                 print(f"{agent.spec.raw} {'running' if running else 'stopped'}")
                 if not running:
+                    rc = 3
+        elif args.op == "monitor":
+            for agent in agents:
+                seen = await monitor_agent(agent, timeout=timeouts.status)
+                code = "" if seen.code is None else f" {seen.code}"
+                print(f"{agent.spec.raw} {seen.state.value}{code} {seen.reason}".rstrip())
+                if seen.state is MonitorState.FAILED:
+                    rc = 1
+                elif seen.state is MonitorState.NOT_RUNNING and rc == 0:
                     rc = 3
         elif args.op == "takegroup":
             result = await acquire_group(agents, log=log)

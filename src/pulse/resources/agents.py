@@ -22,7 +22,14 @@ from collections.abc import Callable, Mapping
 
 from pulse.config.model import Config, ResourceSpec
 from pulse.resources.arp import ArpPolicy
-from pulse.resources.base import AgentTimeouts, ResourceAgent, ResourceError
+from pulse.resources.base import (
+    AgentTimeouts,
+    MonitorResult,
+    MonitorState,
+    ResourceAgent,
+    ResourceError,
+    monitor_result,
+)
 from pulse.resources.environment import ChildEnvironment, child_environment
 from pulse.resources.ipaddr import (
     IP_AGENTS,
@@ -71,6 +78,10 @@ class UnusableAgent:
 
     async def status(self) -> bool:
         return False
+
+    async def monitor(self, timeout: float) -> MonitorResult:
+        """Never started, so never running; the problem is the reason."""
+        return monitor_result(self.spec.raw, MonitorState.NOT_RUNNING, reason=self.problem)
 
 
 def make_agent(

@@ -7,7 +7,10 @@ without importing each other.
 
 from __future__ import annotations
 
+import enum
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from pulse.config.model import ResourceSpec
@@ -25,6 +28,80 @@ class ResourceError(PulseError):
         self.resource = resource
         self.reason = reason
         super().__init__(f"{resource}: {reason}")
+
+
+class TimedOut(ResourceError):
+    """An operation did not finish within its time limit (its process group was killed)."""
+
+
+class MonitorState(enum.StrEnum):
+    """What a monitor found: the service runs, is cleanly stopped, or is in error."""
+
+    RUNNING = "running"
+    NOT_RUNNING = "not-running"
+    FAILED = "failed"
+
+
+# How much of a failing monitor's stderr is kept for logs and status.
+STDERR_TAIL = 512
+
+
+def stderr_tail(text: str, limit: int = STDERR_TAIL) -> str:
+    """The end of a script's stderr, at most ``limit`` characters, whitespace trimmed."""
+    text = text.strip()
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def wall_clock_iso(seconds: float | None = None) -> str:
+    """Wall-clock time (``time.time()`` unless given) as ISO 8601 in UTC, milliseconds."""
+    when = time.time() if seconds is None else seconds
+    return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorResult:
+    """One monitor operation's verdict on one resource (docs/resources.md#monitoring).
+
+    ``code`` is the script's exit code (None for netlink, plugin and systemd-state
+    checks that have none), ``reason`` a sentence for logs and status, ``stderr``
+    the tail of the script's stderr, ``when`` the wall-clock time it finished
+    (ISO 8601, UTC; never trio's clock, which is not a date).
+    """
+
+    resource: str
+    state: MonitorState
+    when: str
+    code: int | None = None
+    reason: str = ""
+    stderr: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state is MonitorState.RUNNING
+
+    @property
+    def failed(self) -> bool:
+        return self.state is MonitorState.FAILED
+
+
+def monitor_result(
+    resource: str,
+    state: MonitorState,
+    *,
+    code: int | None = None,
+    reason: str = "",
+    stderr: str = "",
+    when: str | None = None,
+) -> MonitorResult:
+    """A :class:`MonitorResult` stamped with the wall-clock time now (unless ``when``)."""
+    return MonitorResult(
+        resource=resource,
+        state=state,
+        when=wall_clock_iso() if when is None else when,
+        code=code,
+        reason=reason,
+        stderr=stderr_tail(stderr),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,3 +139,15 @@ class ResourceAgent(Protocol):
         Raises :class:`ResourceError` when the state cannot be determined.
         """
         ...
+
+
+class MonitoredAgent(ResourceAgent, Protocol):
+    """An agent with a monitor operation (every built-in agent; optional for plugins).
+
+    ``monitor`` returns a :class:`MonitorResult`, or (the simpler form for plugin
+    agents) True for running and False for not running, raising
+    :class:`ResourceError` for a failure. ``timeout`` is how many seconds the caller
+    allows; the caller cancels the call at that point in any case.
+    """
+
+    async def monitor(self, timeout: float) -> MonitorResult | bool: ...

@@ -15,6 +15,11 @@ docs/heartbeat.md#acquire-and-release.
   that the scheduler marks the group FAILED, keeps the peer from taking it over
   and reports loudly, and an administrator decides.
 
+* **Restart in place** (:func:`restart_in_place`, docs/resources.md#recovery): the
+  failed resource and every resource after it are released (right to left) and
+  acquired again (left to right) with the rules above; the resources before it are
+  not touched.
+
 Which task calls these: the scheduler, one group at a time, on the fail-over
 path; each agent bounds its own operations with its timeouts.
 """
@@ -182,3 +187,42 @@ async def release_group(
             stuck=(raw,),
         )
     return GroupResult(ok=True, stopped=tuple(stopped))
+
+
+async def restart_in_place(
+    agents: Sequence[ResourceAgent],
+    resource: str,
+    *,
+    log: logging.Logger,
+    node: str | None = None,
+    stop_retries: int = 10,
+    retry_delay: float = 1.0,
+) -> GroupResult:
+    """Stop ``resource`` and every later agent right to left, then start them left to right.
+
+    A stop that cannot be completed ends it there (``ok=False`` with ``stuck``: the
+    group is FAILED, as for a release); a start that fails gives the restarted
+    resources up again (``ok=False`` without ``stuck``: the caller moves the group,
+    as after a failed start). ``started`` and ``stopped`` list what this call did.
+    """
+    names = [agent.spec.raw for agent in agents]
+    if resource not in names:
+        raise ValueError(f"{resource} is not one of {', '.join(names)}")
+    tail = list(agents[names.index(resource) :])
+    log.info("Restarting %s in place", " ".join(a.spec.raw for a in tail))
+    released = await release_group(
+        tail, log=log, node=node, stop_retries=stop_retries, retry_delay=retry_delay
+    )
+    if not released.ok:
+        return released
+    acquired = await acquire_group(
+        tail, log=log, node=node, stop_retries=stop_retries, retry_delay=retry_delay
+    )
+    return GroupResult(
+        ok=acquired.ok,
+        failed=acquired.failed,
+        reason=acquired.reason,
+        started=acquired.started,
+        stopped=released.stopped + acquired.stopped,
+        stuck=acquired.stuck,
+    )

@@ -35,7 +35,7 @@ from pulse.resources.arp import (
     Announcer,
     ArpPolicy,
 )
-from pulse.resources.base import ResourceError
+from pulse.resources.base import MonitorResult, MonitorState, ResourceError, monitor_result
 from pulse.resources.netlink import (
     AddressRecord,
     Link,
@@ -59,7 +59,9 @@ MAX_ALIAS = 512  # IPaddr tries IF:0 ... IF:511
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 ARPHRD_ETHER = 1
+IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
+IFF_RUNNING = 0x40  # operational state up (carrier, RFC 2863 "up")
 IFF_NOARP = 0x80
 IFA_F_NODAD = 0x02
 
@@ -481,6 +483,43 @@ async def netlink_present(address: Address) -> bool:
         return bool(_copies(await nl.addresses(family_of(address)), address))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Presence:
+    """Where an address is configured and the state of that interface."""
+
+    interface: str
+    up: bool  # IFF_UP: administratively up
+    running: bool  # IFF_RUNNING: operationally up (carrier)
+
+
+async def netlink_presence(address: Address) -> Presence | None:
+    """The first interface that carries ``address`` and its link state; None: not here."""
+    with Rtnetlink() as nl:
+        links = await _links(nl)
+        copies = _copies(await nl.addresses(family_of(address)), address)
+    if not copies:
+        return None
+    index = copies[0].index
+    link = links.get(index)
+    flags = link.flags if link is not None else 0
+    return Presence(
+        interface=_name(links, index),
+        up=bool(flags & IFF_UP),
+        running=bool(flags & IFF_RUNNING),
+    )
+
+
+def presence_state(presence: Presence | None) -> tuple[MonitorState, str]:
+    """The monitor's verdict on a floating IP from where (and whether) it is configured."""
+    if presence is None:
+        return MonitorState.NOT_RUNNING, "the address is not configured on any interface"
+    if not presence.up:
+        return MonitorState.FAILED, f"interface {presence.interface} is down"
+    if not presence.running:
+        return MonitorState.FAILED, f"interface {presence.interface} has no carrier"
+    return MonitorState.RUNNING, ""
+
+
 # --------------------------------------------------------------------------- the agent
 
 
@@ -661,6 +700,29 @@ class FloatingIP:
             return await netlink_present(self.argument.address)
         except OSError as exc:
             raise ResourceError(self.spec.raw, f"netlink: {exc.strerror or exc}") from None
+
+    async def monitor(self, timeout: float) -> MonitorResult:
+        """Still on an interface, and that interface up with a carrier (netlink, no process).
+
+        A netlink request is bounded by the socket's own timeout; ``timeout`` bounds
+        the whole check as well.
+        """
+        raw = self.spec.raw
+        with trio.move_on_after(timeout) as scope:
+            try:
+                presence = await netlink_presence(self.argument.address)
+            except OSError as exc:
+                return monitor_result(
+                    raw, MonitorState.FAILED, reason=f"netlink: {exc.strerror or exc}"
+                )
+        if scope.cancelled_caught:
+            return monitor_result(
+                raw, MonitorState.FAILED, reason=f"monitor timed out after {timeout:g}s"
+            )
+        state, reason = presence_state(presence)
+        if reason:
+            reason = f"{self.argument.address}: {reason}"
+        return monitor_result(raw, state, reason=reason)
 
 
 def arp_policy_for(flavor: str, overrides: Mapping[str, ArpPolicy] | None = None) -> ArpPolicy:

@@ -27,7 +27,14 @@ from typing import IO
 import trio
 
 from pulse.config.model import Config, ResourceSpec
-from pulse.resources.base import AgentTimeouts, ResourceError
+from pulse.resources.base import (
+    AgentTimeouts,
+    MonitorResult,
+    MonitorState,
+    ResourceError,
+    TimedOut,
+    monitor_result,
+)
 
 log = logging.getLogger("pulse.resources")
 
@@ -60,11 +67,29 @@ OCF_CODE_NAMES = {
     OCF_FAILED_PROMOTED: "OCF_FAILED_PROMOTED",
 }
 
+# What each OCF code means, in the words status and logs use.
+OCF_MEANINGS = {
+    OCF_ERR_GENERIC: "generic error",
+    OCF_ERR_ARGS: "invalid arguments",
+    OCF_ERR_UNIMPLEMENTED: "action not implemented",
+    OCF_ERR_PERM: "insufficient privileges",
+    OCF_ERR_INSTALLED: "not installed",
+    OCF_ERR_CONFIGURED: "not configured",
+    OCF_FAILED_PROMOTED: "failed while promoted",
+}
+
 # LSB init script status codes.
 LSB_RUNNING = 0
 LSB_DEAD_PIDFILE = 1
 LSB_DEAD_LOCKFILE = 2
 LSB_STOPPED = 3
+LSB_UNKNOWN = 4
+
+LSB_MEANINGS = {
+    LSB_DEAD_PIDFILE: "program is dead and its pid file exists",
+    LSB_DEAD_LOCKFILE: "program is dead and its lock file exists",
+    LSB_UNKNOWN: "program or service status is unknown",
+}
 
 # At most this much of a script's output is kept (and logged) per stream.
 _OUTPUT_LIMIT = 64 * 1024
@@ -117,6 +142,43 @@ def ocf_monitor_running(returncode: int) -> bool | None:
     if returncode == OCF_NOT_RUNNING:
         return False
     return None
+
+
+def ocf_monitor_state(returncode: int) -> MonitorState:
+    """OCF ``monitor``: 0 and 8 (running, promoted) run, 7 is stopped, the rest failed."""
+    verdict = ocf_monitor_running(returncode)
+    if verdict is None:
+        return MonitorState.FAILED
+    return MonitorState.RUNNING if verdict else MonitorState.NOT_RUNNING
+
+
+def lsb_monitor_state(returncode: int) -> MonitorState:
+    """An init script's ``status`` exit code read strictly as LSB defines it.
+
+    0 running, 3 stopped; 1 and 2 (dead, but a pid or lock file is left), 4
+    (unknown) and anything else are failures: the service is not cleanly
+    stopped, or its state cannot be told.
+    """
+    if returncode == LSB_RUNNING:
+        return MonitorState.RUNNING
+    if returncode == LSB_STOPPED:
+        return MonitorState.NOT_RUNNING
+    return MonitorState.FAILED
+
+
+def lsb_meaning(code: int) -> str:
+    return LSB_MEANINGS.get(code, f"exit code {code} has no LSB status meaning")
+
+
+def systemd_monitor_state(active: str) -> MonitorState:
+    """``systemctl is-active``'s word: active (or reloading, activating) runs,
+    inactive (or deactivating) is stopped, failed and anything else is a failure."""
+    word = active.strip()
+    if word in ("active", "reloading", "activating"):
+        return MonitorState.RUNNING
+    if word in ("inactive", "deactivating"):
+        return MonitorState.NOT_RUNNING
+    return MonitorState.FAILED
 
 
 def ocf_stop_succeeded(returncode: int) -> bool:
@@ -228,9 +290,7 @@ async def run_script(
             except OSError as exc:
                 raise ResourceError(resource, f"cannot run {argv[0]}: {exc.strerror}") from exc
         if scope.cancelled_caught:
-            raise ResourceError(
-                resource, f"{' '.join(argv)} timed out after {_seconds(time_limit)} s"
-            )
+            raise TimedOut(resource, f"{' '.join(argv)} timed out after {_seconds(time_limit)} s")
         stdout = await trio.to_thread.run_sync(_read_back, out)
         stderr = await trio.to_thread.run_sync(_read_back, err)
     finally:
@@ -247,6 +307,15 @@ async def run_script(
 
 def _seconds(value: float) -> str:
     return f"{value:g}"
+
+
+def failed_monitor(resource: str, exc: ResourceError, timeout: float) -> MonitorResult:
+    """A monitor that could not run, or ran past ``timeout`` (its group killed): a failure."""
+    if isinstance(exc, TimedOut):
+        reason = f"monitor timed out after {_seconds(timeout)}s"
+    else:
+        reason = exc.reason
+    return monitor_result(resource, MonitorState.FAILED, reason=reason)
 
 
 def _is_executable_file(path: str) -> bool:
@@ -344,6 +413,38 @@ class ScriptAgent:
         if is_init:
             return lsb_status_running(result.returncode, result.stdout)
         return heartbeat_status_running(result.stdout)
+
+    async def monitor(self, timeout: float) -> MonitorResult:
+        """``status``, read by LSB exit codes for an init script and by Heartbeat's
+        text rule (:func:`heartbeat_status_running`) for a ``resource.d`` script."""
+        raw = self.spec.raw
+        try:
+            path, is_init = await self._locate()
+            result = await run_script(
+                [path, *self.spec.args, "status"],
+                resource=raw,
+                env=self.env,
+                time_limit=timeout,
+                kill_grace=self.timeouts.kill_grace,
+            )
+        except ResourceError as exc:
+            return failed_monitor(raw, exc, timeout)
+        code = result.returncode
+        if is_init:
+            state = lsb_monitor_state(code)
+            reason = (
+                ""
+                if state is not MonitorState.FAILED
+                else f"status: {lsb_meaning(code)} ({path} exit code {code})"
+            )
+        elif heartbeat_status_running(result.stdout):
+            state, reason = MonitorState.RUNNING, ""
+        else:
+            state = MonitorState.NOT_RUNNING
+            reason = f"{path} status did not say running or OK"
+        if state is MonitorState.NOT_RUNNING and not reason:
+            reason = f"{path} status: stopped"
+        return monitor_result(raw, state, code=code, reason=reason, stderr=result.stderr)
 
 
 class LsbAgent(ScriptAgent):
@@ -473,6 +574,24 @@ class OcfAgent:
             raise ResourceError(self.spec.raw, f"monitor failed: {name} from {self.path}")
         return verdict
 
+    async def monitor(self, timeout: float) -> MonitorResult:
+        """OCF ``monitor`` with OCF's exit codes (:func:`ocf_monitor_state`)."""
+        raw = self.spec.raw
+        try:
+            result = await self._run("monitor", timeout)
+        except ResourceError as exc:
+            return failed_monitor(raw, exc, timeout)
+        code = result.returncode
+        state = ocf_monitor_state(code)
+        if state is MonitorState.FAILED:
+            meaning = OCF_MEANINGS.get(code, "unknown exit code")
+            reason = f"monitor: {ocf_code_name(code)} ({meaning}) from {self.path}"
+        elif state is MonitorState.NOT_RUNNING:
+            reason = f"monitor: OCF_NOT_RUNNING from {self.path}"
+        else:
+            reason = ""
+        return monitor_result(raw, state, code=code, reason=reason, stderr=result.stderr)
+
 
 class SystemdAgent:
     """``systemd:UNIT``: ``systemctl start|stop UNIT``, status from ``systemctl is-active``.
@@ -538,3 +657,20 @@ class SystemdAgent:
     async def status(self) -> bool:
         result = await self._run(["is-active", "--quiet", self.unit], self.timeouts.status)
         return result.returncode == 0
+
+    async def monitor(self, timeout: float) -> MonitorResult:
+        """The unit's active state from ``systemctl is-active UNIT`` (its first output line)."""
+        raw = self.spec.raw
+        try:
+            result = await self._run(["is-active", self.unit], timeout)
+        except ResourceError as exc:
+            return failed_monitor(raw, exc, timeout)
+        lines = result.stdout.split()
+        word = lines[0] if lines else ""
+        state = systemd_monitor_state(word)
+        reason = ""
+        if state is not MonitorState.RUNNING:
+            reason = f"systemd unit {self.unit} is {word or '?'}"
+        return monitor_result(
+            raw, state, code=result.returncode, reason=reason, stderr=result.stderr
+        )

@@ -118,6 +118,10 @@ def event_headline(event: ClusterEvent) -> str:
             return f"{event.local} failed to fence {event.node}"
         case "shutdown":
             return f"{event.node} is shutting down"
+        case "resource-failed":
+            return f"a resource of {group} failed on {event.local}"
+        case "resource-recovered":
+            return f"a resource of {group} is running again on {event.local}"
         case "etcd-lost":
             return f"{event.local} cannot reach etcd"
         case "etcd-regained":

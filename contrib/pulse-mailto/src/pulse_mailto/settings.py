@@ -26,7 +26,15 @@ DEFAULT_SENDMAIL = "/usr/sbin/sendmail"
 
 # Every kind of cluster event pulse publishes (one list, shared with [[notify]]).
 EVENT_KINDS = CLUSTER_EVENT_KINDS
-DEFAULT_EVENTS = ("node-dead", "acquire-failed", "release-failed", "fenced", "fence-failed")
+DEFAULT_EVENTS = (
+    "node-dead",
+    "acquire-failed",
+    "release-failed",
+    "fenced",
+    "fence-failed",
+    "resource-failed",
+    "resource-recovered",
+)
 TRANSPORTS = ("smtp", "sendmail")
 
 KEYS = (

@@ -14,10 +14,15 @@ first, then the server becomes read-only again.
   that host and ``START REPLICA``. A server already read-only and replicating is left
   alone; a mysqld that is not running has nothing to demote.
 * **status**: ``@@global.read_only`` is OFF. A mysqld that is not running is not held.
+* **monitor** (pulse's optional agent method, docs/plugins/hooks.md): as status, and
+  a writable server that still has a replication stream whose state the takeover
+  check would refuse for an error (SQL or IO error, a stream stopped with relay log
+  left unapplied) is a failure: the reason says which stream and which error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import trio
@@ -32,7 +37,7 @@ from pulse_mysql.client import (
     promote_statements,
     rejoin_statements,
 )
-from pulse_mysql.replication import statements_for
+from pulse_mysql.replication import Verdict, assess, statements_for
 from pulse_mysql.settings import MySQLSettings
 
 log = logging.getLogger("pulse.plugin.host.mysql")
@@ -195,3 +200,28 @@ class MySQLReplicaAgent:
             raise self._fail(
                 f"cannot tell whether {self.server.where} is writable: {exc}"
             ) from None
+
+    # ------------------------------------------------------------------ monitor
+
+    async def monitor(self, timeout: float) -> bool:
+        """Writable and no broken replication stream (see the module docstring).
+
+        Lag and a stream stopped without error are not failures of a primary: only
+        errors count. pulse cancels this call at ``timeout``.
+        """
+        if not await self.status():
+            return False
+        try:
+            statuses = await self.server.replica_status()
+        except MySQLError as exc:
+            where = self.server.where
+            raise self._fail(f"cannot read the replication status of {where}: {exc}") from None
+        if not statuses:
+            return True
+        lenient = dataclasses.replace(
+            self.settings.policy, max_lag=float("inf"), allow_stopped=True, allow_not_replica=True
+        )
+        verdict = assess(statuses, lenient)
+        if verdict.verdict is Verdict.REFUSE:
+            raise self._fail(verdict.reason)
+        return True

@@ -1,0 +1,181 @@
+"""Monitoring and recovery in whole daemons, in virtual time (docs/resources.md#recovery).
+
+Two daemons (prime, calc) over the in-memory FakeNetwork, the group ``Fake::web``
+preferring prime and monitored every 2 s. "Killing the service" removes it from the
+fake world behind prime's back: its next monitor finds it not running.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import trio
+import trio.testing
+from daemon_support import start_daemons
+
+from pulse import ClusterEvent
+from pulse.config.model import MonitorOptions, Timing
+from pulse.control.status import node_status
+from pulse.daemon import Daemon
+from pulse.plugin.host import PluginHost
+from pulse.testing import FakeNetwork
+from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
+
+BASE = two_node_config(
+    Timing(keepalive=1000, deadtime=3000, warntime=2000, initdead=12000, deadping=3000)
+)
+MONITORED = dataclasses.replace(
+    BASE,
+    groups=(
+        dataclasses.replace(
+            BASE.groups[0],
+            monitor=MonitorOptions(interval=2000, timeout=1000),
+            failure_timeout=600_000,
+        ),
+    ),
+)
+KEY = "Fake::web"
+
+
+class Events:
+    name = "events"
+    timeout = 1.0
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []  # kind, local, reason
+
+    async def handle(self, event: ClusterEvent) -> None:
+        if event.kind.startswith("resource-"):
+            self.seen.append((event.kind, event.local, event.reason))
+
+
+def kill(world: FakeResources, node: str) -> None:
+    world.running["web"].discard(node)
+
+
+def starts(world: FakeResources, node: str) -> int:
+    return sum(1 for _, n, op, _ in world.journal if n == node and op == "start")
+
+
+def web_status(daemon: Daemon) -> dict[str, object]:
+    (group,) = node_status(daemon)["resources"]["groups"]
+    (web,) = group["resources"]
+    assert isinstance(web, dict)
+    return web
+
+
+async def test_a_killed_service_is_restarted_in_place_and_the_third_failure_moves_the_group(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    events = Events()
+    async with trio.open_nursery() as nursery:
+        listening = PluginHost(
+            load_entrypoints=False, plugins={"fake": FakePlugin(world, listeners=[events])}
+        )
+        daemons = await start_daemons(
+            nursery, MONITORED, world, network, tmp_path, prime={"plugins": listening}
+        )
+        prime = daemons["prime"]
+        await trio.sleep(15)
+        assert world.where("web") == {"prime"}
+        assert starts(world, "prime") == 1
+
+        kill(world, "prime")
+        await trio.sleep(3)  # the next check (every 2 s) finds it gone: restarted here
+        assert world.where("web") == {"prime"}
+        assert starts(world, "prime") == 2
+        web = web_status(prime)
+        assert web["fail_counts"] == {"prime": 1}
+        failure = web["last_failure"]
+        assert isinstance(failure, dict) and failure["state"] == "not-running"
+        await trio.sleep(3)
+        assert [kind for kind, _, _ in events.seen] == ["resource-failed", "resource-recovered"]
+        assert events.seen[0][2].startswith(
+            f"{KEY} is not running on prime (once in 10m): restarting {KEY} in place"
+        )
+
+        kill(world, "prime")
+        await trio.sleep(3)
+        assert starts(world, "prime") == 3
+        kill(world, "prime")
+        await trio.sleep(5)  # third failure in the window: prime refuses web, calc takes it
+        assert world.where("web") == {"calc"}
+        assert starts(world, "prime") == 3
+        assert web_status(prime)["fail_counts"] == {"prime": 3}
+        (group,) = node_status(prime)["resources"]["groups"]
+        said = [t["what"] for t in group["transitions"]]
+        assert said.count(f"restarted {KEY} in place on prime") == 2
+        assert any(w.startswith(f"{KEY} is not running on prime (3 times in 10m)") for w in said)
+        assert len(said) <= 20
+        assert events.seen[-1][0] == "resource-failed"
+        assert "moving Fake::web (migration_threshold 3 reached)" in events.seen[-1][2]
+
+        # cleanup forgets it: auto_failback on brings web back to its preferred node.
+        assert await prime.resources.command("cleanup", KEY) is None
+        await trio.sleep(5)
+        assert world.where("web") == {"prime"}
+        assert web_status(prime)["fail_counts"] == {}
+        nursery.cancel_scope.cancel()
+
+
+async def test_maintenance_mode_is_cluster_wide_and_stops_recovery_until_it_ends(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        daemons = await start_daemons(nursery, MONITORED, world, network, tmp_path)
+        prime, calc = daemons["prime"], daemons["calc"]
+        await trio.sleep(15)
+        assert await calc.resources.command("maintenance", "on") is None
+        await trio.sleep(1)
+        assert node_status(prime)["resources"]["maintenance"] is True
+        assert node_status(calc)["resources"]["maintenance"] is True
+
+        kill(world, "prime")
+        await trio.sleep(10)  # nothing is monitored, nothing restarted
+        assert world.where("web") == set()
+        assert starts(world, "prime") == 1
+
+        assert await prime.resources.command("maintenance", "off") is None
+        await trio.sleep(5)  # the monitor runs again, finds web gone and restarts it
+        assert node_status(calc)["resources"]["maintenance"] is False
+        assert world.where("web") == {"prime"}
+        assert starts(world, "prime") == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_leaving_maintenance_restarts_nothing_that_runs_in_the_right_place(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        prime = (await start_daemons(nursery, MONITORED, world, network, tmp_path))["prime"]
+        await trio.sleep(15)
+        assert await prime.resources.command("maintenance", "on") is None
+        await trio.sleep(10)
+        assert await prime.resources.command("maintenance", "off") is None
+        await trio.sleep(10)
+        assert world.where("web") == {"prime"}
+        assert [op for _, _, op, _ in world.journal] == ["start"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_group_without_monitor_is_never_checked(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        prime = (await start_daemons(nursery, BASE, world, network, tmp_path))["prime"]
+        await trio.sleep(15)
+        kill(world, "prime")
+        await trio.sleep(20)
+        assert starts(world, "prime") == 1  # Heartbeat's behaviour: nobody watches
+        web = web_status(prime)
+        assert (web["state"], web["last_monitor"]) == ("-", None)
+        nursery.cancel_scope.cancel()
