@@ -47,7 +47,7 @@ from pulse.supervision import Watchers
 from pulse.timerfd import KernelTimer
 from pulse.transport import Datagram, Link
 from pulse.wire.auth import Signer
-from pulse.wire.codec import Encoding, decode, encode, screen
+from pulse.wire.codec import Encoding, decode, encode, screen_verified
 from pulse.wire.message import Message
 
 log = logging.getLogger(LOGGER_NAME)
@@ -194,12 +194,12 @@ class Comms:
         of packets with a wrong key costs an HMAC per packet, not a parse.
         """
         try:
-            reason = screen(dgram.data, self.signer)
+            reason, verified = screen_verified(dgram.data, self.signer)
             if reason is not None:
                 self.wire_counters[reason] += 1
                 self._log_badpack(reason, dgram, "refused before decoding", now)
                 return False
-            decoded = decode(dgram.data, self.signer)
+            decoded = decode(dgram.data, self.signer, verified=verified)  # one HMAC, not two
         except Exception as exc:  # WireError; anything else is a codec bug, never fatal
             reason = getattr(exc, "reason", "decoder-bug")
             self.wire_counters[reason] += 1
