@@ -69,11 +69,7 @@ def test_screen_refuses_an_unknown_auth_index() -> None:
 def test_what_screen_refuses_decode_refuses_too(
     packet: bytes, flips: list[tuple[int, int]], cut: int
 ) -> None:
-    data = bytearray(packet)
-    for where, value in flips:
-        if data:
-            data[where % len(data)] = value
-    mutated = bytes(data[: len(data) - cut % 8])
+    mutated = _mutate(packet, flips, cut)
     if screen(mutated, SHA1) is not None:
         assert not decodes(mutated, SHA1)
 
@@ -84,6 +80,14 @@ def test_screen_of_random_bytes_never_raises(data: bytes) -> None:
     verdict = screen(data, SHA1)
     if verdict is not None:
         assert not decodes(data, SHA1)
+
+
+def _mutate(packet: bytes, flips: list[tuple[int, int]], cut: int) -> bytes:
+    data = bytearray(packet)
+    for where, value in flips:
+        if data:
+            data[where % len(data)] = value
+    return bytes(data[: len(data) - cut % 8])
 
 
 def _outcome(data: bytes, *, verified: bool) -> object:
@@ -102,11 +106,7 @@ def _outcome(data: bytes, *, verified: bool) -> object:
 def test_a_packet_the_screen_verified_decodes_the_same_without_a_second_hmac(
     packet: bytes, flips: list[tuple[int, int]], cut: int
 ) -> None:
-    data = bytearray(packet)
-    for where, value in flips:
-        if data:
-            data[where % len(data)] = value
-    mutated = bytes(data[: len(data) - cut % 8])
+    mutated = _mutate(packet, flips, cut)
     reason, verified = screen_verified(mutated, SHA1)
     assert reason == screen(mutated, SHA1)
     if verified:
