@@ -3,13 +3,15 @@ and refuses wrong-key packets without parsing them."""
 
 from __future__ import annotations
 
+import contextlib
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_wire_fuzz import REAL, SHA1, SIGNERS, messages
 
 from pulse.config.model import AuthKey, AuthKeys, AuthMethod
 from pulse.errors import WireError
-from pulse.wire import Encoding, Message, Signer, decode, encode
+from pulse.wire import Encoding, Message, Signer, codec, decode, encode
 from pulse.wire.codec import screen, screen_verified
 
 WRONG = Signer(
@@ -133,3 +135,12 @@ def test_real_heartbeat_captures_pass_the_screen() -> None:
 
 
 REAL_MESSAGE = decode(REAL[0], SHA1).message
+
+
+def test_the_parsed_line_cache_stays_small_whatever_arrives() -> None:
+    for i in range(3000):
+        junk = b">>>\r\nt=x\r\nbig=" + b"%d" % i * 5000 + b"\r\nsmall=%d\r\n<<<\n" % i
+        with contextlib.suppress(WireError):
+            decode(junk, SHA1)
+    assert len(codec._LINES) <= codec._LINES_MAX
+    assert all(len(line) <= codec._LINE_MAX_CACHED for line in codec._LINES)

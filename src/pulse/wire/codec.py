@@ -260,9 +260,10 @@ def _parse_classic(data: bytes, signing: list[bytes] | None = None) -> list[Fiel
         known = cache.get(line)
         if known is None:
             known = _parse_line(line)
-            if len(cache) >= _LINES_MAX:
-                cache.clear()  # a flood of new lines costs a parse each, never memory
-            cache[line] = known
+            if len(line) <= _LINE_MAX_CACHED:
+                if len(cache) >= _LINES_MAX:
+                    cache.clear()  # a flood of new lines costs a parse each, never memory
+                cache[line] = known
         field, rendering = known
         fields.append(field)
         if signing is not None and field.name != AUTH_FIELD:
@@ -273,8 +274,11 @@ def _parse_classic(data: bytes, signing: list[bytes] | None = None) -> list[Fiel
 # Parsed lines: a peer's statuses repeat most of their lines (t, st, dt, protocol, src,
 # srcuuid, hg, ttl) packet after packet; a Field is immutable, so one parse serves
 # them all. Each entry: the field and its rendering for the signature.
+# Only short lines are kept (a status line is under 60 bytes): lines of packets not yet
+# authenticated pass through here too, and 1024 of them must stay small (< 0.5 MiB).
 _LINES: dict[bytes, tuple[Field, bytes]] = {}
 _LINES_MAX = 1024
+_LINE_MAX_CACHED = 128
 
 
 def _parse_line(line: bytes) -> tuple[Field, bytes]:
