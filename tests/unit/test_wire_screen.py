@@ -3,14 +3,16 @@ and refuses wrong-key packets without parsing them."""
 
 from __future__ import annotations
 
+import contextlib
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_wire_fuzz import REAL, SHA1, SIGNERS, messages
 
 from pulse.config.model import AuthKey, AuthKeys, AuthMethod
 from pulse.errors import WireError
-from pulse.wire import Encoding, Message, Signer, decode, encode
-from pulse.wire.codec import screen
+from pulse.wire import Encoding, Message, Signer, codec, decode, encode
+from pulse.wire.codec import screen, screen_verified
 
 WRONG = Signer(
     AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.SHA1, key=b"not-ours"),))
@@ -69,11 +71,7 @@ def test_screen_refuses_an_unknown_auth_index() -> None:
 def test_what_screen_refuses_decode_refuses_too(
     packet: bytes, flips: list[tuple[int, int]], cut: int
 ) -> None:
-    data = bytearray(packet)
-    for where, value in flips:
-        if data:
-            data[where % len(data)] = value
-    mutated = bytes(data[: len(data) - cut % 8])
+    mutated = _mutate(packet, flips, cut)
     if screen(mutated, SHA1) is not None:
         assert not decodes(mutated, SHA1)
 
@@ -86,9 +84,63 @@ def test_screen_of_random_bytes_never_raises(data: bytes) -> None:
         assert not decodes(data, SHA1)
 
 
+def _mutate(packet: bytes, flips: list[tuple[int, int]], cut: int) -> bytes:
+    data = bytearray(packet)
+    for where, value in flips:
+        if data:
+            data[where % len(data)] = value
+    return bytes(data[: len(data) - cut % 8])
+
+
+def _outcome(data: bytes, *, verified: bool) -> object:
+    try:
+        return decode(data, SHA1, verified=verified)
+    except WireError as exc:
+        return exc.reason
+
+
+@settings(max_examples=1000)
+@given(
+    st.sampled_from(REAL),
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=4),
+    st.integers(0, 400),
+)
+def test_a_packet_the_screen_verified_decodes_the_same_without_a_second_hmac(
+    packet: bytes, flips: list[tuple[int, int]], cut: int
+) -> None:
+    mutated = _mutate(packet, flips, cut)
+    reason, verified = screen_verified(mutated, SHA1)
+    assert reason == screen(mutated, SHA1)
+    if verified:
+        assert reason is None
+        assert _outcome(mutated, verified=True) == _outcome(mutated, verified=False)
+        assert decodes(mutated, SHA1)
+
+
+@settings(max_examples=300)
+@given(messages, st.sampled_from(list(Encoding)))
+def test_verified_decoding_of_any_message_we_send_is_the_full_decoding(
+    msg: Message, encoding: Encoding
+) -> None:
+    data = encode(msg, SHA1, encoding)
+    reason, verified = screen_verified(data, SHA1)
+    assert reason is None
+    assert verified == (encoding is Encoding.CLASSIC) or not verified
+    assert _outcome(data, verified=verified) == _outcome(data, verified=False)
+
+
 def test_real_heartbeat_captures_pass_the_screen() -> None:
     for packet in REAL:
         assert screen(packet, SHA1) is None, packet[:60]
 
 
 REAL_MESSAGE = decode(REAL[0], SHA1).message
+
+
+def test_the_parsed_line_cache_stays_small_whatever_arrives() -> None:
+    for i in range(3000):
+        junk = b">>>\r\nt=x\r\nbig=" + b"%d" % i * 5000 + b"\r\nsmall=%d\r\n<<<\n" % i
+        with contextlib.suppress(WireError):
+            decode(junk, SHA1)
+    assert len(codec._LINES) <= codec._LINES_MAX
+    assert all(len(line) <= codec._LINE_MAX_CACHED for line in codec._LINES)

@@ -1,4 +1,9 @@
-"""`pulse run`: load the config strictly, set up logging, run the daemon in the foreground."""
+"""`pulse run`: load the config strictly, set up logging, run the daemon in the foreground.
+
+First of all, :mod:`pulse.cli.lean` keeps out of memory what the daemon does not need
+(OpenSSL: about 5 MiB resident, docs/performance.md); the daemon is imported once the
+configuration and the plugins are loaded.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,9 @@ import functools
 import sys
 from pathlib import Path
 
-import trio
-
-from pulse import logsetup
+from pulse.cli import lean
 from pulse.config import Loaded, load_config
 from pulse.control.protocol import DEFAULT_SOCKET
-from pulse.daemon import DaemonOptions, serve
 from pulse.errors import ConfigError, PulseError
 from pulse.instance import AlreadyRunning, single_instance
 from pulse.plugin.host import PluginHost, errors_of, load_plugins, plugin_agent_names
@@ -22,6 +24,9 @@ DEFAULT_STATE_DIR = "/var/lib/heartbeat"
 
 
 def run(ns: argparse.Namespace) -> int:
+    lean.defer()
+    if not lean.plugins_installed():
+        lean.builtin_hashes()
     try:
         loaded = load_config(
             ns.config, node=ns.node, strict_host=True, provided_agents=plugin_agent_names
@@ -54,6 +59,11 @@ def run(ns: argparse.Namespace) -> int:
 def _run_locked(
     loaded: Loaded, plugins: PluginHost | None, state_dir: Path, ns: argparse.Namespace
 ) -> int:
+    import trio
+
+    from pulse import logsetup
+    from pulse.daemon import DaemonOptions, serve
+
     try:
         logsetup.configure(loaded.config.logging)
     except OSError as exc:

@@ -108,6 +108,20 @@ class Link(Protocol):
     def statistics(self) -> LinkStatistics: ...
 
 
+class Sink(Protocol):
+    """Where a link hands its datagrams when the engine's task takes them directly.
+
+    Instead of queueing a datagram for the engine's task (a second task step and one
+    more pass of trio's scheduler per packet), a link with a sink calls ``deliver``
+    for each datagram of a burst and ``delivered`` once after it, in its own task,
+    without a checkpoint (``Comms``, docs/performance.md). ``deliver`` never raises.
+    """
+
+    def deliver(self, datagram: Datagram) -> None: ...
+
+    def delivered(self) -> None: ...
+
+
 class Counters:
     """The mutable side of :class:`LinkStatistics`, with rate-limited error logging.
 
@@ -247,6 +261,7 @@ async def receive_datagrams(
     accept: Callable[[bytes, Any], Datagram | None],
     *,
     max_size: int = 65535,
+    sink: Callable[[], Sink | None] = lambda: None,
 ) -> None:
     """Receive from a non-blocking datagram socket until ``inbound`` is closed.
 
@@ -256,7 +271,8 @@ async def receive_datagrams(
     own. An idle node wakes once per packet instead of four times (recvfrom's
     checkpoint, the channel's, the retry, the wait), which is most of what a heartbeat
     costs a Python process. ``accept`` counts what it drops and returns None for it.
-    Receive errors are counted, with a growing back-off while they repeat.
+    Receive errors are counted, with a growing back-off while they repeat. While
+    ``sink()`` names a :class:`Sink`, datagrams go to it instead of ``inbound``.
     """
     backoff = _RECV_BACKOFF_MIN
     # recvfrom(65535) would allocate (and shrink) a 64 KiB object for every packet,
@@ -265,6 +281,7 @@ async def receive_datagrams(
     view = memoryview(buffer)
     while True:
         await trio.lowlevel.wait_readable(sock)
+        direct = sink()
         for _ in range(RECEIVE_BURST):
             try:
                 size, address = sock.recvfrom_into(buffer)
@@ -272,12 +289,18 @@ async def receive_datagrams(
                 break
             except OSError as exc:
                 counters.receive_error(f"receive failed: {describe_os_error(exc)}")
+                if direct is not None:
+                    direct.delivered()
+                    direct = None
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, _RECV_BACKOFF_MAX)
                 break
             backoff = _RECV_BACKOFF_MIN
             datagram = accept(view[:size].tobytes(), address)
             if datagram is None:
+                continue
+            if direct is not None:
+                direct.deliver(datagram)
                 continue
             try:
                 try:
@@ -286,3 +309,5 @@ async def receive_datagrams(
                     await inbound.send(datagram)  # the engine is behind: wait for room
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # nobody listens any more: the daemon is shutting down
+        if direct is not None:
+            direct.delivered()

@@ -50,6 +50,7 @@ from ._link import (
     Counters,
     Datagram,
     LinkStatistics,
+    Sink,
     describe_os_error,
     receive_datagrams,
     resolve_host,
@@ -183,6 +184,7 @@ class PingLink:
         self._encoding = encoding
         self._wallclock = wallclock
         self._counters = Counters(name)
+        self._sink: Sink | None = None
         self._seq = 0
         self._addresses: list[tuple[str, tuple[Any, ...]]] = []  # (address text, sockaddr)
         self._sent: list[tuple[int, bytes] | None] = [None] * GROUP_WINDOW  # by seq % window
@@ -198,6 +200,13 @@ class PingLink:
         if self.info == "ping_group":
             return f"ping_group {self.name} {' '.join(self.hosts)}"
         return f"{self.info} {self.name}"
+
+    def attach_sink(self, sink: Sink | None) -> None:
+        """Hand datagrams to *sink* from now on (None: back to the channel)."""
+        self._sink = sink
+
+    def _current_sink(self) -> Sink | None:
+        return self._sink
 
     def statistics(self) -> LinkStatistics:
         return self._counters.snapshot()
@@ -259,7 +268,12 @@ class PingLink:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._send_loop, sock)
                     await receive_datagrams(
-                        sock, inbound, self._counters, self._accept, max_size=MAX_PACKET
+                        sock,
+                        inbound,
+                        self._counters,
+                        self._accept,
+                        max_size=MAX_PACKET,
+                        sink=self._current_sink,
                     )
                     nursery.cancel_scope.cancel()
             finally:

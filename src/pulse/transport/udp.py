@@ -17,6 +17,7 @@ that changes or only appears after start-up (DHCP, a cable plugged in late).
 from __future__ import annotations
 
 import collections
+import ctypes
 import errno
 import fcntl
 import ipaddress
@@ -32,6 +33,7 @@ from ._link import (
     Counters,
     Datagram,
     LinkStatistics,
+    Sink,
     describe_os_error,
     receive_datagrams,
     resolve_host,
@@ -59,6 +61,14 @@ BROADCAST_RECHECK = 5.0  # seconds between two looks at an interface's broadcast
 #: 1,400/s (docs/hostile-input.md: with 2 MiB those pushed heartbeats out). Set with
 #: SO_RCVBUFFORCE when we may (root), else SO_RCVBUF up to net.core.rmem_max.
 RECEIVE_BUFFER = 4 << 20
+
+_SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>
+_SKF_NET_OFF = -0x100000  # <linux/filter.h>: loads relative to the IP header
+# Classic BPF opcodes (<linux/bpf_common.h>).
+_BPF_LD_W_ABS = 0x00 | 0x00 | 0x20
+_BPF_LD_H_ABS = 0x00 | 0x08 | 0x20
+_BPF_JEQ_K = 0x05 | 0x10 | 0x00
+_BPF_RET_K = 0x06 | 0x00
 
 #: How many of our latest packets a link remembers to recognise them coming back. An
 #: echo older than that (after a burst of retransmissions) goes on to the engine, which
@@ -122,6 +132,34 @@ def kernel_drops(sock: socket.socket) -> int:
     return int(struct.unpack_from("=I", info, 4 * _SK_MEMINFO_DROPS)[0])
 
 
+def echo_filter(address: ipaddress.IPv4Address, port: int) -> bytes:
+    """A classic BPF program that drops datagrams from *address*:*port* (our own sender).
+
+    The kernel loops every broadcast we send back to our own receive socket
+    (``IP_MULTICAST_LOOP`` does not apply to broadcasts); each of them used to wake the
+    daemon once per keepalive for a packet it then threw away (docs/performance.md). On
+    a UDP socket the program sees the UDP header at offset 0 and the IP header through
+    ``SKF_NET_OFF``. Matching the address as well as the port keeps a peer whose
+    sender happens to use the same port number out of harm's way.
+    """
+    instructions = (
+        (_BPF_LD_W_ABS, 0, 0, (_SKF_NET_OFF + 12) & 0xFFFFFFFF),  # IP source address
+        (_BPF_JEQ_K, 0, 3, int(address)),
+        (_BPF_LD_H_ABS, 0, 0, 0),  # UDP source port
+        (_BPF_JEQ_K, 0, 1, port),
+        (_BPF_RET_K, 0, 0, 0),  # ours: drop
+        (_BPF_RET_K, 0, 0, 0xFFFFFFFF),  # anyone else's: keep whole
+    )
+    return b"".join(struct.pack("=HBBI", *ins) for ins in instructions)
+
+
+def attach_filter(sock: socket.socket, program: bytes) -> None:
+    """``SO_ATTACH_FILTER`` (the kernel copies the program: the buffer may go)."""
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(code))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+
+
 def _grow_receive_buffer(sock: socket.socket, size: int) -> None:
     if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * size:
         return
@@ -153,6 +191,9 @@ class UdpLink:
         # A broadcast (or looped multicast, or ucast to ourselves) comes back to our own
         # receive socket; dropping it here by its bytes spares the engine a wake-up.
         self._sent_recently: collections.deque[bytes] = collections.deque(maxlen=ECHO_MEMORY)
+        self._sink: Sink | None = None
+        self._filtered_sends = 0  # packets sent since an echo filter was attached
+        self._echo_filter: tuple[ipaddress.IPv4Address, int] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
@@ -160,9 +201,24 @@ class UdpLink:
     def describe(self) -> str:
         return f"{self.kind} {self.interface} port {self.port}"
 
+    @property
+    def failing_since(self) -> float | None:
+        """When sends started failing with the interface down (LinkStatistics)."""
+        return self._counters.failing_since
+
+    def attach_sink(self, sink: Sink | None) -> None:
+        """Hand datagrams to *sink* from now on (None: back to the channel)."""
+        self._sink = sink
+
+    def _current_sink(self) -> Sink | None:
+        return self._sink
+
     def statistics(self) -> LinkStatistics:
         if self._receiver is not None:
-            self._counters.kernel_drops = kernel_drops(self._receiver)
+            # The kernel counts the echoes the filter drops (BcastLink) as drops: take
+            # away what we sent since it was attached, less what came back anyway.
+            echoes = max(0, self._filtered_sends - self._counters.echoes)
+            self._counters.kernel_drops = max(0, kernel_drops(self._receiver) - echoes)
         return self._counters.snapshot()
 
     # ----------------------------------------------------------------- opening
@@ -226,7 +282,12 @@ class UdpLink:
                 try:
                     task_status.started()
                     await receive_datagrams(
-                        receiver, inbound, self._counters, self._accept, max_size=MAX_UDP_PAYLOAD
+                        receiver,
+                        inbound,
+                        self._counters,
+                        self._accept,
+                        max_size=MAX_UDP_PAYLOAD,
+                        sink=self._current_sink,
                     )
                 finally:
                     self._send_sock = self._send_raw = self._receiver = None
@@ -269,6 +330,8 @@ class UdpLink:
                 self._forget_destinations()
                 continue
             self._counters.sent(len(data))
+            if self._echo_filter is not None:
+                self._filtered_sends += 1
         self._sent_recently.append(data)
         return True
 
@@ -307,6 +370,8 @@ class UdpLink:
             self._counters.send_error(f"send to {where} timed out after {self.send_timeout}s")
         else:
             self._counters.sent(len(data))
+            if self._echo_filter is not None:
+                self._filtered_sends += 1
 
 
 class BcastLink(UdpLink):
@@ -317,6 +382,7 @@ class BcastLink(UdpLink):
     def _configure_sender(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_DONTROUTE, 1)
+        sock.bind(("0.0.0.0", 0))  # a port of its own now, for the echo filter
 
     _broadcast: str | None = None
     _broadcast_expires: float = 0.0
@@ -329,7 +395,25 @@ class BcastLink(UdpLink):
         if self._broadcast is None or now >= self._broadcast_expires:
             self._broadcast = interface_broadcast(sock.fileno(), self.interface)
             self._broadcast_expires = now + BROADCAST_RECHECK
+            self._filter_echoes(sock)
         return [(self._broadcast, self.port)]
+
+    def _filter_echoes(self, sock: trio.socket.SocketType) -> None:
+        """(Re)attach the echo filter for the interface's current address (it may
+        change: DHCP); until it matches, echoes are dropped by their bytes."""
+        receiver = self._receiver
+        if receiver is None:
+            return
+        try:
+            wanted = (
+                _ioctl_ipv4(sock.fileno(), _SIOCGIFADDR, self.interface),
+                int(sock.getsockname()[1]),
+            )
+            if wanted != self._echo_filter:
+                attach_filter(receiver, echo_filter(*wanted))
+                self._echo_filter = wanted
+        except OSError:
+            return  # no address yet, or no filters here: the bytes check stays
 
     def _forget_destinations(self) -> None:
         self._broadcast = None

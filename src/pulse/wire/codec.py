@@ -43,6 +43,7 @@ __all__ = [
     "encode",
     "render_for_signing",
     "screen",
+    "screen_verified",
 ]
 
 MAX_MESSAGE = 256 * 1024
@@ -235,9 +236,7 @@ def _parse_classic(data: bytes, signing: list[bytes] | None = None) -> list[Fiel
     """The fields of a classic message (starting with ``>>>\\n``).
 
     With *signing*, also collect what :func:`render_for_signing` would make of the
-    message, line by line, without rendering it again: an untyped string line is
-    already in that form (its value holds no LF, so unescaping and escaping again
-    give it back byte for byte); typed lines are rendered from their field.
+    message, line by line, without rendering it again (:func:`_parse_line`).
     """
     start = len(_CLASSIC_START)
     pos = start
@@ -254,37 +253,61 @@ def _parse_classic(data: bytes, signing: list[bytes] | None = None) -> list[Fiel
     if b"\0" in body:
         raise _malformed("NUL byte inside a classic message")
     fields: list[Field] = []
+    cache = _LINES
     for line in body.replace(b"\r", b"\n").split(b"\n"):
         if not line:
             continue  # Heartbeat skips runs of CR/LF between lines
-        eq = line.find(b"=")
-        if eq < 0:
-            raise _malformed("line without '='")
-        ftype = FieldType.STRING
-        name = line[:eq]
-        if name[:1] == b"(":
-            if len(name) < 3 or name[2] != 0x29:  # ")"
-                raise _malformed("bad type prefix")
-            ftype = _field_type(name[1])
-            name = name[3:]
-        if not name:
-            raise _malformed("empty field name")
-        value = line[eq + 1 :]
-        if ftype is FieldType.STRING:
-            value = value.replace(_LF_ESCAPE, b"\n")
-        elif ftype is FieldType.BINARY:
-            try:
-                value = binascii.a2b_base64(value, strict_mode=True)
-            except binascii.Error as exc:
-                raise _malformed(f"bad base64 in binary field: {exc}") from None
-        field = Field(name.decode("utf-8", "surrogateescape"), value, ftype)
+        known = cache.get(line)
+        if known is None:
+            known = _parse_line(line)
+            if len(line) <= _LINE_MAX_CACHED:
+                if len(cache) >= _LINES_MAX:
+                    cache.clear()  # a flood of new lines costs a parse each, never memory
+                cache[line] = known
+        field, rendering = known
         fields.append(field)
         if signing is not None and field.name != AUTH_FIELD:
-            if eq == len(name):  # no "(t)" prefix: the line is its own rendering
-                signing.append(line + b"\n")
-            else:
-                signing.append(_classic_line(field, check=False))
+            signing.append(rendering)
     return fields
+
+
+# Parsed lines: a peer's statuses repeat most of their lines (t, st, dt, protocol, src,
+# srcuuid, hg, ttl) packet after packet; a Field is immutable, so one parse serves
+# them all. Each entry: the field and its rendering for the signature.
+# Only short lines are kept (a status line is under 60 bytes): lines of packets not yet
+# authenticated pass through here too, and 1024 of them must stay small (< 0.5 MiB).
+_LINES: dict[bytes, tuple[Field, bytes]] = {}
+_LINES_MAX = 1024
+_LINE_MAX_CACHED = 128
+
+
+def _parse_line(line: bytes) -> tuple[Field, bytes]:
+    """One ``name=value`` line of a classic message: the field and what
+    :func:`render_for_signing` makes of it (an untyped line is its own rendering: its
+    value holds no LF, so unescaping and escaping again give it back byte for byte)."""
+    eq = line.find(b"=")
+    if eq < 0:
+        raise _malformed("line without '='")
+    ftype = FieldType.STRING
+    name = line[:eq]
+    if name[:1] == b"(":
+        if len(name) < 3 or name[2] != 0x29:  # ")"
+            raise _malformed("bad type prefix")
+        ftype = _field_type(name[1])
+        name = name[3:]
+    if not name:
+        raise _malformed("empty field name")
+    value = line[eq + 1 :]
+    if ftype is FieldType.STRING:
+        value = value.replace(_LF_ESCAPE, b"\n")
+    elif ftype is FieldType.BINARY:
+        try:
+            value = binascii.a2b_base64(value, strict_mode=True)
+        except binascii.Error as exc:
+            raise _malformed(f"bad base64 in binary field: {exc}") from None
+    field = Field(name.decode("utf-8", "surrogateescape"), value, ftype)
+    rendering = line + b"\n" if eq == len(name) else _classic_line(field, check=False)
+    return field, rendering
 
 
 def _peel(data: bytes, pos: int) -> tuple[bytes, int]:
@@ -383,11 +406,11 @@ def _expand(msg: Message) -> Message:
     return expanded
 
 
-def _decode(data: bytes, signer: Signer) -> Decoded:
+def _decode(data: bytes, signer: Signer, verified: bool) -> Decoded:
     if len(data) > MAX_MESSAGE:
         raise WireError("too-big", f"{len(data)} bytes")
     if data.startswith(_CLASSIC_START):
-        signing: list[bytes] = []
+        signing: list[bytes] | None = None if verified else []
         fields = _parse_classic(data, signing)
         auth = next((f for f in fields if f.name == AUTH_FIELD), None)
         if auth is None:
@@ -395,7 +418,8 @@ def _decode(data: bytes, signer: Signer) -> Decoded:
         if auth.type is not FieldType.STRING:
             raise _malformed("auth field is not a string")
         index, digest = _parse_auth(auth.value)
-        _check(signer.digest(index, b"".join(signing)), digest)
+        if signing is not None:
+            _check(signer.digest(index, b"".join(signing)), digest)
         msg = Message(tuple(f for f in fields if f.name != AUTH_FIELD))
         encoding = Encoding.CLASSIC
     elif data.startswith(_NETSTRING_START):
@@ -417,7 +441,7 @@ def _decode(data: bytes, signer: Signer) -> Decoded:
     return Decoded(message=expanded, encoding=encoding, auth_index=index)
 
 
-def decode(data: bytes, signer: Signer) -> Decoded:
+def decode(data: bytes, signer: Signer, *, verified: bool = False) -> Decoded:
     """Parse and authenticate one packet (docs/heartbeat.md#what-is-signed).
 
     Classic packets are verified with the ``auth`` field's index's method and key;
@@ -426,11 +450,16 @@ def decode(data: bytes, signer: Signer) -> Decoded:
     netstring packet is not checked. Traditionally compressed messages (zlib, bz2)
     are expanded after authentication.
 
+    ``verified``: :func:`screen_verified` has checked this classic packet's signature
+    over its raw bytes (it does so only for the canonical form, whose raw bytes are
+    what the signature covers), so the HMAC is not computed again; a netstring
+    packet is verified here all the same.
+
     Raises ``WireError`` with reason ``malformed``, ``unsigned``, ``bad-auth-index``,
     ``bad-signature``, ``too-big`` or ``compressed-unsupported``; never anything else.
     """
     try:
-        return _decode(bytes(data), signer)
+        return _decode(bytes(data), signer, verified)
     except WireError:
         raise
     except (ValueError, IndexError, UnicodeError) as exc:  # defence in depth
@@ -452,6 +481,23 @@ def screen(data: bytes, signer: Signer) -> str | None:
     :func:`decode`. A flood of packets signed with a wrong key costs an HMAC each, not
     a parse (docs/hostile-input.md).
     """
+    reason = _screen(data, signer)
+    return None if reason is _VERIFIED else reason
+
+
+def screen_verified(data: bytes, signer: Signer) -> tuple[str | None, bool]:
+    """:func:`screen`, and whether it verified the signature itself: then
+    ``decode(data, signer, verified=True)`` does not compute the HMAC a second time."""
+    reason = _screen(data, signer)
+    if reason is _VERIFIED:
+        return None, True
+    return reason, False
+
+
+_VERIFIED = "verified"  # _screen: the signature over the raw bytes is right
+
+
+def _screen(data: bytes, signer: Signer) -> str | None:
     if len(data) > MAX_MESSAGE:
         return "too-big"
     if data.startswith(_CLASSIC_START):
@@ -516,7 +562,7 @@ def _screen_classic(data: bytes, signer: Signer) -> str | None:
         return None
     index, digest = parsed
     expected = signer.digest(index, body[:pos] + body[end + 1 :])
-    return None if hmac.compare_digest(expected.encode("ascii"), digest) else "bad-signature"
+    return _VERIFIED if hmac.compare_digest(expected.encode("ascii"), digest) else "bad-signature"
 
 
 def _screen_netstring(data: bytes, signer: Signer) -> str | None:
