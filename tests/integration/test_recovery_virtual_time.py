@@ -179,3 +179,25 @@ async def test_a_group_without_monitor_is_never_checked(
         web = web_status(prime)
         assert (web["state"], web["last_monitor"]) == ("-", None)
         nursery.cancel_scope.cancel()
+
+
+async def test_the_start_up_probe_keeps_a_copy_running_on_its_node_and_stops_a_stray_one(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    # web already runs on both nodes when the daemons start (prime restarted hard while
+    # it ran web; calc restarted after running it): prime keeps its copy without a
+    # second start, calc stops its own (docs/resources.md#start-up-probe).
+    world = FakeResources(running={"web": {"prime", "calc"}})
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        daemons = await start_daemons(nursery, BASE, world, network, tmp_path)
+        await trio.sleep(15)
+        assert world.where("web") == {"prime"}
+        assert [(n, op) for _, n, op, _ in world.journal] == [("calc", "stop")]
+        said = [t["what"] for t in daemons["calc"].resources.transitions[KEY]]
+        assert f"found {KEY} running here while prime should run it: stopped the local copy" in (
+            said
+        )
+        acquired = [t["what"] for t in daemons["prime"].resources.transitions[KEY]]
+        assert f"holding {KEY}: acquiring {KEY}: it already runs here (start-up probe)" in acquired
+        nursery.cancel_scope.cancel()
