@@ -201,3 +201,30 @@ async def test_the_start_up_probe_keeps_a_copy_running_on_its_node_and_stops_a_s
         acquired = [t["what"] for t in daemons["prime"].resources.transitions[KEY]]
         assert f"holding {KEY}: acquiring {KEY}: it already runs here (start-up probe)" in acquired
         nursery.cancel_scope.cancel()
+
+
+async def test_a_node_started_during_maintenance_adopts_it_and_takes_nothing_over(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        calc = (await start_daemons(nursery, BASE, world, network, tmp_path, only=("calc",)))[
+            "calc"
+        ]
+        await trio.sleep(15)
+        assert world.where("web") == {"calc"}
+        assert await calc.resources.command("maintenance", "on") is None
+        prime = (await start_daemons(nursery, BASE, world, network, tmp_path, only=("prime",)))[
+            "prime"
+        ]
+        await trio.sleep(15)
+        assert node_status(prime)["resources"]["maintenance"] is True
+        assert world.where("web") == {"calc"}  # not failed back to prime
+        assert [(n, op) for _, n, op, _ in world.journal] == [("calc", "start")]
+
+        assert await prime.resources.command("maintenance", "off") is None
+        await trio.sleep(10)
+        assert node_status(calc)["resources"]["maintenance"] is False
+        assert world.where("web") == {"prime"}  # auto_failback on, now that it may act
+        nursery.cancel_scope.cancel()

@@ -98,3 +98,37 @@ def test_cleanup_of_an_unknown_group_is_refused() -> None:
     cluster = two_nodes()
     with pytest.raises(ValueError, match="unknown group 'nginx'"):
         cluster.nodes["prime"].cleanup("nginx", cluster.now)
+
+
+def test_a_node_starting_during_maintenance_learns_it_from_the_reports_and_takes_nothing() -> None:
+    cluster = Cluster(make_config(["prime", "calc"], {"web": "prime", "db": "calc"}))
+    cluster.start("prime")
+    prime = cluster.nodes["prime"]
+    cluster.apply("prime", prime.set_maintenance(True, cluster.now))
+    cluster.start("calc")
+    calc = cluster.nodes["calc"]
+    assert calc.maintenance
+    assert "maintenance mode on (prime): nothing is started, stopped or monitored; " in (
+        " ".join(cluster.decisions("calc"))
+    )
+    assert any(isinstance(a, Maintenance) and a.on for _, n, a in cluster.journal if n == "calc")
+    cluster.advance(30)
+    assert cluster.holders() == {"web": "prime", "db": "prime"}  # db is not failed back
+    assert calc.view().maintenance
+    cluster.apply("calc", calc.set_maintenance(False, cluster.now))
+    assert not prime.maintenance
+    assert cluster.holders() == {"web": "prime", "db": "calc"}
+
+
+def test_a_stale_report_never_switches_maintenance_on_again_on_a_stable_node() -> None:
+    cluster = two_nodes()
+    calc = cluster.nodes["calc"]
+    report = cluster.nodes["prime"].report()
+    stale = type(report)(
+        claimed=report.claimed, refused=report.refused, failed=report.failed,
+        keeping=report.keeping, takeovers=report.takeovers, stable=True, leaving=False,
+        maintenance=True,
+    )  # fmt: skip
+    msg = stale.message(calc.groups, "prime").with_field("src", "prime")
+    cluster.apply("calc", calc.message(msg, cluster.now))
+    assert not calc.maintenance

@@ -110,6 +110,7 @@ class Peer:
     # (generation, seq) of the newest report applied: a retransmitted older one, arriving
     # after it (a gap filled late), must not undo what the newer one said.
     report_order: tuple[int, int] | None = None
+    maintenance: bool = False  # its last report said maintenance mode is on
 
     def forget_holdings(self) -> None:
         """It died: it holds, refuses and keeps nothing any more."""

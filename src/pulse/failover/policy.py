@@ -346,6 +346,11 @@ class Scheduler:
                 out.append(Send(self._resource_message()))
             peer.answered_conflict = conflict
             self._added_settled(src)  # planned below
+            if peer.maintenance and not self.maintenance and not self.stable:
+                # We are starting and the cluster is in maintenance mode (switched on
+                # before we came): adopt it. A stable node only follows the
+                # pulse_maintenance messages, so a stale report never switches it back on.
+                out += self._maintenance(True, now, by=src)
             if src in self.awaiting:
                 self.awaiting.discard(src)
                 if self.comms and not self.stable and not self.awaiting:
@@ -853,6 +858,7 @@ class Scheduler:
             takeovers=self._own_takeovers(),
             stable=self.stable,
             leaving=self.leaving,
+            maintenance=self.maintenance,
         )
 
     def forget_announcement(self) -> None:
