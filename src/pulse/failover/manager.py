@@ -36,7 +36,7 @@ from pulse.failover.policy import (
     StandbyRefused,
 )
 from pulse.failover.recovery import Action as Recovery
-from pulse.failover.recovery import RecoveryState
+from pulse.failover.recovery import RecoveryState, duration_text
 from pulse.plugin.api import ClusterEvent, FencingDevice, TakeoverCheck
 from pulse.plugin.bus import (
     EventBus,
@@ -108,6 +108,13 @@ class _Restarted:
 
 
 @dataclass(frozen=True, slots=True)
+class _RefusalDue:
+    """The failure_timeout of a move of *group* away from this node may have passed."""
+
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Probed:
     """The start-up probe is over: groups of which a resource runs here."""
 
@@ -146,6 +153,7 @@ _Item = (
     | Observation
     | _Restarted
     | _Probed
+    | _RefusalDue
 )
 
 
@@ -336,6 +344,8 @@ class ResourceManager:
             self._restarted(item, now)
         elif isinstance(item, _Probed):
             self._apply(sched.probed(item.running, now))
+        elif isinstance(item, _RefusalDue):
+            self._refusal_due(item.group, now)
         elif isinstance(item, CommsUp):
             if sched.probing and not self._probe_started:
                 self._probe_started = True
@@ -623,6 +633,37 @@ class ResourceManager:
             self._nursery.start_soon(self._restart, key, name, decision.reason)
         elif decision.action is Recovery.MOVE:
             self._apply(sched.monitor_failed(key, now, decision.reason))
+            self._forget_refusal_later(key)
+
+    def _forget_refusal_later(self, key: str) -> None:
+        """With a failure_timeout, a move's refusal is lifted when it expires, as
+        Pacemaker's failure-timeout does: the group may then come back here."""
+        ends = self.recovery.refusal_ends(self.scheduler.groups[key], self.local)
+        if ends is None:
+            return
+        assert self._nursery is not None
+        self._nursery.start_soon(self._tell_at, ends, _RefusalDue(key))
+
+    async def _tell_at(self, deadline: float, item: _Item) -> None:
+        await trio.sleep_until(deadline)
+        await self.inbox.send(item)
+
+    def _refusal_due(self, key: str, now: float) -> None:
+        sched = self.scheduler
+        if key not in sched.groups:
+            return  # removed by a reload
+        group = sched.groups[key]
+        had = self.recovery.refusal_ends(group, self.local)
+        if had is None:
+            return  # cleaned up meanwhile
+        self.recovery = self.recovery.expire(now=now, groups=sched.groups.values())
+        if self.recovery.refusal_ends(group, self.local) is not None:
+            return  # a newer move refuses it still (its own timer lifts that one)
+        window = duration_text(group.failure_timeout / 1000) if group.failure_timeout else ""
+        text = f"the failures that moved {key} away are older than failure_timeout {window}"
+        log.info("%s: it may run here again", text)
+        self._transition(key, f"{text}: it may run here again")
+        self._apply(sched.readmit(key, now))
 
     async def _restart(self, key: str, resource: str, reason: str) -> None:
         group = self.scheduler.groups[key]
