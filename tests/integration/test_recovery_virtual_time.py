@@ -15,6 +15,7 @@ import trio.testing
 from daemon_support import start_daemons
 
 from pulse import ClusterEvent
+from pulse.cli.ctl import format_status
 from pulse.config.model import MonitorOptions, Timing
 from pulse.control.status import node_status
 from pulse.daemon import Daemon
@@ -110,6 +111,11 @@ async def test_a_killed_service_is_restarted_in_place_and_the_third_failure_move
         assert said.count(f"restarted {KEY} in place on prime") == 2
         assert any(w.startswith(f"{KEY} is not running on prime (3 times in 10m)") for w in said)
         assert len(said) <= 20
+        # The text status shows the last 5 of them, oldest first, the newest last.
+        text = format_status(node_status(prime)).splitlines()
+        head = next(i for i, line in enumerate(text) if "transitions (of" in line)
+        assert text[head] == f"  last 5 transitions (of {len(said)}):"
+        assert [line.strip().split("  ", 1)[1] for line in text[head + 1 : head + 6]] == said[-5:]
         assert events.seen[-1][0] == "resource-failed"
         assert "moving Fake::web (migration_threshold 3 reached)" in events.seen[-1][2]
 
