@@ -359,7 +359,10 @@ class Scheduler:
         elif kind == "shutdone":
             peer.leaving = True
             peer.stable = False
-            peer.hold = frozenset()
+            # What it released is free; a group FAILED there (a stop failed) may still
+            # run partly: it stays held by it until it is declared dead, so the fencing
+            # gate (ResourceManager._node_changed, may_hold) applies before a takeover.
+            peer.hold = peer.stuck & peer.hold
             out.append(Decision(f"Received shutdown notice from '{src}'."))
             out += self.plan(now, cause=f"{src} shut down at {_hms(now)}")
         elif kind == "hb_takeover":
@@ -859,6 +862,7 @@ class Scheduler:
             stable=self.stable,
             leaving=self.leaving,
             maintenance=self.maintenance,
+            stuck=frozenset(k for k, m in self.mine.items() if m.state is GroupState.FAILED),
         )
 
     def forget_announcement(self) -> None:
