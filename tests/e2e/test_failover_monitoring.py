@@ -10,7 +10,9 @@ state file and an LSB init script (no systemd) losing its server.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from failover_support import (
 
 from pulse.config.convert import MONITOR_HINT
 from pulse_lab.cluster import wait_for
-from pulse_lab.netns import Topology
+from pulse_lab.netns import Lan, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -156,3 +158,73 @@ def test_the_real_ocf_dummy_and_an_lsb_script_are_restarted_in_place(
     counts = {r["name"]: r["fail_counts"] for r in prime.group(vip)["resources"]}
     assert counts == {vip: {}, "ocf:heartbeat:Dummy": {"prime": 1}, "lsb:webapp": {"prime": 1}}
     assert prime.group(vip)["holder"] == "prime"
+
+
+def slow_to_declare_dead(text: str) -> str:
+    """:func:`monitored`, with a deadtime long enough to restart a killed daemon in."""
+    text, n = re.subn(r"(?m)^deadtime = .*$", "deadtime = 10", monitored(text))
+    text, m = re.subn(r"(?m)^initdead = .*$", "initdead = 20", text)
+    assert (n, m) == (1, 1), f"pulse convert no longer writes deadtime and initdead:\n{text}"
+    return text
+
+
+def count_starts(workdir: Path, names: list[str]) -> None:
+    """Make each node's web script append a line to ``NAME/starts`` for every real start
+    (not for a start that finds the server already running)."""
+    for name in names:
+        script = workdir / name / "resource.d" / "apache2"
+        text = script.read_text()
+        marker = "    running && exit 0\n"
+        assert marker in text, "the demo web script changed"
+        starts = workdir / name / "starts"
+        script.write_text(text.replace(marker, f"{marker}    echo start >> {starts}\n", 1))
+
+
+def test_a_holder_restarted_after_sigkill_takes_its_group_back_without_a_second_start(
+    topology: Topology, tmp_path: Path
+) -> None:
+    def before_start(_: Lan) -> None:
+        count_starts(tmp_path, ["prime", "calc"])
+
+    web = web_cluster(
+        topology, tmp_path, ["prime", "calc"], vip=VIP, toml="",
+        edit_toml=slow_to_declare_dead, before_start=before_start,
+    )  # fmt: skip
+    prime, calc = web.nodes["prime"], web.nodes["calc"]
+    web.serving("prime", 20)
+    calc.wait_holder(GROUP, "prime", 10)
+    wait_past_startup_grace(web.nodes.values())
+    starts = tmp_path / "prime" / "starts"
+    assert starts.read_text().splitlines() == ["start"]
+    server = int((tmp_path / "prime" / "demo-web.pid").read_text())
+
+    answers: list[str | None] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        for _ in range(2000):  # bounded: the test sets done long before
+            if done.is_set():
+                return
+            answers.append(fetch(topology, web.client, VIP))
+            time.sleep(0.1)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        prime.kill()
+        os.kill(server, 0)  # the web server outlived pulse
+        assert VIP in addresses(topology, prime.node, "eth0")
+        prime.start()
+        prime.wait_log("start-up probe: found 198.51.100.100 running here", 15)
+        prime.wait_log("acquiring 198.51.100.100: it already runs here (start-up probe)", 15)
+        prime.wait_holder(GROUP, "prime", 15)
+        calc.wait_holder(GROUP, "prime", 15)
+        time.sleep(2.0)  # the client keeps polling through the first monitors
+    finally:
+        done.set()
+        poller.join(timeout=10)
+    assert starts.read_text().splitlines() == ["start"], web.describe()
+    assert not (tmp_path / "calc" / "starts").exists(), web.describe()
+    lost = [a for a in answers if a != "prime"]
+    assert len(lost) <= 1, f"the client saw {answers}\n{web.describe()}"
+    assert len(answers) > 10

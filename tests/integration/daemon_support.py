@@ -23,12 +23,14 @@ async def start_daemons(
     world: FakeResources,
     network: FakeNetwork,
     tmp_path: Path,
+    only: tuple[str, ...] | None = None,
     **options: Any,
 ) -> dict[str, Daemon]:
     """Start one daemon per node of *config*, its control socket at ``socket_of(tmp_path,
-    name)``; ``options[name]`` adds (or replaces) DaemonOptions for one node."""
+    name)``; ``options[name]`` adds (or replaces) DaemonOptions for one node; *only*: start
+    just these nodes (the others may be started later by another call)."""
     daemons = {}
-    for name in config.nodes:
+    for name in config.nodes if only is None else only:
         chosen: dict[str, Any] = {
             "state_dir": tmp_path / name,
             "control_socket": Path(socket_of(tmp_path, name)),

@@ -16,6 +16,7 @@ import trio.testing
 from pulse import ClusterEvent, hookimpl
 from pulse.config import Loaded
 from pulse.config.model import (
+    MonitorOptions,
     ResourceGroup,
     ResourceOptions,
     ResourceSpec,
@@ -214,6 +215,54 @@ async def test_hook_pulse_register_fencing_devices_takeover_waits_for_a_successf
         assert fence.attempts == [9.0, 14.5, 20.0]
         assert starts(world, "calc") == [20.5]  # right after the fence succeeded
         assert world.where("web") == {"calc"}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_node_leaving_with_a_group_whose_stop_failed_is_fenced_before_a_takeover(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    # docs/resources.md#recovery: web dies on prime; its restart in place must first stop
+    # db (after web in the group), which fails: the group is FAILED there. prime is then
+    # stopped gracefully; calc takes the group only after fencing prime.
+    group = CONFIG.groups[0]
+    db = ResourceSpec(raw="Fake::db", agent="Fake", args=("db",))
+    monitored = dataclasses.replace(
+        CONFIG,
+        groups=(
+            dataclasses.replace(
+                group,
+                resources=(*group.resources, db),
+                monitor=MonitorOptions(interval=2000, timeout=1000),
+            ),
+        ),
+    )
+    world = FakeResources()
+    network = FakeNetwork()
+    fence = FlakyFence(world, failures=0)
+    plugins = {"prime": FakePlugin(world), "calc": FakePlugin(world, fencing=[fence])}
+    async with trio.open_nursery() as nursery:
+        daemons = {
+            name: await start_daemon(
+                nursery, network, monitored, name, {"test": plugins[name]}, tmp_path
+            )
+            for name in ("prime", "calc")
+        }
+        prime, prime_scope = daemons["prime"]
+        await trio.sleep(15)
+        assert world.where("web") == {"prime"}
+        world.fail_stop.add(("prime", "db"))
+        world.running["web"].discard("prime")
+        await trio.sleep(30)
+        assert prime.resources.view().groups[0].state == "failed"
+
+        await prime.resources.shutdown(timeout=5)
+        await prime.stop()
+        await trio.sleep(0.2)
+        prime_scope.cancel()
+        await trio.sleep(10)
+        assert len(fence.attempts) == 1
+        assert starts(world, "calc")[0] > fence.attempts[0]  # after the fence, never before
+        assert world.where("web") == world.where("db") == {"calc"}
         nursery.cancel_scope.cancel()
 
 

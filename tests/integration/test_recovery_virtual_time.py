@@ -15,6 +15,7 @@ import trio.testing
 from daemon_support import start_daemons
 
 from pulse import ClusterEvent
+from pulse.cli.ctl import format_status
 from pulse.config.model import MonitorOptions, Timing
 from pulse.control.status import node_status
 from pulse.daemon import Daemon
@@ -110,6 +111,11 @@ async def test_a_killed_service_is_restarted_in_place_and_the_third_failure_move
         assert said.count(f"restarted {KEY} in place on prime") == 2
         assert any(w.startswith(f"{KEY} is not running on prime (3 times in 10m)") for w in said)
         assert len(said) <= 20
+        # The text status shows the last 5 of them, oldest first, the newest last.
+        text = format_status(node_status(prime)).splitlines()
+        head = next(i for i, line in enumerate(text) if "transitions (of" in line)
+        assert text[head] == f"  last 5 transitions (of {len(said)}):"
+        assert [line.strip().split("  ", 1)[1] for line in text[head + 1 : head + 6]] == said[-5:]
         assert events.seen[-1][0] == "resource-failed"
         assert "moving Fake::web (migration_threshold 3 reached)" in events.seen[-1][2]
 
@@ -178,4 +184,81 @@ async def test_a_group_without_monitor_is_never_checked(
         assert starts(world, "prime") == 1  # Heartbeat's behaviour: nobody watches
         web = web_status(prime)
         assert (web["state"], web["last_monitor"]) == ("-", None)
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_start_up_probe_keeps_a_copy_running_on_its_node_and_stops_a_stray_one(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    # web already runs on both nodes when the daemons start (prime restarted hard while
+    # it ran web; calc restarted after running it): prime keeps its copy without a
+    # second start, calc stops its own (docs/resources.md#start-up-probe).
+    world = FakeResources(running={"web": {"prime", "calc"}})
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        daemons = await start_daemons(nursery, BASE, world, network, tmp_path)
+        await trio.sleep(15)
+        assert world.where("web") == {"prime"}
+        assert [(n, op) for _, n, op, _ in world.journal] == [("calc", "stop")]
+        said = [t["what"] for t in daemons["calc"].resources.transitions[KEY]]
+        # "prime holds it", or "prime should run it" when calc's probe ended first
+        stopped = [w for w in said if w.startswith(f"found {KEY} running here while prime ")]
+        assert len(stopped) == 1 and stopped[0].endswith(": stopped the local copy"), said
+        acquired = [t["what"] for t in daemons["prime"].resources.transitions[KEY]]
+        assert f"holding {KEY}: acquiring {KEY}: it already runs here (start-up probe)" in acquired
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_node_started_during_maintenance_adopts_it_and_takes_nothing_over(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        calc = (await start_daemons(nursery, BASE, world, network, tmp_path, only=("calc",)))[
+            "calc"
+        ]
+        await trio.sleep(15)
+        assert world.where("web") == {"calc"}
+        assert await calc.resources.command("maintenance", "on") is None
+        prime = (await start_daemons(nursery, BASE, world, network, tmp_path, only=("prime",)))[
+            "prime"
+        ]
+        await trio.sleep(15)
+        assert node_status(prime)["resources"]["maintenance"] is True
+        assert world.where("web") == {"calc"}  # not failed back to prime
+        assert [(n, op) for _, n, op, _ in world.journal] == [("calc", "start")]
+
+        assert await prime.resources.command("maintenance", "off") is None
+        await trio.sleep(10)
+        assert node_status(calc)["resources"]["maintenance"] is False
+        assert world.where("web") == {"prime"}  # auto_failback on, now that it may act
+        nursery.cancel_scope.cancel()
+
+
+async def test_failure_timeout_lifts_the_refusal_of_a_moved_group_and_it_fails_back(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        prime = (await start_daemons(nursery, MONITORED, world, network, tmp_path))["prime"]
+        await trio.sleep(15)
+        for _ in range(3):  # two restarts in place, then the move (migration_threshold 3)
+            kill(world, "prime")
+            await trio.sleep(4)
+        assert world.where("web") == {"calc"}
+        assert KEY in prime.resources.scheduler.failed_here
+
+        await trio.sleep(500)  # failure_timeout is 10m: still refused
+        assert world.where("web") == {"calc"}
+        await trio.sleep(120)  # forgotten: auto_failback on brings it home
+        assert world.where("web") == {"prime"}
+        assert KEY not in prime.resources.scheduler.failed_here
+        assert web_status(prime)["fail_counts"] == {}
+        said = [t["what"] for t in prime.resources.transitions[KEY]]
+        assert (
+            f"the failures that moved {KEY} away are older than failure_timeout 10m: "
+            "it may run here again"
+        ) in said
         nursery.cancel_scope.cancel()

@@ -93,6 +93,21 @@ def test_the_refusal_of_a_moved_group_ends_with_its_failure_timeout() -> None:
     assert expired.fail_count(WEB, "prime", now=602.0) == 0
 
 
+def test_a_refusal_says_when_its_failure_timeout_ends_it_and_none_without_one() -> None:
+    state = RecoveryState()
+    assert state.refusal_ends(WEBGROUP, "prime") is None
+    for t in (0.0, 1.0, 2.0):
+        state, _ = state.failed(WEBGROUP, WEB, "prime", now=t)
+    assert state.refusal_ends(WEBGROUP, "prime") == 602.0
+    assert state.refusal_ends(WEBGROUP, "calc") is None
+    assert state.expire(now=602.0, groups=[WEBGROUP]).refusal_ends(WEBGROUP, "prime") is None
+    forever = group(failure_timeout=None)
+    state = RecoveryState()
+    for t in (0.0, 1.0, 2.0):
+        state, _ = state.failed(forever, WEB, "prime", now=t)
+    assert state.refusal_ends(forever, "prime") is None  # only cleanup lifts it
+
+
 def test_without_failure_timeout_failures_and_refusals_last_until_cleanup() -> None:
     forever = group(failure_timeout=None)
     state = RecoveryState()

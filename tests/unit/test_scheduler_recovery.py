@@ -98,3 +98,74 @@ def test_cleanup_of_an_unknown_group_is_refused() -> None:
     cluster = two_nodes()
     with pytest.raises(ValueError, match="unknown group 'nginx'"):
         cluster.nodes["prime"].cleanup("nginx", cluster.now)
+
+
+def test_a_node_starting_during_maintenance_learns_it_from_the_reports_and_takes_nothing() -> None:
+    cluster = Cluster(make_config(["prime", "calc"], {"web": "prime", "db": "calc"}))
+    cluster.start("prime")
+    prime = cluster.nodes["prime"]
+    cluster.apply("prime", prime.set_maintenance(True, cluster.now))
+    cluster.start("calc")
+    calc = cluster.nodes["calc"]
+    assert calc.maintenance
+    assert "maintenance mode on (prime): nothing is started, stopped or monitored; " in (
+        " ".join(cluster.decisions("calc"))
+    )
+    assert any(isinstance(a, Maintenance) and a.on for _, n, a in cluster.journal if n == "calc")
+    cluster.advance(30)
+    assert cluster.holders() == {"web": "prime", "db": "prime"}  # db is not failed back
+    assert calc.view().maintenance
+    cluster.apply("calc", calc.set_maintenance(False, cluster.now))
+    assert not prime.maintenance
+    assert cluster.holders() == {"web": "prime", "db": "calc"}
+
+
+def test_a_stale_report_never_switches_maintenance_on_again_on_a_stable_node() -> None:
+    cluster = two_nodes()
+    calc = cluster.nodes["calc"]
+    report = cluster.nodes["prime"].report()
+    stale = type(report)(
+        claimed=report.claimed, refused=report.refused, failed=report.failed,
+        keeping=report.keeping, takeovers=report.takeovers, stable=True, leaving=False,
+        maintenance=True,
+    )  # fmt: skip
+    msg = stale.message(calc.groups, "prime").with_field("src", "prime")
+    cluster.apply("calc", calc.message(msg, cluster.now))
+    assert not calc.maintenance
+
+
+def test_a_group_whose_restart_could_not_stop_is_never_started_by_a_live_peer() -> None:
+    cluster = two_nodes()
+    prime, calc = cluster.nodes["prime"], cluster.nodes["calc"]
+    cluster.apply("prime", prime.restart_failed("web", cluster.now, "stop of web failed"))
+    cluster.apply("calc", calc.takeover("all", cluster.now))  # calc even asks for web
+    cluster.advance(60)
+    assert prime.mine["web"].state is GroupState.FAILED
+    assert calc.mine["web"].state is GroupState.STOPPED
+    assert calc.holder("web") == "prime"
+    # Should prime die, calc's manager fences it before taking web over (may_hold).
+    assert calc.may_hold("prime")
+
+
+def test_a_node_stopping_with_a_failed_group_keeps_it_held_until_it_is_declared_dead() -> None:
+    cluster = two_nodes()
+    prime, calc = cluster.nodes["prime"], cluster.nodes["calc"]
+    cluster.apply("prime", prime.restart_failed("web", cluster.now, "stop of web failed"))
+    cluster.apply("prime", prime.shutdown(cluster.now))
+    assert prime.is_released()
+    cluster.broadcast("prime", prime.shutdone_message())
+    cluster.advance(30)
+    # calc does not start web on the shutdone: prime's failed stop may have left it
+    # running, so calc waits for prime's death, which its manager fences first.
+    assert calc.mine["web"].state is GroupState.STOPPED
+    assert calc.mine["db"].state is GroupState.RUNNING
+    assert calc.may_hold("prime")
+    cluster.kill("prime")
+    assert cluster.holders() == {"web": "calc", "db": "calc"}
+
+
+def test_a_node_stopping_after_a_clean_release_leaves_nothing_held() -> None:
+    cluster = two_nodes()
+    cluster.stop("prime")
+    assert not cluster.nodes["calc"].may_hold("prime")
+    assert cluster.holders() == {"web": "calc", "db": "calc"}

@@ -22,6 +22,7 @@ EXIT_NOT_RUNNING = 3
 EXIT_UNKNOWN = 4
 CONNECT_RETRY = 3.0  # seconds to keep retrying a connect the daemon's backlog refused
 CONNECT_PAUSE = 0.01
+TEXT_TRANSITIONS = 5  # transitions per group in the text status (--json has the last 20)
 
 
 class NotRunning(Exception):
@@ -99,6 +100,7 @@ def format_status(st: dict[str, Any]) -> str:
             holder = g["holder"] or "-"
             lines.append(f"{g['key']:<24} {holder:<12} {g['state']:<9} {g['reason']}")
             lines += _resource_lines(g.get("resources") or [])
+            lines += _transition_lines(g.get("transitions") or [])
     if res:
         lines += ["", f"decision: {res['decision']}"]
         if res["standby"]:
@@ -195,6 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(reply.result)
     return EXIT_RUNNING
+
+
+def _transition_lines(transitions: list[dict[str, str]]) -> list[str]:
+    """The group's last few transitions, oldest first (all of them: ``--json``)."""
+    recent = transitions[-TEXT_TRANSITIONS:]
+    if not recent:
+        return []
+    more = len(transitions) - len(recent)
+    head = f"  last {len(recent)} transitions" + (f" (of {len(transitions)})" if more else "")
+    return [head + ":", *(f"    {t['when']}  {t['what']}" for t in recent)]
 
 
 def _resource_lines(resources: list[dict[str, Any]]) -> list[str]:

@@ -110,6 +110,8 @@ class Peer:
     # (generation, seq) of the newest report applied: a retransmitted older one, arriving
     # after it (a gap filled late), must not undo what the newer one said.
     report_order: tuple[int, int] | None = None
+    maintenance: bool = False  # its last report said maintenance mode is on
+    stuck: frozenset[str] = frozenset()  # groups FAILED there (pulse_stuck)
 
     def forget_holdings(self) -> None:
         """It died: it holds, refuses and keeps nothing any more."""
@@ -119,6 +121,7 @@ class Peer:
         self.standby = frozenset()
         self.failed = frozenset()
         self.keeping = frozenset()
+        self.stuck = frozenset()
         self.answered_conflict = frozenset()
 
 

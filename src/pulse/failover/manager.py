@@ -36,7 +36,7 @@ from pulse.failover.policy import (
     StandbyRefused,
 )
 from pulse.failover.recovery import Action as Recovery
-from pulse.failover.recovery import RecoveryState
+from pulse.failover.recovery import RecoveryState, duration_text
 from pulse.plugin.api import ClusterEvent, FencingDevice, TakeoverCheck
 from pulse.plugin.bus import (
     EventBus,
@@ -63,6 +63,7 @@ from pulse.resources import (
     ResourceAgent,
     Watch,
     acquire_group,
+    probe_group,
     release_group,
     restart_in_place,
 )
@@ -74,6 +75,7 @@ log = logging.getLogger("pulse")
 ALIVE = (NodeStatus.UP, NodeStatus.ACTIVE)
 SHUTDOWN_TIMEOUT = 600.0  # seconds to release everything before giving up on a stop
 TRANSITIONS = 20  # decisions kept per group for status
+PROBE_TIMEOUT = 20.0  # seconds per resource of the start-up probe, for an unmonitored group
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,20 @@ class _Restarted:
     ok: bool
     clean: bool
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class _RefusalDue:
+    """The failure_timeout of a move of *group* away from this node may have passed."""
+
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Probed:
+    """The start-up probe is over: groups of which a resource runs here."""
+
+    running: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +152,8 @@ _Item = (
     | _GiveUp
     | Observation
     | _Restarted
+    | _Probed
+    | _RefusalDue
 )
 
 
@@ -221,6 +239,7 @@ class ResourceManager:
         # The last TRANSITIONS decisions and recoveries of each group, with wall-clock time.
         self.transitions: dict[str, collections.deque[dict[str, str]]] = {}
         self._restarting: set[str] = set()
+        self._probe_started = False
 
     # ------------------------------------------------------------------ API
 
@@ -266,6 +285,10 @@ class ResourceManager:
             nursery.start_soon(self._forward_observations)
             for check in self.checks:
                 nursery.start_soon(run_check, check, _Control(self))
+            # The start-up probe runs once communications are up (_handle, CommsUp).
+            probe = any(self.agents.get(key) for key in self.scheduler.groups)
+            if probe:
+                self.scheduler.probe_pending()
             task_status.started()
             while True:
                 with trio.move_on_at(self.scheduler.next_deadline()):
@@ -319,7 +342,15 @@ class ResourceManager:
             self._observed_result(item, now)
         elif isinstance(item, _Restarted):
             self._restarted(item, now)
+        elif isinstance(item, _Probed):
+            self._apply(sched.probed(item.running, now))
+        elif isinstance(item, _RefusalDue):
+            self._refusal_due(item.group, now)
         elif isinstance(item, CommsUp):
+            if sched.probing and not self._probe_started:
+                self._probe_started = True
+                assert self._nursery is not None
+                self._nursery.start_soon(self._probe)
             self._apply(sched.comms_up(now, item.peers))
         elif isinstance(item, Delivered):
             self._apply(sched.message(item.message, now))
@@ -544,6 +575,29 @@ class ResourceManager:
 
     # ------------------------------------------------------------------ monitoring
 
+    async def _probe(self) -> None:
+        """The start-up probe (docs/resources.md#start-up-probe): every resource of
+        every group is monitored once, groups side by side, before this node takes or
+        gives anything. A resource found running marks its group as running here."""
+        running: list[str] = []
+
+        async def one(key: str) -> None:
+            agents = self.agents.get(key, ())
+            group = self.scheduler.groups[key]
+            timeout = group.monitor.timeout / 1000 if group.monitor is not None else PROBE_TIMEOUT
+            results = await probe_group(agents, timeout=timeout)
+            for spec, result in zip(group.resources, results, strict=False):
+                if group.monitor_of(spec) is not None:  # status shows monitored ones only
+                    self.last_monitor[result.resource] = result
+            if any(r.state is MonitorState.RUNNING for r in results):
+                running.append(key)
+
+        async with trio.open_nursery() as nursery:
+            for key in self.scheduler.groups:
+                nursery.start_soon(one, key)
+        order = list(self.scheduler.groups)
+        await self.inbox.send(_Probed(tuple(sorted(running, key=order.index))))
+
     def _observed_result(self, item: Observation, now: float) -> None:
         """A monitor's result: record it; a failure of a group running here goes to the
         recovery policy, whose decision is carried out (docs/resources.md#recovery)."""
@@ -579,6 +633,37 @@ class ResourceManager:
             self._nursery.start_soon(self._restart, key, name, decision.reason)
         elif decision.action is Recovery.MOVE:
             self._apply(sched.monitor_failed(key, now, decision.reason))
+            self._forget_refusal_later(key)
+
+    def _forget_refusal_later(self, key: str) -> None:
+        """With a failure_timeout, a move's refusal is lifted when it expires, as
+        Pacemaker's failure-timeout does: the group may then come back here."""
+        ends = self.recovery.refusal_ends(self.scheduler.groups[key], self.local)
+        if ends is None:
+            return
+        assert self._nursery is not None
+        self._nursery.start_soon(self._tell_at, ends, _RefusalDue(key))
+
+    async def _tell_at(self, deadline: float, item: _Item) -> None:
+        await trio.sleep_until(deadline)
+        await self.inbox.send(item)
+
+    def _refusal_due(self, key: str, now: float) -> None:
+        sched = self.scheduler
+        if key not in sched.groups:
+            return  # removed by a reload
+        group = sched.groups[key]
+        had = self.recovery.refusal_ends(group, self.local)
+        if had is None:
+            return  # cleaned up meanwhile
+        self.recovery = self.recovery.expire(now=now, groups=sched.groups.values())
+        if self.recovery.refusal_ends(group, self.local) is not None:
+            return  # a newer move refuses it still (its own timer lifts that one)
+        window = duration_text(group.failure_timeout / 1000) if group.failure_timeout else ""
+        text = f"the failures that moved {key} away are older than failure_timeout {window}"
+        log.info("%s: it may run here again", text)
+        self._transition(key, f"{text}: it may run here again")
+        self._apply(sched.readmit(key, now))
 
     async def _restart(self, key: str, resource: str, reason: str) -> None:
         group = self.scheduler.groups[key]

@@ -136,6 +136,11 @@ class Scheduler:
         self._added_deadline: float | None = None
         self.standby_exchange = StandbyExchange(self)  # with a Heartbeat peer
         self.heal = DoubleClaims(self, keep_wait_limit=config.timing.keepalive / 1000)
+        # The start-up probe (docs/resources.md#start-up-probe): while the manager asks
+        # every resource whether it already runs here, nothing is taken or given up.
+        self.probing = False
+        self.found_here: set[str] = set()  # groups the probe found running here
+        self._strays: dict[str, str] = {}  # group -> who runs it, while we stop our copy
 
     @property
     def exchange(self) -> Exchange | None:
@@ -255,6 +260,23 @@ class Scheduler:
         out += self.plan(now, cause=f"{node} dead at {when or _hms(now)}")
         return out
 
+    def probe_pending(self) -> None:
+        """The manager probes this node's resources at start-up: plan nothing until
+        :meth:`probed` tells what it found."""
+        self.probing = True
+
+    def probed(self, running: Iterable[str], now: float) -> list[Action]:
+        """The start-up probe is over: *running* are the groups of which a resource
+        already runs here. One this node should run is acquired (acquire starts only
+        what is not running); one another node holds or should run is stopped here."""
+        self.probing = False
+        self.found_here = {key for key in running if key in self.groups}
+        out: list[Action] = []
+        if self.found_here:
+            names = ", ".join(sorted(self.found_here))
+            out.append(self.decide(f"start-up probe: found {names} running here"))
+        return out + self.plan(now, cause="")
+
     def set_cut_off(self, cut_off: bool, now: float, *, detail: str = "") -> list[Action]:
         """Our own links all fail (or one works again): see :attr:`cut_off`."""
         if cut_off == self.cut_off:
@@ -324,6 +346,11 @@ class Scheduler:
                 out.append(Send(self._resource_message()))
             peer.answered_conflict = conflict
             self._added_settled(src)  # planned below
+            if peer.maintenance and not self.maintenance and not self.stable:
+                # We are starting and the cluster is in maintenance mode (switched on
+                # before we came): adopt it. A stable node only follows the
+                # pulse_maintenance messages, so a stale report never switches it back on.
+                out += self._maintenance(True, now, by=src)
             if src in self.awaiting:
                 self.awaiting.discard(src)
                 if self.comms and not self.stable and not self.awaiting:
@@ -332,7 +359,10 @@ class Scheduler:
         elif kind == "shutdone":
             peer.leaving = True
             peer.stable = False
-            peer.hold = frozenset()
+            # What it released is free; a group FAILED there (a stop failed) may still
+            # run partly: it stays held by it until it is declared dead, so the fencing
+            # gate (ResourceManager._node_changed, may_hold) applies before a takeover.
+            peer.hold = peer.stuck & peer.hold
             out.append(Decision(f"Received shutdown notice from '{src}'."))
             out += self.plan(now, cause=f"{src} shut down at {_hms(now)}")
         elif kind == "hb_takeover":
@@ -399,7 +429,12 @@ class Scheduler:
                         )
                     )
         elif mine.state is GroupState.STOPPING:
-            if ok:
+            stray = self._strays.pop(group, None)
+            if ok and stray is not None:
+                mine.state, mine.since = GroupState.STOPPED, now
+                mine.reason = f"found {group} running here while {stray}: stopped the local copy"
+                out.append(Decision(mine.reason, group))
+            elif ok:
                 mine.state, mine.since = GroupState.STOPPED, now
                 out.append(Decision(f"released {group}: {mine.reason}", group))
             else:
@@ -608,7 +643,8 @@ class Scheduler:
         return min(claimants, key=order.index)
 
     def claimants(self, key: str) -> list[str]:
-        out = [self.local] if self.mine[key].state in CLAIMED else []
+        mine = self.mine[key].state in CLAIMED and key not in self._strays
+        out = [self.local] if mine else []
         out += [n for n, p in self.peers.items() if p.alive and key in p.hold]
         return out
 
@@ -633,7 +669,7 @@ class Scheduler:
 
     def plan(self, now: float, *, cause: str) -> list[Action]:
         """Decide, for every group in haresources order, what this node does now."""
-        if not self.stable or self.maintenance:
+        if not self.stable or self.maintenance or self.probing:
             return []
         out: list[Action] = []
         ask: dict[str, list[str]] = {}  # Heartbeat peer -> groups to hand it
@@ -643,7 +679,28 @@ class Scheduler:
             exchange = self.standby_exchange
             rivals = [n for n, p in self.peers.items() if p.alive and key in p.hold]
             out += self.heal.settle(key, owner, rivals)
+            if key in self.found_here and mine.state is not GroupState.STOPPED:
+                self.found_here.discard(key)
             if (
+                mine.state is GroupState.STOPPED
+                and key in self.found_here
+                and (owner != self.local or rivals)
+            ):
+                # The start-up probe found it running here, but another node holds it
+                # or should run it: stop our copy (release_group stops in reverse order)
+                # so that it never runs twice; auto_failback may bring it back later.
+                self.found_here.discard(key)
+                if rivals:
+                    who = f"{rivals[0]} holds it"
+                elif owner is not None:
+                    who = f"{owner} should run it"
+                else:
+                    who = "no node may run it"
+                self._strays[key] = who
+                reason = f"found {key} running here while {who}: stopping the local copy"
+                mine.state, mine.since, mine.reason = GroupState.STOPPING, now, reason
+                out.append(Release(key, reason))
+            elif (
                 mine.state is GroupState.RUNNING
                 and owner is not None
                 and owner != self.local
@@ -685,7 +742,10 @@ class Scheduler:
                 if key in self._added:
                     self.note(out, key, f"{key} is new: waiting for the other nodes' reports")
                     continue
-                if self.groups[key].node == self.local:
+                if key in self.found_here:
+                    self.found_here.discard(key)
+                    reason = f"acquiring {key}: it already runs here (start-up probe)"
+                elif self.groups[key].node == self.local:
                     reason = f"acquiring {key}: this is its preferred node"
                 else:
                     reason = f"took over {key}: {cause}" if cause else f"took over {key}"
@@ -786,7 +846,10 @@ class Scheduler:
         return frozenset(self.standby) | uplink
 
     def _claimed(self) -> frozenset[str]:
-        return frozenset(k for k, m in self.mine.items() if m.state in CLAIMED)
+        # A copy the start-up probe found and is stopping is not a claim.
+        return frozenset(
+            k for k, m in self.mine.items() if m.state in CLAIMED and k not in self._strays
+        )
 
     def report(self) -> Report:
         """What this node tells the others (:mod:`pulse.failover.report`)."""
@@ -798,6 +861,8 @@ class Scheduler:
             takeovers=self._own_takeovers(),
             stable=self.stable,
             leaving=self.leaving,
+            maintenance=self.maintenance,
+            stuck=frozenset(k for k, m in self.mine.items() if m.state is GroupState.FAILED),
         )
 
     def forget_announcement(self) -> None:

@@ -128,6 +128,14 @@ class RecoveryState:
             return False
         return failure_timeout is None or now - since < failure_timeout
 
+    def refusal_ends(self, group: ResourceGroup, node: str) -> float | None:
+        """When ``node``'s refusal of ``group`` (a move) is forgotten by ``failure_timeout``:
+        None when it does not refuse it, or when no failure_timeout is set (cleanup only)."""
+        since = self.refused.get((group.key, node))
+        if since is None or group.failure_timeout is None:
+            return None
+        return since + group.failure_timeout / 1000
+
     # ----------------------------------------------------------------- changes
 
     def expire(self, *, now: float, groups: Iterable[ResourceGroup]) -> RecoveryState:

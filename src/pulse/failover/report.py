@@ -12,6 +12,11 @@ Heartbeat's (Heartbeat ignores fields it does not know):
 * ``pulse_takeover``: groups it asked to take over (``pulsectl takeover``);
 * ``pulse_keep``: groups claimed twice that it keeps and has announced again (a healed
   partition, docs/failover.md);
+* ``pulse_stuck``: groups FAILED there (a stop failed): a peer keeps them as held by it
+  even after its ``shutdone``, so that they are only taken over once it is declared
+  dead, through the fencing gate when one is configured;
+* ``pulse_maintenance``: 1 while maintenance mode is on (``pulsectl maintenance``), so
+  that a node starting later learns it (docs/resources.md#cleanup-and-maintenance);
 * ``pulse_rq=1``: "tell me what you hold" (sent to a peer back from the dead).
 
 Pure functions and a frozen :class:`Report`; :class:`pulse.failover.policy.Scheduler`
@@ -42,6 +47,8 @@ class Report:
     takeovers: frozenset[str]
     stable: bool
     leaving: bool
+    maintenance: bool = False
+    stuck: frozenset[str] = frozenset()  # FAILED here: a stop failed
 
     def message(
         self,
@@ -79,7 +86,10 @@ class Report:
             ("pulse_failed", _words(self.failed)),
             ("pulse_leaving", "1" if self.leaving else "0"),
             ("pulse_takeover", _words(self.takeovers)),
+            ("pulse_maintenance", "1" if self.maintenance else "0"),
         ]
+        if self.stuck:
+            fields.append(("pulse_stuck", " ".join(sorted(self.stuck))))
         if self.keeping:
             fields.append(("pulse_keep", " ".join(sorted(self.keeping & claimed))))
         if request:
@@ -105,6 +115,8 @@ def learn(
         peer.failed = keys_in(msg.get("pulse_failed"), groups)
         peer.leaving = msg.get("pulse_leaving") == "1"
         peer.keeping = keys_in(msg.get("pulse_keep"), groups)
+        peer.maintenance = msg.get("pulse_maintenance") == "1"
+        peer.stuck = keys_in(msg.get("pulse_stuck"), groups)
         if "pulse_takeover" in msg:
             takeovers = keys_in(msg.get("pulse_takeover"), groups)
     else:  # a Heartbeat peer: classes relative to it (2-node assumption)
