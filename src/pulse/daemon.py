@@ -273,6 +273,8 @@ class Daemon:
             self.resources.scheduler.reconfigure(plan.config)
         if "resource_options" in applied:
             self._retune(plan.config.resource_options)
+        if plan.retuned_groups:
+            await self.resources.retune_groups(plan.retuned_groups)
         if plan.added_groups:
             agents = self.make_agents(plan.added_groups, plan.config.resource_options)
             await self.resources.add_groups(plan.added_groups, agents)

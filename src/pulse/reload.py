@@ -14,7 +14,10 @@ configuration with the new one and sorts every difference:
   operation on), and **resource groups added** at the end of haresources (or of the
   ``[[groups]]``), whose preferred node is in the running node list: the node asks the
   others what they hold, then runs the new groups by the usual rules
-  (pulse.failover.policy, ``Scheduler.add_groups``);
+  (pulse.failover.policy, ``Scheduler.add_groups``); and the **monitoring settings**
+  of the groups (``monitor``, ``on_fail``, ``migration_threshold``,
+  ``failure_timeout``, of a group or a resource): running monitors restart with the
+  new interval and timeout at once;
 * **offered to the plugins**: a changed ``[plugins.NAME]`` table is checked with the
   plugin's ``pulse_configure`` and handed to its ``pulse_reconfigure`` hook; a plugin
   that does not apply it keeps its old settings until a restart (logged);
@@ -47,6 +50,7 @@ class ReloadPlan:
     applied: tuple[str, ...]  # field names changed
     refused: tuple[str, ...]  # one line per refused change, with where it is written
     added_groups: tuple[ResourceGroup, ...] = ()  # applied as "groups"
+    retuned_groups: tuple[ResourceGroup, ...] = ()  # new monitoring settings ("monitoring")
     plugin_tables: tuple[str, ...] = ()  # [plugins.NAME] tables changed: the plugins decide
 
 
@@ -54,6 +58,7 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
     applied: list[str] = []
     refused: list[str] = []
     added_groups: tuple[ResourceGroup, ...] = ()
+    retuned_groups: tuple[ResourceGroup, ...] = ()
     plugin_tables: tuple[str, ...] = ()
     updates: dict[str, object] = {}
     for f in dataclasses.fields(Config):
@@ -71,10 +76,19 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
             added, why = _added_groups(running, new)
             if why:
                 refused.append(f"{_where(new, name)}: {why}; {WHY_REFUSED}")
-            elif added:
+                continue
+            kept = tuple(new.groups[: len(running.groups)])
+            retuned_groups = tuple(
+                g
+                for g, old in zip(kept, running.groups, strict=True)
+                if _watching(g) != _watching(old)
+            )
+            if retuned_groups:
+                applied.append("monitoring")
+            if added:
                 applied.append(name)
-                updates[name] = (*running.groups, *added)
                 added_groups = added
+            updates[name] = (*kept, *added)
             continue
         if name in APPLIED:
             applied.append(name)
@@ -87,6 +101,7 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
         applied=tuple(applied),
         refused=tuple(refused),
         added_groups=added_groups,
+        retuned_groups=retuned_groups,
         plugin_tables=plugin_tables,
     )
 
@@ -108,9 +123,25 @@ def _added_groups(running: Config, new: Config) -> tuple[tuple[ResourceGroup, ..
 
 
 def _shape(group: ResourceGroup) -> ResourceGroup:
-    """A group without where it is written: moving a line is not a change."""
-    resources = tuple(dataclasses.replace(r, source=None) for r in group.resources)
-    return dataclasses.replace(group, resources=resources, source=None)
+    """A group without where it is written and without its monitoring settings: moving a
+    line is not a change, and new monitoring settings are applied (``monitoring``)."""
+    resources = tuple(
+        dataclasses.replace(r, source=None, monitor=None, on_fail=None) for r in group.resources
+    )
+    plain = ResourceGroup(node=group.node, resources=resources)
+    return dataclasses.replace(plain, source=None)
+
+
+def _watching(group: ResourceGroup) -> tuple[object, ...]:
+    """What monitoring and recovery read of a group (docs/resources.md)."""
+    per_resource = tuple((r.monitor, r.on_fail) for r in group.resources)
+    return (
+        group.monitor,
+        group.on_fail,
+        group.migration_threshold,
+        group.failure_timeout,
+        per_resource,
+    )
 
 
 def _label(name: str) -> str:

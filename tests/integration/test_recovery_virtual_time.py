@@ -16,6 +16,7 @@ from daemon_support import start_daemons
 
 from pulse import ClusterEvent
 from pulse.cli.ctl import format_status
+from pulse.config import Loaded
 from pulse.config.model import MonitorOptions, Timing
 from pulse.control.status import node_status
 from pulse.daemon import Daemon
@@ -261,4 +262,28 @@ async def test_failure_timeout_lifts_the_refusal_of_a_moved_group_and_it_fails_b
             f"the failures that moved {KEY} away are older than failure_timeout 10m: "
             "it may run here again"
         ) in said
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_reload_that_turns_monitoring_on_watches_the_running_group_at_once(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    # Started without monitoring (Heartbeat's behaviour); a SIGHUP with a monitor for
+    # web: the running group is watched from then on, and a killed service restarted.
+    world = FakeResources()
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        prime = (await start_daemons(nursery, BASE, world, network, tmp_path))["prime"]
+        await trio.sleep(15)
+        assert starts(world, "prime") == 1
+        loaded = Loaded(config=MONITORED, node="prime", warnings=())
+        assert await prime.reload(lambda: loaded)
+        await trio.sleep(0.1)  # the resource manager's task takes the new settings
+        assert prime.resources.scheduler.groups[KEY].monitor == MonitorOptions(
+            interval=2000, timeout=1000
+        )
+        kill(world, "prime")
+        await trio.sleep(5)
+        assert starts(world, "prime") == 2  # restarted in place by the new monitor
+        assert web_status(prime)["state"] == "running"
         nursery.cancel_scope.cancel()

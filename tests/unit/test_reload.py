@@ -8,7 +8,7 @@ from pathlib import Path
 from config_support import write_legacy
 
 from pulse.config import load_config
-from pulse.config.model import Config
+from pulse.config.model import Config, MonitorOptions
 from pulse.reload import plan_reload
 
 HA_CF = "keepalive 1\ndeadtime 10\nbcast lo\nauto_failback on\nnode alpha beta\n"
@@ -89,3 +89,16 @@ def test_resource_options_are_applied(tmp_path: Path) -> None:
     plan = plan_reload(running, dataclasses.replace(running, resource_options=options))
     assert (plan.applied, plan.refused) == (("resource_options",), ())
     assert plan.config.resource_options.stop_retries == 2
+
+
+def test_new_monitoring_settings_of_a_group_are_applied_and_nothing_else_changes(
+    tmp_path: Path,
+) -> None:
+    running = load(tmp_path)
+    group = dataclasses.replace(
+        running.groups[0], monitor=MonitorOptions(interval=5000), migration_threshold=2
+    )
+    plan = plan_reload(running, dataclasses.replace(running, groups=(group,)))
+    assert (plan.applied, plan.refused, plan.added_groups) == (("monitoring",), (), ())
+    assert plan.retuned_groups == (group,)
+    assert plan.config.groups == (group,)

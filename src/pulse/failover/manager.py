@@ -129,6 +129,11 @@ class _Command:
 
 
 @dataclass(frozen=True, slots=True)
+class _Retune:
+    groups: tuple[ResourceGroup, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _AddGroups:
     groups: tuple[ResourceGroup, ...]
     agents: Mapping[str, Sequence[ResourceAgent]]
@@ -149,6 +154,7 @@ _Item = (
     | _Fenced
     | _Refreshed
     | _AddGroups
+    | _Retune
     | _GiveUp
     | Observation
     | _Restarted
@@ -262,6 +268,10 @@ class ResourceManager:
         """A reload added *groups*, run by *agents* (pulse.reload)."""
         await self.inbox.send(_AddGroups(tuple(groups), agents))
 
+    async def retune_groups(self, groups: Sequence[ResourceGroup]) -> None:
+        """A reload changed *groups*' monitoring settings (pulse.reload)."""
+        await self.inbox.send(_Retune(tuple(groups)))
+
     async def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
         """Release every group (graceful stop); True when all were released."""
         await self.command("shutdown")
@@ -356,6 +366,13 @@ class ResourceManager:
             self._apply(sched.message(item.message, now))
         elif isinstance(item, CutOff):
             self._apply(sched.set_cut_off(item.cut_off, now, detail=item.detail))
+        elif isinstance(item, _Retune):
+            sched.retune(item.groups)
+            for group in item.groups:
+                if sched.mine[group.key].state is GroupState.RUNNING:
+                    # The same resources: their monitors restart with the new settings
+                    # (a group in an operation is paused, and watched again after it).
+                    self.monitors.watch(group.key, self._watches(group.key))
         elif isinstance(item, _AddGroups):
             self.agents = {**self.agents, **item.agents}
             self._apply(sched.add_groups(item.groups, now))

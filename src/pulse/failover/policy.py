@@ -180,6 +180,13 @@ class Scheduler:
             out.append(Send(self._resource_message(request=True)))
         return out + self.plan(now, cause="")
 
+    def retune(self, groups: Iterable[ResourceGroup]) -> None:
+        """A reload changed these groups' monitoring settings (the same keys, nodes and
+        resources: pulse.reload refuses anything else)."""
+        for group in groups:
+            if group.key in self.groups:
+                self.groups[group.key] = group
+
     def _added_settled(self, src: str | None) -> bool:
         """*src* reported or died (None: the wait ran out); True when the new groups
         may now start (the caller plans)."""
