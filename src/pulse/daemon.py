@@ -42,7 +42,7 @@ import trio
 from pulse import __version__, logsetup, memtrim, metrics
 from pulse.comms import INBOUND_QUEUE, Comms
 from pulse.config import Loaded
-from pulse.config.model import ResourceGroup, ResourceOptions
+from pulse.config.model import Config, ResourceGroup, ResourceOptions
 from pulse.control import status as control
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
@@ -223,9 +223,16 @@ class Daemon:
                     agent.timeouts = timeouts
         self.resources.stop_retries = rt.stop_retries
 
-    def _reconfigure_plugins(self, plan: ReloadPlan) -> set[str]:
-        """Offer the changed ``[plugins.NAME]`` tables to the plugins (pulse_reconfigure)."""
+    def _reconfigure_plugins(self, plan: ReloadPlan, previous: Config) -> set[str]:
+        """Offer the changed ``[plugins.NAME]`` tables to the plugins (pulse_reconfigure).
+
+        When ``pulse_configure`` finds an error, or a plugin's ``pulse_reconfigure``
+        raises, the daemon and the plugins' context keep *previous*'s plugin tables, so
+        that status shows what runs and the next reload offers the change again.
+        """
         node = self.loaded.node
+        # The context is rebound first: hooks called with a new Config object would
+        # otherwise get a fresh context and lose the state the plugins made at start-up.
         self.plugins.rebind(plan.config, node)
         diags = self.plugins.configure(plan.config, node)
         for d in diags:
@@ -233,11 +240,13 @@ class Daemon:
             log.log(level, "Reload: %s", d)
         if errors_of(diags):
             log.error("Reload: plugin settings unchanged: fix the errors above and reload again.")
+            self._keep_plugin_tables(previous)
             return set()
         try:
             answers = self.plugins.reconfigure(plan.config, node)
         except PulseError as exc:
             log.error("Reload: %s; plugin settings unchanged", exc)
+            self._keep_plugin_tables(previous)
             return set()
         done = set()
         for name in plan.plugin_tables:
@@ -250,6 +259,12 @@ class Daemon:
                     WHY_REFUSED,
                 )
         return done
+
+    def _keep_plugin_tables(self, previous: Config) -> None:
+        kept = dataclasses.replace(self.config, plugins=previous.plugins)
+        self.config = kept
+        self.loaded = dataclasses.replace(self.loaded, config=kept)
+        self.plugins.rebind(kept, self.loaded.node)
 
     async def _apply_reload(self, plan: ReloadPlan) -> bool:
         for line in plan.refused:
@@ -266,6 +281,7 @@ class Daemon:
                 )
         if "auth" in applied:
             self.comms.signer = Signer(plan.config.auth)
+        previous = self.config
         self.config = plan.config
         self.loaded = dataclasses.replace(self.loaded, config=plan.config)
         if applied & {"timing", "max_rexmit_delay"}:
@@ -279,7 +295,7 @@ class Daemon:
             agents = self.make_agents(plan.added_groups, plan.config.resource_options)
             await self.resources.add_groups(plan.added_groups, agents)
         if plan.plugin_tables:
-            applied |= self._reconfigure_plugins(plan)
+            applied |= self._reconfigure_plugins(plan, previous)
         self.reloads += 1
         done = ", ".join(sorted(applied)) if applied else "nothing to apply"
         refused = f"; {len(plan.refused)} change(s) need a restart" if plan.refused else ""

@@ -23,6 +23,7 @@ from pulse.config.model import (
     Timing,
 )
 from pulse.daemon import Daemon
+from pulse.errors import Diagnostic
 from pulse.plugin import PluginContext
 from pulse.plugin.api import GroupControl
 from pulse.resources import AgentTimeouts, make_agent
@@ -425,6 +426,47 @@ async def test_hook_pulse_reconfigure_hands_a_changed_table_to_its_plugin_with_i
         assert await prime.reload(lambda: Loaded(config=new, node="prime", warnings=()))
         # The plugin got the new table and the objects it made at start-up; the table of
         # a plugin that cannot apply one waits for a restart.
+        assert tuned.calls == [("at start-up", {"level": 2})]
+        assert prime.config.plugins["tuned"] == {"level": 2}
+        nursery.cancel_scope.cancel()
+
+
+class PickyRetunable(Retunable):
+    """A Retunable whose ``pulse_configure`` refuses a negative ``level``."""
+
+    @hookimpl
+    def pulse_configure(self, context: PluginContext) -> list[Diagnostic]:
+        level = context.config.plugins.get("tuned", {}).get("level", 0)
+        if level < 0:
+            return [Diagnostic(context.config.origin, 0, "[plugins.tuned] level below 0")]
+        return []
+
+
+async def test_a_plugin_table_with_errors_leaves_the_running_settings_and_is_offered_again(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    world = FakeResources()
+    network = FakeNetwork()
+    tuned = PickyRetunable()
+    async with trio.open_nursery() as nursery:
+        start_tables = {"tuned": {"level": 1}}
+        config = dataclasses.replace(CONFIG, plugins=start_tables)
+        prime, _ = await start_daemon(
+            nursery, network, config, "prime", {"test": FakePlugin(world), "tuned": tuned}, tmp_path
+        )
+        await trio.sleep(2)
+        bad = dataclasses.replace(CONFIG, plugins={"tuned": {"level": -1}})
+        assert await prime.reload(lambda: Loaded(config=bad, node="prime", warnings=()))
+        # Refused: the daemon, and the context the hooks see, keep the running table,
+        # with the state the plugin made at start-up.
+        assert tuned.calls == []
+        assert prime.config.plugins["tuned"] == {"level": 1}
+        context = prime.plugins.context(prime.config, "prime")
+        assert context.config.plugins["tuned"] == {"level": 1}
+        assert context.for_plugin("tuned").state["made"] == "at start-up"
+        # The fixed table is a change again, and is applied.
+        good = dataclasses.replace(CONFIG, plugins={"tuned": {"level": 2}})
+        assert await prime.reload(lambda: Loaded(config=good, node="prime", warnings=()))
         assert tuned.calls == [("at start-up", {"level": 2})]
         assert prime.config.plugins["tuned"] == {"level": 2}
         nursery.cancel_scope.cancel()
