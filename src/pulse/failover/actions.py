@@ -9,7 +9,8 @@ manager (:mod:`pulse.failover.manager`) acts on it.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from pulse.wire.message import Message
 
@@ -112,6 +113,8 @@ class Peer:
     report_order: tuple[int, int] | None = None
     maintenance: bool = False  # its last report said maintenance mode is on
     stuck: frozenset[str] = frozenset()  # groups FAILED there (pulse_stuck)
+    # Its fail counts above zero, resource -> count (pulse_fail_counts), for status.
+    fail_counts: Mapping[str, int] = field(default_factory=dict)
 
     def forget_holdings(self) -> None:
         """It died: it holds, refuses and keeps nothing any more."""
@@ -123,6 +126,7 @@ class Peer:
         self.keeping = frozenset()
         self.stuck = frozenset()
         self.answered_conflict = frozenset()
+        self.fail_counts = {}  # told again if it comes back (a restart counts from zero)
 
 
 __all__ = [

@@ -239,6 +239,7 @@ class ResourceManager:
         self._observed, self._observed_rx = trio.open_memory_channel[Observation](64)
         self.monitors = MonitorRunner(self._observed)
         self.recovery = RecoveryState()
+        self._counted: RecoveryState = self.recovery  # what the last report's counts came from
         self.last_monitor: dict[str, MonitorResult] = {}
         self.last_failure: dict[str, MonitorResult] = {}
         self._busy: dict[str, trio.Lock] = {}  # one group operation at a time per group
@@ -376,6 +377,11 @@ class ResourceManager:
         elif isinstance(item, _AddGroups):
             self.agents = {**self.agents, **item.agents}
             self._apply(sched.add_groups(item.groups, now))
+        if self.recovery is not self._counted:
+            # A failure, a recovery, a cleanup or an expiry: the peers' status shows our
+            # fail counts from our reports (docs/resources.md#cleanup-and-maintenance).
+            self._counted = self.recovery
+            self._apply(sched.set_fail_counts(self.own_fail_counts(now)))
         if sched.leaving and sched.is_released():
             self._released.set()
 
@@ -719,11 +725,28 @@ class ResourceManager:
             self._publish("release-failed", self.local, item.group, why)
             self._apply(sched.restart_failed(item.group, now, why))
 
+    def own_fail_counts(self, now: float) -> dict[str, int]:
+        """Resource -> this node's fail count above zero, each in its group's window."""
+        counts: dict[str, int] = {}
+        for group in self.scheduler.groups.values():
+            window = None if group.failure_timeout is None else group.failure_timeout / 1000
+            for spec in group.resources:
+                n = self.recovery.fail_count(spec.raw, self.local, now=now, failure_timeout=window)
+                if n > 0:
+                    counts[spec.raw] = n
+        return counts
+
     def resource_report(self, group: ResourceGroup, now: float) -> list[dict[str, Any]]:
-        """Per resource of ``group``: state, fail counts, last monitor and failure (status)."""
+        """Per resource of ``group``: state, fail counts (this node's, and the peers' from
+        their reports), last monitor and failure (status)."""
         window = None if group.failure_timeout is None else group.failure_timeout / 1000
+        peers = self.scheduler.peers
         out: list[dict[str, Any]] = []
         for spec in group.resources:
+            counts = {
+                n: p.fail_counts[spec.raw] for n, p in peers.items() if spec.raw in p.fail_counts
+            }
+            counts.update(self.recovery.fail_counts(spec.raw, now=now, failure_timeout=window))
             seen = self.last_monitor.get(spec.raw)
             failure = self.last_failure.get(spec.raw)
             monitored = group.monitor_of(spec) is not None
@@ -733,9 +756,7 @@ class ResourceManager:
                     "name": spec.raw,
                     "monitored": monitored,
                     "state": state,
-                    "fail_counts": self.recovery.fail_counts(
-                        spec.raw, now=now, failure_timeout=window
-                    ),
+                    "fail_counts": dict(sorted(counts.items())),
                     "last_monitor": _monitor_json(seen),
                     "last_failure": _monitor_json(failure),
                 }

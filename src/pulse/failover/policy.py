@@ -36,7 +36,7 @@ vocabulary is in :mod:`~pulse.failover.actions`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pulse.config.model import AutoFailback, Config, ResourceGroup
@@ -141,6 +141,9 @@ class Scheduler:
         self.probing = False
         self.found_here: set[str] = set()  # groups the probe found running here
         self._strays: dict[str, str] = {}  # group -> who runs it, while we stop our copy
+        # This node's fail counts above zero (the resource manager's, set_fail_counts),
+        # sent in our reports so that every node's status shows them.
+        self.fail_counts: tuple[tuple[str, int], ...] = ()
 
     @property
     def exchange(self) -> Exchange | None:
@@ -321,6 +324,7 @@ class Scheduler:
             # A peer (re)starting: it holds nothing yet and is not stable.
             peer.stable = False
             peer.hold = frozenset()
+            peer.fail_counts = {}  # a new process: it counts from zero
             if not peer.pulse:
                 peer.standby = frozenset()  # a restarted Heartbeat node is not in standby
             out += self.standby_exchange.cancel_with(src, "it restarted")
@@ -870,7 +874,21 @@ class Scheduler:
             leaving=self.leaving,
             maintenance=self.maintenance,
             stuck=frozenset(k for k, m in self.mine.items() if m.state is GroupState.FAILED),
+            fail_counts=self.fail_counts,
         )
+
+    def set_fail_counts(self, counts: Mapping[str, int]) -> list[Action]:
+        """This node's fail counts (resource -> count) changed: announce them at once
+        (``pulse_fail_counts``), unless nothing is sent now (no communications yet, or a
+        standby exchange whose end announces what we hold anyway)."""
+        now_counts = tuple(sorted((r, n) for r, n in counts.items() if n > 0))
+        if now_counts == self.fail_counts:
+            return []
+        self.fail_counts = now_counts
+        if not self.comms or self.exchange is not None:
+            return []
+        announce = self._maybe_announce()
+        return [] if announce is None else [announce]
 
     def forget_announcement(self) -> None:
         """Send the next report even if nothing changed."""

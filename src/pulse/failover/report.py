@@ -17,6 +17,11 @@ Heartbeat's (Heartbeat ignores fields it does not know):
   dead, through the fencing gate when one is configured;
 * ``pulse_maintenance``: 1 while maintenance mode is on (``pulsectl maintenance``), so
   that a node starting later learns it (docs/resources.md#cleanup-and-maintenance);
+* ``pulse_fail_counts``: this node's fail counts above zero, ``RESOURCE=COUNT`` words
+  (``apache2=2 ocf:heartbeat:Dummy=1``; a resource is one haresources word, without
+  whitespace, and may hold ``=`` itself: the count follows the last one). Absent when
+  every count is zero, so that a node nothing failed on sends what it sent before
+  (docs/resources.md#cleanup-and-maintenance);
 * ``pulse_rq=1``: "tell me what you hold" (sent to a peer back from the dead).
 
 Pure functions and a frozen :class:`Report`; :class:`pulse.failover.policy.Scheduler`
@@ -49,6 +54,7 @@ class Report:
     leaving: bool
     maintenance: bool = False
     stuck: frozenset[str] = frozenset()  # FAILED here: a stop failed
+    fail_counts: tuple[tuple[str, int], ...] = ()  # (resource, count > 0), sorted
 
     def message(
         self,
@@ -92,6 +98,8 @@ class Report:
             fields.append(("pulse_stuck", " ".join(sorted(self.stuck))))
         if self.keeping:
             fields.append(("pulse_keep", " ".join(sorted(self.keeping & claimed))))
+        if self.fail_counts:
+            fields.append(("pulse_fail_counts", format_fail_counts(self.fail_counts)))
         if request:
             fields.append(("pulse_rq", "1"))  # "tell me what you hold", once
         return Message.of(*fields)
@@ -117,6 +125,7 @@ def learn(
         peer.keeping = keys_in(msg.get("pulse_keep"), groups)
         peer.maintenance = msg.get("pulse_maintenance") == "1"
         peer.stuck = keys_in(msg.get("pulse_stuck"), groups)
+        peer.fail_counts = parse_fail_counts(msg.get("pulse_fail_counts"))
         if "pulse_takeover" in msg:
             takeovers = keys_in(msg.get("pulse_takeover"), groups)
     else:  # a Heartbeat peer: classes relative to it (2-node assumption)
@@ -158,6 +167,22 @@ def class_of(groups: Mapping[str, ResourceGroup], keys: frozenset[str], *, node:
     return "all"
 
 
+def format_fail_counts(counts: tuple[tuple[str, int], ...]) -> str:
+    """``apache2=2 ocf:heartbeat:Dummy=1``: the ``pulse_fail_counts`` field."""
+    return " ".join(f"{resource}={count}" for resource, count in counts)
+
+
+def parse_fail_counts(text: str | None) -> dict[str, int]:
+    """Resource -> count from a ``pulse_fail_counts`` field (absent: none). Words that are
+    not ``RESOURCE=COUNT`` with a count above zero are skipped: a peer's report is data."""
+    counts: dict[str, int] = {}
+    for word in (text or "").split():
+        resource, _, count = word.rpartition("=")
+        if resource and count.isdigit() and int(count) > 0:
+            counts[resource] = int(count)
+    return counts
+
+
 def message_order(msg: Message) -> tuple[int, int] | None:
     """(generation, sequence number) of a sequenced message, None if it has none."""
     try:
@@ -170,4 +195,14 @@ def _words(keys: frozenset[str]) -> str:
     return " ".join(sorted(keys)) or " "
 
 
-__all__ = ["SHUTDONE", "Report", "class_keys", "class_of", "keys_in", "learn", "message_order"]
+__all__ = [
+    "SHUTDONE",
+    "Report",
+    "class_keys",
+    "class_of",
+    "format_fail_counts",
+    "keys_in",
+    "learn",
+    "message_order",
+    "parse_fail_counts",
+]
