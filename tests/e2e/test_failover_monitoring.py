@@ -29,8 +29,8 @@ from failover_support import (
     wait_serving,
     web_cluster,
 )
+from monitoring_support import count_starts, kill_web, monitored
 
-from pulse.config.convert import MONITOR_HINT
 from pulse_lab.cluster import wait_for
 from pulse_lab.netns import Lan, Topology
 
@@ -38,20 +38,6 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 VIP = "198.51.100.100"
 GROUP = VIP
-
-
-def monitored(text: str) -> str:
-    """The converted TOML with the group's monitor turned on (1 s checks, 10 min window)."""
-    for hint in MONITOR_HINT:
-        assert hint in text, f"pulse convert no longer writes {hint!r}"
-    text = text.replace(MONITOR_HINT[0], 'monitor = { interval = "1s", timeout = "5s" }')
-    return text.replace(MONITOR_HINT[3], 'failure_timeout = "10m"')
-
-
-def kill_web(tmp_path: Path, name: str) -> None:
-    """SIGKILL the node's web server (what the demo script started), behind pulse's back."""
-    pid = int((tmp_path / name / "demo-web.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
 
 
 def down_then_served(web: WebCluster, who: str, timeout: float) -> float:
@@ -166,18 +152,6 @@ def slow_to_declare_dead(text: str) -> str:
     text, m = re.subn(r"(?m)^initdead = .*$", "initdead = 20", text)
     assert (n, m) == (1, 1), f"pulse convert no longer writes deadtime and initdead:\n{text}"
     return text
-
-
-def count_starts(workdir: Path, names: list[str]) -> None:
-    """Make each node's web script append a line to ``NAME/starts`` for every real start
-    (not for a start that finds the server already running)."""
-    for name in names:
-        script = workdir / name / "resource.d" / "apache2"
-        text = script.read_text()
-        marker = "    running && exit 0\n"
-        assert marker in text, "the demo web script changed"
-        starts = workdir / name / "starts"
-        script.write_text(text.replace(marker, f"{marker}    echo start >> {starts}\n", 1))
 
 
 def test_a_holder_restarted_after_sigkill_takes_its_group_back_without_a_second_start(

@@ -33,7 +33,7 @@ from failover_support import (
     wait_past_startup_grace,
     web_cluster,
 )
-from test_failover_monitoring import count_starts, kill_web, monitored
+from monitoring_support import count_starts, kill_web, monitored
 
 from pulse_lab.cluster import wait_for
 from pulse_lab.netns import Lan, Topology

@@ -13,7 +13,7 @@ from pathlib import Path
 import trio
 import trio.testing
 from daemon_support import start_daemons
-from test_recovery_virtual_time import KEY, MONITORED, kill, web_status
+from recovery_support import KEY, MONITORED, kill, web_status
 
 from pulse.cli.ctl import format_status
 from pulse.control.status import node_status

@@ -7,37 +7,21 @@ fake world behind prime's back: its next monitor finds it not running.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import trio
 import trio.testing
 from daemon_support import start_daemons
+from recovery_support import BASE, KEY, MONITORED, kill, starts, web_status
 
 from pulse import ClusterEvent
 from pulse.cli.ctl import format_status
 from pulse.config import Loaded
-from pulse.config.model import MonitorOptions, Timing
+from pulse.config.model import MonitorOptions
 from pulse.control.status import node_status
-from pulse.daemon import Daemon
 from pulse.plugin.host import PluginHost
 from pulse.testing import FakeNetwork
-from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
-
-BASE = two_node_config(
-    Timing(keepalive=1000, deadtime=3000, warntime=2000, initdead=12000, deadping=3000)
-)
-MONITORED = dataclasses.replace(
-    BASE,
-    groups=(
-        dataclasses.replace(
-            BASE.groups[0],
-            monitor=MonitorOptions(interval=2000, timeout=1000),
-            failure_timeout=600_000,
-        ),
-    ),
-)
-KEY = "Fake::web"
+from pulse.testing.agents import FakePlugin, FakeResources
 
 
 class Events:
@@ -50,21 +34,6 @@ class Events:
     async def handle(self, event: ClusterEvent) -> None:
         if event.kind.startswith("resource-"):
             self.seen.append((event.kind, event.local, event.reason))
-
-
-def kill(world: FakeResources, node: str) -> None:
-    world.running["web"].discard(node)
-
-
-def starts(world: FakeResources, node: str) -> int:
-    return sum(1 for _, n, op, _ in world.journal if n == node and op == "start")
-
-
-def web_status(daemon: Daemon) -> dict[str, object]:
-    (group,) = node_status(daemon)["resources"]["groups"]
-    (web,) = group["resources"]
-    assert isinstance(web, dict)
-    return web
 
 
 async def test_a_killed_service_is_restarted_in_place_and_the_third_failure_moves_the_group(
