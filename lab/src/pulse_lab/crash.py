@@ -132,11 +132,28 @@ def calls_after(path: Path, after: float) -> list[Call]:
     return out
 
 
-def first_call(calls: list[Call], what: str, after: float) -> float | None:
+def script_parts(calls: list[Call], killed: float, end: float) -> dict[str, float]:
+    """Where a crash's outage went, from the web script's calls between the kill and
+    the first answer after it (*end*): the wait for the next check (``status``), the
+    check's verdict to the restart's ``stop``, ``stop`` to ``start``, ``start`` to the
+    first answer. Only the parts whose calls happened are there (keepalived restarts
+    nothing: it has the first one only)."""
+    times: dict[str, float] = {}
     for c in calls:
-        if c.what == what and c.t > after:
-            return c.t
-    return None
+        if killed < c.t <= end:
+            times.setdefault(c.what, c.t)
+    marks = [("kill", killed), *((w, times.get(w)) for w in ("status", "stop", "start"))]
+    names = {"status": "next_check", "stop": "stop", "start": "start"}
+    parts: dict[str, float] = {}
+    last_name, last_t = "kill", killed
+    for what, t in marks[1:]:
+        if t is None:
+            continue
+        parts[f"{last_name}_to_{names[what]}"] = t - last_t
+        last_name, last_t = names[what], t
+    if last_name != "kill" and last_name != "next_check":
+        parts[f"{last_name}_to_first_answer"] = end - last_t
+    return parts
 
 
 def monitored(toml: str, interval: float = MONITOR_INTERVAL) -> str:

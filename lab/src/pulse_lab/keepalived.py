@@ -103,6 +103,9 @@ class VrrpInstance:
             f"    router_id {self.name}",
             "    vrrp_version 3",
             "    script_user root",
+            # keepalived refuses to run scripts without it; it checks that no one but
+            # root can change the script or a directory above it.
+            *(["    enable_script_security"] if self.track is not None else []),
             "}",
             "",
             *(self.track.render() if self.track is not None else []),
