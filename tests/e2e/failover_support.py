@@ -136,18 +136,6 @@ class FailoverNode(PulseNode):
         self.started_at = time.monotonic()
         wait_for(self._listening, 10, f"{self.name}'s control socket")
 
-    def use_toml(self, extra: str, edit: Callable[[str], str] | None = None) -> None:
-        """Run from ``pulse convert``'s TOML of this node's ha.d, with *extra* appended
-        (tables only TOML has, such as ``[[notify]]``) and then changed by *edit*."""
-        converted = self.topology.run(
-            self.node, [*PULSE, "convert", "-c", str(self.dir), "--node", self.name]
-        ).stdout
-        path = self.dir / "pulse.toml"
-        text = converted + "\n" + extra
-        path.write_text(edit(text) if edit is not None else text)
-        path.chmod(0o600)
-        self.config_path = path
-
     def _listening(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"{self.name} exited ({self.proc.returncode}):\n{self.log()}")

@@ -3,8 +3,10 @@
 One run per daemon (pulse, Heartbeat 3.0.6, keepalived), each one trial at keepalive
 100 ms / deadtime 500 ms with a short idle window, so a missing Debian package skips only
 that daemon. The pulse run also covers a 4-node scale run and pulsectl status latency.
-Timings are never asserted: they depend on the machine and its load. The full
-comparison and its results are in docs/performance.md.
+Then the service-crash scenario (issue 11) once per daemon: pulse and keepalived serve
+again (prime restarted in place, calc after a track_script failure), Heartbeat does not
+within the bound. Timings are never asserted: they depend on the machine and its load.
+The full comparison and its results are in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -98,3 +100,26 @@ def test_quick_comparison_reports_outages_and_idle_cost_of_each_daemon(
         assert _number(status["whole_process_s"]["median"])
     else:
         assert document["scale"] == [] and document["pulsectl_status"] == {}
+
+
+@pytest.mark.parametrize(
+    ("daemon", "served_by"), [("pulse", "prime"), ("heartbeat", None), ("keepalived", "calc")]
+)
+def test_quick_service_crash_is_served_again_by_the_right_node_or_not_at_all(
+    tmp_path: Path, daemon: str, served_by: str | None
+) -> None:
+    reason = netns_available() or _missing(daemon)
+    if reason is not None:
+        pytest.skip(f"{daemon}: {reason}")
+    document, stdout = _run(tmp_path, "--daemons", daemon, "--scenarios", "service-crash")
+    [row] = [r for r in document["results"] if r["daemon"] == daemon]
+    assert row["scenario"] == "service crash" and row["failed"] == 0
+    [trial] = document["trials"]
+    assert trial["served_by"] == served_by and trial["error"] is None
+    if served_by is None:
+        assert row["not_served"] == 1 and row["outage"] is None
+        assert "not served again within 15 s" in stdout
+    else:
+        assert row["trials"] == 1 and _number(row["outage"]["median"])
+        assert _number(row["parts"]["kill_to_next_check"]["median"])
+    assert document["scale"] == [] and document["pulsectl_status"] == {}

@@ -84,10 +84,23 @@ class PulseNode:
         self.socket = str(self.dir / "control.sock")
         self.logfile = self.dir / "pulse.log"
         self.proc: subprocess.Popen[Any] | None = None
+        self.config_path: Path = self.dir  # the ha.d directory, or a TOML file (use_toml)
+
+    def use_toml(self, extra: str = "", edit: Callable[[str], str] | None = None) -> None:
+        """Run from ``pulse convert``'s TOML of this node's ha.d, with *extra* appended
+        (tables only TOML has, such as ``[[notify]]``) and then changed by *edit*."""
+        converted = self.topology.run(
+            self.node, [*PULSE, "convert", "-c", str(self.dir), "--node", self.name]
+        ).stdout
+        path = self.dir / "pulse.toml"
+        text = converted + "\n" + extra
+        path.write_text(edit(text) if edit is not None else text)
+        path.chmod(0o600)
+        self.config_path = path
 
     def start(self) -> None:
         argv = [
-            *PULSE, "run", "-c", str(self.dir), "--node", self.name,
+            *PULSE, "run", "-c", str(self.config_path), "--node", self.name,
             "--control-socket", self.socket, "--state-dir", str(self.dir / "state"),
         ]  # fmt: skip
         # A daemon killed with SIGKILL leaves its socket file behind: waiting for the

@@ -46,8 +46,11 @@ running() {{ [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }}
 case "$1" in
 start)
     running && exit 0
-    {python} -m http.server --bind 0.0.0.0 80 --directory {docroot} >/dev/null 2>&1 &
-    echo $! > "$pidfile"
+    # The subshell stays the server's parent and reaps it the moment it dies, so a
+    # killed server is gone at once for `status`, whatever the machine's init does
+    # with orphans (a zombie answers kill -0).
+    ( {python} -m http.server --bind 0.0.0.0 80 --directory {docroot} &
+      echo $! > "$pidfile"; wait ) >/dev/null 2>&1 &
     i=0
     while [ $i -lt 100 ]; do  # wait (at most 5 s) until it accepts connections
         {python} -c 'import socket; socket.create_connection(("127.0.0.1", 80), 0.05)' \\

@@ -56,6 +56,31 @@ def advert_for_detection(detection_s: float, backup_priority: int) -> float:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TrackScript:
+    """A ``vrrp_script`` the instance tracks: with no weight, a failed check puts the
+    instance in FAULT (a master gives the address up), a passing one lets it back."""
+
+    path: str
+    name: str = "chk_service"
+    interval_s: float = 1.0
+    timeout_s: int = 5  # keepalived takes whole seconds here
+    fall: int = 1  # failed checks in a row before FAULT
+    rise: int = 1  # passing checks in a row before it leaves FAULT
+
+    def render(self) -> list[str]:
+        return [
+            f"vrrp_script {self.name} {{",
+            f'    script "{self.path}"',
+            f"    interval {self.interval_s:g}",
+            f"    timeout {self.timeout_s}",
+            f"    fall {self.fall}",
+            f"    rise {self.rise}",
+            "}",
+            "",
+        ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VrrpInstance:
     """What one node's keepalived.conf says."""
 
@@ -69,6 +94,7 @@ class VrrpInstance:
     router_id: int = 51
     initial_master: bool = False
     preempt: bool = True
+    track: TrackScript | None = None
 
     def render(self) -> str:
         peers = "".join(f"        {p}\n" for p in self.peers)
@@ -77,8 +103,12 @@ class VrrpInstance:
             f"    router_id {self.name}",
             "    vrrp_version 3",
             "    script_user root",
+            # keepalived refuses to run scripts without it; it checks that no one but
+            # root can change the script or a directory above it.
+            *(["    enable_script_security"] if self.track is not None else []),
             "}",
             "",
+            *(self.track.render() if self.track is not None else []),
             "vrrp_instance pulse_bench {",
             f"    state {'MASTER' if self.initial_master else 'BACKUP'}",
             f"    interface {self.interface}",
@@ -94,6 +124,8 @@ class VrrpInstance:
             f"        {self.vip} dev {self.interface}",
             "    }",
         ]
+        if self.track is not None:
+            lines += ["    track_script {", f"        {self.track.name}", "    }"]
         if not self.preempt:
             lines.append("    nopreempt")
         lines.append("}")
