@@ -26,7 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from pulse.cli.ctl import format_status
 from pulse_lab.cluster import PULSE, PulseNode, wait_for
 from pulse_lab.netns import Iface, Node, Topology
 
@@ -316,6 +318,21 @@ def test_etcd_e2e_pulse_nodes_that_lose_each_other_but_not_etcd_keep_one_holder(
             assert seen["lease"] is None and seen["owned"] == []
         held = prime.ctl("plugins").result["listeners"]["etcd"]["details"]
         assert held["owned"] == [VIP] and 0 < held["ttl_left"] <= 3
+        # pulsectl status: under the group, the lease holder, its TTL left, etcd's health.
+        for node in lab.nodes.values():
+            [line] = [x for x in format_status(node.status()).splitlines() if "  etcd:" in x]
+            assert line.startswith("  etcd: lease holder prime, lease ttl left "), line
+            assert line.endswith("s, etcd healthy"), line
+        # pulsectl metrics (the endpoint's text): the gate's figures.
+        for node in lab.nodes.values():
+            scraped = {
+                (s.name, tuple(s.labels.values())): s.value
+                for f in text_string_to_metric_families(str(node.ctl("metrics").result))
+                for s in f.samples
+            }
+            held_here = float(node.name == "prime")
+            assert scraped[("pulse_etcd_lease_held", (VIP,))] == held_here, node.name
+            assert scraped[("pulse_etcd_reachable", ())] == 1
         for node in lab.nodes.values():
             lab.join(node.node)
         for peer in peers:
@@ -416,3 +433,24 @@ def test_etcd_e2e_etcd_down_for_everyone_keep_holds_while_the_nodes_see_each_oth
         time.sleep(3)
     assert sampler.always("prime"), "the address moved"
     assert "lost the etcd lease" not in lab.nodes["prime"].log()
+
+
+def test_etcd_e2e_a_reload_applies_a_new_margin_and_refuses_a_new_ttl(
+    make_lab: Callable[..., Lab],
+) -> None:
+    lab = make_lab()
+    prime = lab.nodes["prime"]
+    assert prime.proc is not None
+    with lab.sampler() as sampler:
+        text = prime.toml.read_text()
+        prime.toml.write_text(text.replace('safety_margin = "1s"', 'safety_margin = "1.2s"'))
+        os.kill(prime.proc.pid, signal.SIGHUP)
+        prime.wait_log("etcd settings applied: ttl 3s, renew every 0.5s, safety margin 1.2s", 10)
+        prime.toml.write_text(text.replace("ttl = 3", "ttl = 4"))
+        os.kill(prime.proc.pid, signal.SIGHUP)
+        prime.wait_log("plugins.etcd.ttl: changed from 3 to 4: etcd renews a live lease", 10)
+        prime.wait_log("restart pulse to apply it", 1)
+        time.sleep(1)
+    details = prime.ctl("plugins").result["listeners"]["etcd"]["details"]
+    assert details["owned"] == [VIP] and details["ttl_left"] <= 3  # the old ttl stands
+    assert sampler.always("prime"), "the address moved"

@@ -440,6 +440,10 @@ async def test_etcd_a_reload_that_changes_the_ttl_or_the_keys_is_refused_whole_w
             "/etc/pulse/pulse.toml:36: plugins.etcd.prefix: changed from '/pulse' to '/ha': "
             "it names the groups' keys" in caplog.text
         )
+        # The table removed: the gate stays, and says so.
+        gone = dataclasses.replace(c.config, plugins={}, origin="/etc/pulse/pulse.toml")
+        assert reconfigure(c, "prime", gone) is False
+        assert "plugins.etcd: etcd arbitration cannot stop in a running daemon" in caplog.text
         # The same table again, as it was: applied (nothing to change).
         assert reconfigure(c, "prime", reloaded(c)) is True
         assert gate.settings == before

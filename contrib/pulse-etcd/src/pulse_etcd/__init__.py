@@ -109,6 +109,8 @@ def pulse_reconfigure(config: Config, context: PluginContext) -> bool:
         reader.error(
             "endpoints", "etcd arbitration cannot start in a running daemon; restart pulse"
         )
+    elif not settings.endpoints:
+        reader.error(None, "etcd arbitration cannot stop in a running daemon; restart pulse")
     else:
         for key, why in gate.apply(settings):
             reader.error(key, f"{why}; restart pulse to apply it")
