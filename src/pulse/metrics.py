@@ -15,12 +15,15 @@ bounded number of connections, so a scraper never delays a heartbeat.
 from __future__ import annotations
 
 import os
+import re
 import resource
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import trio
+
+from pulse.plugin.api import Metric
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_TIMEOUT = 5.0  # seconds for a client to send its request line and headers
@@ -75,6 +78,7 @@ def _start_time() -> float:
 class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.names: set[str] = set()
 
     def family(
         self,
@@ -83,6 +87,7 @@ class _Writer:
         help_text: str,
         samples: Iterable[tuple[Mapping[str, str], float]],
     ) -> None:
+        self.names.add(name)
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
@@ -115,8 +120,15 @@ NODE_STATES = ("init", "up", "active", "dead", "ping")
 GROUP_STATES = ("stopped", "starting", "running", "stopping", "failed")
 
 
-def render(status: Mapping[str, Any], process: ProcessReadings) -> str:
-    """The metrics of one node, from its status dictionary (``Daemon.status``)."""
+def render(
+    status: Mapping[str, Any],
+    process: ProcessReadings,
+    plugin_metrics: Iterable[tuple[str, Metric]] = (),
+    problems: Iterable[str] = (),
+) -> str:
+    """The metrics of one node, from its status dictionary (``Daemon.status``), then
+    the plugins' families (``pulse_collect_metrics``: ``(plugin, Metric)``) and, as
+    comments, the *problems* met collecting them."""
     w = _Writer()
     cluster = status["cluster"]
     node = status["node"]
@@ -200,7 +212,47 @@ def render(status: Mapping[str, Any], process: ProcessReadings) -> str:
     w.one("process_virtual_memory_bytes", "gauge", "Virtual memory.", process.virtual_bytes)
     w.one("process_open_fds", "gauge", "Open file descriptors.", process.open_fds)
     w.one("process_start_time_seconds", "gauge", "Start time, Unix seconds.", process.start_time)
+    for plugin, metric in plugin_metrics:
+        why = _refused(plugin, metric, w.names)
+        if why is None:
+            w.family(metric.name, metric.kind, _one_line(metric.help), metric.samples)
+        else:
+            w.lines.append(f"# pulse: plugin {_one_line(plugin)}: {why}; left out")
+    w.lines += [f"# pulse: {_one_line(p)}" for p in problems]
     return "\n".join(w.lines) + "\n"
+
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def _refused(plugin: str, metric: Metric, taken: set[str]) -> str | None:
+    """Why a plugin's metric family cannot be written (pulse.plugin.api.Metric's rules)."""
+    name = _one_line(str(metric.name))[:100]
+    prefix = "pulse_" + re.sub(r"[^a-zA-Z0-9_]", "_", plugin) + "_"
+    if not isinstance(metric.name, str) or not _NAME.fullmatch(metric.name):
+        return f"{name!r} is not a metric name"
+    if not metric.name.startswith(prefix):
+        return f"{name} does not start with {prefix}"
+    if metric.kind not in ("gauge", "counter"):
+        return f"{name}: kind {metric.kind!r} is neither gauge nor counter"
+    if metric.kind == "counter" and not metric.name.endswith("_total"):
+        return f"{name}: a counter's name ends in _total"
+    if metric.name in taken:
+        return f"{name} is already written"
+    try:
+        for labels, value in metric.samples:
+            bad = [k for k in labels if not _LABEL.fullmatch(str(k)) or k.startswith("__")]
+            if bad:
+                return f"{name}: {_one_line(str(bad[0]))[:40]!r} is not a label name"
+            float(value)
+    except (TypeError, ValueError) as exc:
+        return f"{name}: a sample is not (labels, number): {_one_line(str(exc))[:80]}"
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 # Engine counters that are drops of a packet (the others count what the engine did).

@@ -155,3 +155,28 @@ def test_output_into_a_closed_pipe_ends_without_a_traceback() -> None:
         writer.stdout.close()
         assert writer.wait(timeout=30) == 0
         assert writer.stderr.read() == b""
+
+
+def test_status_text_shows_under_each_group_what_a_plugin_object_says_of_it() -> None:
+    group = {"key": "web", "holder": "prime", "state": "running", "reason": "", "since": 0}
+    status = {
+        "version": "1",
+        "node": "prime",
+        "uptime": 5.0,
+        "cluster": {"local": "prime", "local_status": "active", "comms_up": True,
+                    "generation": 1, "nodes": [], "counters": {}},
+        "resources": {"groups": [group, {**group, "key": "db"}], "decision": "-",
+                      "standby": []},
+        "plugins": {"listeners": {
+            "gate": {"failures": 0, "dropped": 0,
+                     "details": {"groups": {"web": {"lease holder": "prime", "etcd": "up"}}}},
+            "mail": {"failures": 0, "dropped": 0, "details": {"sent": 3}},  # nothing per group
+        }},
+    }  # fmt: skip
+    lines = ctl.format_status(status).splitlines()
+    at = lines.index(next(x for x in lines if x.startswith("web ")))
+    assert lines[at + 1] == "  gate: lease holder prime, etcd up"
+    assert lines[at + 2].startswith("db ")  # nothing said of db
+    plugins = ctl.format_plugins({"loaded": [], **status["plugins"]})
+    assert "gate: " not in plugins  # the per-group entry is for status only
+    assert "mail: sent 3" in plugins

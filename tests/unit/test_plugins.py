@@ -12,8 +12,9 @@ from typing import Any
 
 import pluggy
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from pulse import hookimpl
+from pulse import hookimpl, metrics
 from pulse.config import load_config
 from pulse.config.model import (
     AuthKey,
@@ -26,6 +27,7 @@ from pulse.config.model import (
 from pulse.errors import Diagnostic, Severity
 from pulse.plugin import PluginContext
 from pulse.plugin import api as hookspecs
+from pulse.plugin.api import Metric
 from pulse.plugin.host import (
     PluginError,
     PluginHost,
@@ -298,6 +300,75 @@ def test_hook_context_state_lives_as_long_as_the_daemon_and_is_the_plugins_own()
     assert other_daemon.event_listeners(CONFIG, "prime")[0] is not first[0]
 
 
+class Counting:
+    """A plugin whose listener counts events; its metrics read the listener's count."""
+
+    @hookimpl
+    def pulse_register_event_listeners(self, context: PluginContext) -> list[object]:
+        return [context.once("counter", lambda: {"events": 0})]
+
+    @hookimpl
+    def pulse_collect_metrics(self, context: PluginContext) -> list[object]:
+        counter = context.state.get("counter")
+        events = counter["events"] if isinstance(counter, dict) else -1
+        return [
+            Metric(
+                name="pulse_my_plugin_events_total",
+                kind="counter",
+                help="Events seen.",
+                samples=(({"node": context.node}, events),),
+            ),
+            Metric(name="pulse_my_plugin_up", kind="gauge", help="Up.", samples=(({}, 1),)),
+            Metric(name="pulse_other_thing", kind="gauge", help="Not ours."),
+            Metric(name="pulse_my_plugin_errors", kind="counter", help="No _total."),
+            Metric(name="pulse_my_plugin_x", kind="gauge", help="?", samples=(({"a-b": ""}, 1),)),
+            "not a metric",
+        ]
+
+
+STATUS: dict[str, Any] = {
+    "version": "1",
+    "node": "prime",
+    "cluster": {"local_status": "active", "nodes": [], "counters": {}},
+}
+READINGS = metrics.ProcessReadings(
+    cpu_seconds=1.0, resident_bytes=1, virtual_bytes=1, open_fds=1, start_time=0.0
+)
+
+
+def test_hook_pulse_collect_metrics_adds_a_plugins_families_and_leaves_out_bad_ones() -> None:
+    host = PluginHost(load_entrypoints=False, plugins={"my-plugin": Counting()})
+    assert host.metrics() == ([], [])  # no daemon yet: no context, no hook call
+    [listener] = host.event_listeners(CONFIG, "prime")  # start-up
+    listener["events"] = 3
+    families, problems = host.metrics()
+    assert problems == ["plugin my-plugin: not a Metric: 'not a metric'"]
+    text = metrics.render(STATUS, READINGS, families, problems)
+    parsed = {f.name: f for f in text_string_to_metric_families(text)}
+    # The counter read the state the listener lives in (the same context).
+    [sample] = parsed["pulse_my_plugin_events"].samples
+    assert (sample.labels, sample.value) == ({"node": "prime"}, 3)
+    assert parsed["pulse_my_plugin_up"].type == "gauge"
+    assert "pulse_other_thing" not in parsed and "pulse_my_plugin_errors" not in parsed
+    assert "pulse_info" in parsed  # pulse's own families are all still there
+    comments = [line for line in text.splitlines() if line.startswith("# pulse:")]
+    assert comments == [
+        "# pulse: plugin my-plugin: pulse_other_thing does not start with pulse_my_plugin_; "
+        "left out",
+        "# pulse: plugin my-plugin: pulse_my_plugin_errors: a counter's name ends in _total; "
+        "left out",
+        "# pulse: plugin my-plugin: pulse_my_plugin_x: 'a-b' is not a label name; left out",
+        "# pulse: plugin my-plugin: not a Metric: 'not a metric'",
+    ]
+
+
+def test_a_plugin_metric_cannot_replace_one_of_pulses_own_families() -> None:
+    clash = Metric(name="pulse_link_up", kind="gauge", help="x", samples=(({}, 1),))
+    text = metrics.render(STATUS, READINGS, [("link", clash)])
+    assert text.count("# TYPE pulse_link_up ") == 1
+    assert "# pulse: plugin link: pulse_link_up is already written; left out" in text
+
+
 def test_plugins_are_disabled_by_name_from_config_and_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -369,3 +440,18 @@ def test_a_misspelt_plugin_table_is_an_error_with_a_suggestion_and_an_unknown_on
         f"{path}:12: warning: plugins.pagerduty: no plugin called pagerduty is installed, "
         "so this table is ignored (installed: mailto)",
     ]
+
+
+class Raising:
+    @hookimpl
+    def pulse_collect_metrics(self) -> None:
+        raise RuntimeError("lost my figures")
+
+
+def test_a_plugin_whose_metrics_hook_raises_costs_the_scrape_only_the_plugins_families() -> None:
+    host = PluginHost(load_entrypoints=False, plugins={"bad": Raising()})
+    host.configure(CONFIG, "prime")
+    families, problems = host.metrics()
+    text = metrics.render(STATUS, READINGS, families, problems)
+    assert families == [] and "pulse_info" in text
+    assert "# pulse: plugin bad: pulse_collect_metrics failed: lost my figures" in text

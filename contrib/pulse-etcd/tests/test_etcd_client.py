@@ -86,3 +86,48 @@ async def test_etcd_client_authenticates_and_renews_an_expired_token(
         await wrong.grant(5)
     await etcd.aclose()
     await wrong.aclose()
+
+
+async def test_etcd_client_takes_new_endpoints_but_never_a_member_of_another_cluster(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ours = FakeEtcd()
+    other = FakeEtcd(endpoints=("http://other1:2379",), cluster_id="2")
+    to_ours, to_other = ours.client("prime"), other.client("prime")
+
+    async def route(endpoint: str, path: str, body: bytes, token: str | None) -> object:
+        handle = to_other if endpoint in other.endpoints else to_ours
+        return await handle(endpoint, path, body, token)
+
+    etcd = EtcdClient(ours.endpoints[:1], transport=HandlerTransport(route))
+    lease, _ = await etcd.grant(5)
+    # A reload: the other cluster's member first, then the rest of ours.
+    etcd.reconfigure((*other.endpoints, *ours.endpoints[1:]), request_timeout=0.5)
+    assert await etcd.keepalive(lease) == 5
+    assert etcd.last_endpoint == ours.endpoints[1]
+    assert etcd.request_timeout == 0.5
+    etcd.reconfigure(other.endpoints, request_timeout=0.5)
+    with pytest.raises(EtcdUnavailable, match=r"a member of another etcd cluster \(2, not 1\)"):
+        await etcd.keepalive(lease)
+    await etcd.aclose()
+
+
+async def test_etcd_client_a_call_under_way_when_the_endpoints_change_still_ends_well(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeEtcd(latency=0.2)
+    etcd = client(fake)
+    etcd.reconfigure(fake.endpoints[:1], request_timeout=0.5)
+    answers: list[int] = []
+
+    async def grant() -> None:
+        answers.append((await etcd.grant(5))[0])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(grant)
+        await trio.sleep(0.1)  # the request is at etcd1
+        etcd.reconfigure(fake.endpoints[1:], request_timeout=0.5)
+    assert answers and etcd.last_endpoint == fake.endpoints[0]
+    assert await etcd.keepalive(answers[0]) == 5  # now through etcd2
+    assert etcd.last_endpoint == fake.endpoints[1]
+    await etcd.aclose()

@@ -13,18 +13,24 @@ runs on both nodes.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
+import pulse_etcd
 import pytest
 import trio
 import trio.testing
+from prometheus_client.parser import text_string_to_metric_families
 from pulse_etcd import LeaseGate, build_gate
 from pulse_etcd.client import EtcdClient, HandlerTransport
 from pulse_etcd.settings import Settings
 
-from pulse import ClusterEvent
+from pulse import ClusterEvent, metrics
+from pulse.cli.ctl import format_status
 from pulse.config.model import Config, Timing
+from pulse.control.status import node_status
 from pulse.daemon import Daemon
+from pulse.errors import Severity
 from pulse.plugin.api import PluginContext
 from pulse.testing import FakeNetwork
 from pulse.testing.agents import FakePlugin, FakeResources, two_node_config
@@ -291,4 +297,154 @@ async def test_etcd_three_nodes_the_cut_holder_gives_up_and_exactly_one_other_ta
         await trio.sleep(30)
         assert c.world.where("web") == {"prime"}
         assert c.overlaps == []
+        nursery.cancel_scope.cancel()
+
+
+def status_lines(c: Cluster, name: str) -> list[str]:
+    """What ``pulsectl status`` prints under the group on *name*, from the etcd gate."""
+    text = format_status(node_status(c.daemons[name][0]))
+    return [line for line in text.splitlines() if line.startswith("  etcd: ")]
+
+
+async def test_etcd_status_shows_each_groups_lease_holder_ttl_left_and_etcd_health(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with trio.open_nursery() as nursery:
+        c = await two_nodes(nursery, tmp_path)
+        await trio.sleep(2)  # calc's gate has read the key and asked for prime's lease
+        healthy = r"  etcd: lease holder prime, lease ttl left (\d\.\d)s, etcd healthy"
+        for name in ("prime", "calc"):
+            [line] = status_lines(c, name)
+            shown = re.fullmatch(healthy, line)
+            assert shown is not None, line
+            assert 3.0 <= float(shown[1]) <= 5.0  # ttl 5 s, renewed every second
+        c.fake.all_down()
+        await trio.sleep(1)
+        [line] = status_lines(c, "calc")
+        assert re.fullmatch(
+            r"  etcd: lease holder prime, lease ttl left \d\.\ds, "
+            r"etcd unreachable since \d\d:\d\d:\d\d",
+            line,
+        ), line
+        nursery.cancel_scope.cancel()
+
+
+def etcd_samples(c: Cluster, name: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The metrics pulse-etcd adds on *name* (its pulse_collect_metrics), as scraped."""
+    context = PluginContext(c.config, name, "etcd")
+    context.state["gate"] = c.gates[name]  # what pulse_register_* made at start-up
+    families = [("etcd", m) for m in pulse_etcd.pulse_collect_metrics(context)]
+    readings = metrics.ProcessReadings(
+        cpu_seconds=0.0, resident_bytes=0, virtual_bytes=0, open_fds=0, start_time=0.0
+    )
+    text = metrics.render(node_status(c.daemons[name][0]), readings, families)
+    assert "# pulse:" not in text  # nothing left out
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name.startswith("pulse_etcd_")
+    }
+
+
+async def test_etcd_metrics_show_the_lease_held_etcd_reachable_renewals_and_demotions(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with trio.open_nursery() as nursery:
+        c = await two_nodes(nursery, tmp_path)
+        prime, calc = etcd_samples(c, "prime"), etcd_samples(c, "calc")
+        web = (("group", "Fake::web"),)
+        assert prime[("pulse_etcd_lease_held", web)] == 1
+        assert calc[("pulse_etcd_lease_held", web)] == 0
+        assert prime[("pulse_etcd_reachable", ())] == calc[("pulse_etcd_reachable", ())] == 1
+        assert prime[("pulse_etcd_renewals_total", ())] >= 5
+        assert 0 < prime[("pulse_etcd_last_renewal_seconds", ())] < 0.1
+        assert 3.0 <= prime[("pulse_etcd_lease_ttl_seconds", ())] <= 5.0
+        assert ("pulse_etcd_lease_ttl_seconds", ()) not in calc  # calc has no lease
+        assert prime[("pulse_etcd_demotions_total", ())] == 0
+        c.fake.cut.add("prime")
+        await trio.sleep(5)
+        prime = etcd_samples(c, "prime")
+        assert prime[("pulse_etcd_reachable", ())] == 0
+        assert prime[("pulse_etcd_lease_held", web)] == 0
+        assert prime[("pulse_etcd_demotions_total", ())] == 1
+        assert prime[("pulse_etcd_renew_failures_total", ())] >= 1
+        nursery.cancel_scope.cancel()
+
+
+def reloaded(c: Cluster, **table: object) -> Config:
+    """The configuration after a reload with ``[plugins.etcd]`` = *table* (line 30 on)."""
+    etcd: dict[str, object] = {
+        "endpoints": list(c.fake.endpoints),
+        "ttl": 5,
+        "renew_interval": "1s",
+        "safety_margin": "1.5s",
+        "request_timeout": "500ms",
+        "cluster": "linux-ha",
+        **table,
+    }
+    lines = {("plugins", "etcd", k): 30 + i for i, k in enumerate(etcd)}
+    return dataclasses.replace(
+        c.config, plugins={"etcd": etcd}, key_lines=lines, origin="/etc/pulse/pulse.toml"
+    )
+
+
+def reconfigure(c: Cluster, name: str, config: Config) -> bool:
+    context = PluginContext(config, name, "etcd")
+    context.state["gate"] = c.gates[name]
+    # As the reload does first: no error (warnings about the timing are fine).
+    problems = pulse_etcd.pulse_configure(context)
+    assert [d for d in problems if d.severity is Severity.ERROR] == []
+    return pulse_etcd.pulse_reconfigure(config, context)
+
+
+async def test_etcd_a_reload_applies_a_new_margin_and_endpoints_to_the_live_gate(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with trio.open_nursery() as nursery:
+        c = await two_nodes(nursery, tmp_path)
+        gate = c.gates["prime"]
+        # A larger margin: prime now gives web up 3 s after its last renewal, not 3.5.
+        # (And the first endpoint dropped: the client uses only the two others.)
+        new = reloaded(c, safety_margin="2s", endpoints=list(c.fake.endpoints[1:]))
+        assert reconfigure(c, "prime", new)
+        assert gate.settings.safety_margin == 2.0
+        assert gate.client.endpoints == list(c.fake.endpoints[1:])
+        await trio.sleep(2)
+        assert gate.client.last_endpoint == c.fake.endpoints[1]
+        renewed = gate._lease.sent if gate._lease else 0.0
+        c.fake.cut.add("prime")
+        await trio.sleep(5)
+        [stop] = c.times("prime", "stop")
+        assert renewed + 3.0 <= stop < renewed + 3.1
+        assert c.overlaps == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_etcd_a_reload_that_changes_the_ttl_or_the_keys_is_refused_whole_with_a_restart_hint(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with trio.open_nursery() as nursery:
+        c = await two_nodes(nursery, tmp_path)
+        gate = c.gates["prime"]
+        before = gate.settings
+        new = reloaded(c, ttl=8, safety_margin="2s", prefix="/ha")
+        assert reconfigure(c, "prime", new) is False
+        assert gate.settings is before  # nothing applied, not even the margin
+        assert (
+            "Reload: /etc/pulse/pulse.toml:31: plugins.etcd.ttl: changed from 5 to 8: etcd "
+            "renews a live lease for the TTL it was granted, and this node's demotion "
+            "deadline is reckoned from it; restart pulse to apply it" in caplog.text
+        )
+        assert (
+            "/etc/pulse/pulse.toml:36: plugins.etcd.prefix: changed from '/pulse' to '/ha': "
+            "it names the groups' keys" in caplog.text
+        )
+        # The table removed: the gate stays, and says so.
+        gone = dataclasses.replace(c.config, plugins={}, origin="/etc/pulse/pulse.toml")
+        assert reconfigure(c, "prime", gone) is False
+        assert "plugins.etcd: etcd arbitration cannot stop in a running daemon" in caplog.text
+        # The same table again, as it was: applied (nothing to change).
+        assert reconfigure(c, "prime", reloaded(c)) is True
+        assert gate.settings == before
         nursery.cancel_scope.cancel()

@@ -96,9 +96,12 @@ def format_status(st: dict[str, Any]) -> str:
         lines.append(f"{n['name']:<20} {n['status']:<8} {links}")
     if res and res["groups"]:
         lines += ["", f"{'GROUP':<24} {'HOLDER':<12} {'STATE':<9} REASON"]
+        plugins = _plugin_group_status(st.get("plugins") or {})
         for g in res["groups"]:
             holder = g["holder"] or "-"
             lines.append(f"{g['key']:<24} {holder:<12} {g['state']:<9} {g['reason']}")
+            for name, fields in plugins.get(g["key"], []):
+                lines.append(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in fields.items()))
             lines += _resource_lines(g.get("resources") or [])
             lines += _transition_lines(g.get("transitions") or [])
     if res:
@@ -199,6 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_RUNNING
 
 
+def _plugin_group_status(plugins: dict[str, Any]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Per group, what each plugin object says of it: the ``groups`` entry of its
+    ``statistics()`` (docs/plugins/hooks.md), e.g. pulse-etcd's lease holder."""
+    out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for name, st in sorted(plugins.get("listeners", {}).items()):
+        groups = (st.get("details") or {}).get("groups")
+        if not isinstance(groups, dict):
+            continue
+        for group, fields in groups.items():
+            if isinstance(fields, dict) and fields:
+                out.setdefault(str(group), []).append((name, fields))
+    return out
+
+
 def _transition_lines(transitions: list[dict[str, str]]) -> list[str]:
     """The group's last few transitions, oldest first (all of them: ``--json``)."""
     recent = transitions[-TEXT_TRANSITIONS:]
@@ -242,8 +259,8 @@ def format_plugins(info: dict[str, Any]) -> str:
                 f"last error: {st['last_error']}"
             )
     for name, st in sorted(info.get("listeners", {}).items()):
-        details = st.get("details")
-        if details:
+        details = {k: v for k, v in (st.get("details") or {}).items() if k != "groups"}
+        if details:  # "groups" is shown per group by pulsectl status
             lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in details.items()))
     for node, state in sorted(info.get("fencing", {}).items()):
         lines.append(f"fencing {node}: {state}")

@@ -86,7 +86,8 @@ def plugin_status(daemon: Daemon) -> dict[str, Any]:
 async def metrics_text(daemon: Daemon) -> str:
     """The Prometheus text of this node (the endpoint and ``pulsectl metrics``)."""
     process = await trio.to_thread.run_sync(metrics.read_process)  # reads /proc
-    return metrics.render(node_status(daemon), process)
+    families, problems = daemon.plugins.metrics()
+    return metrics.render(node_status(daemon), process, families, problems)
 
 
 async def handle_request(daemon: Daemon, request: Request) -> Reply:

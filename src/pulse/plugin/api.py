@@ -69,6 +69,7 @@ __all__ = [
     "EventListener",
     "FencingDevice",
     "GroupControl",
+    "Metric",
     "PluginContext",
     "TakeoverCheck",
     "hookimpl",
@@ -168,6 +169,24 @@ class FencingDevice(Protocol):
     def can_fence(self, node: str) -> bool: ...
 
     async def fence(self, node: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Metric:
+    """One metric family a plugin adds to the metrics endpoint (``pulse_collect_metrics``).
+
+    ``name`` starts with ``pulse_<plugin>_`` (the plugin's name, each character other
+    than a letter, digit or ``_`` written ``_``); ``kind`` is ``"gauge"`` or
+    ``"counter"``, and a counter's name ends in ``_total``; ``help`` is one line;
+    ``samples`` are ``(labels, value)`` pairs, label names as Prometheus's
+    (``[a-zA-Z_][a-zA-Z0-9_]*``). A family that breaks a rule, or whose name pulse or
+    another plugin already uses, is left out, and the output says why in a comment.
+    """
+
+    name: str
+    kind: str
+    help: str
+    samples: tuple[tuple[Mapping[str, str], float], ...] = ()
 
 
 # --------------------------------------------------------------------------- the context
@@ -317,6 +336,28 @@ def pulse_register_fencing_devices(
     declared dead, the resource manager fences it with the first device that can, and
     takes its groups over only when fencing succeeded; a failed fence is retried every
     5 s (Heartbeat's behaviour) and reported in ``pulsectl status``.
+    """
+
+
+# --------------------------------------------------------------------------- observation
+
+
+@hookspec
+def pulse_collect_metrics(
+    config: Config, node: str, context: PluginContext
+) -> Iterable[Metric] | None:
+    """Metric families this plugin adds to the metrics endpoint and ``pulsectl metrics``.
+
+    :returns: :class:`pulse.plugin.api.Metric` objects (names ``pulse_<plugin>_...``),
+        or None. pulse writes them after its own families, in the Prometheus text
+        format (docs/operations.md); a family that breaks :class:`Metric`'s rules is
+        left out with a comment saying why, the others are kept.
+
+    Called from: every scrape (``GET /metrics`` on ``[metrics] listen``, ``pulsectl
+    metrics``), in the daemon's task, with the daemon's current ``context``. Must not
+    block or make objects: it reads the figures the objects this plugin made at
+    start-up keep (``context.state``). An implementation that raises costs this scrape
+    the plugins' families (logged, and said in a comment of the output), not pulse's own.
     """
 
 

@@ -25,6 +25,7 @@ from pulse.plugin.api import (
     AgentFactory,
     EventListener,
     FencingDevice,
+    Metric,
     PluginContext,
     TakeoverCheck,
 )
@@ -283,6 +284,27 @@ class PluginHost:
 
     def fencing_devices(self, config: Config, node: str) -> list[FencingDevice]:
         return self._flatten("pulse_register_fencing_devices", config, node)
+
+    def metrics(self) -> tuple[list[tuple[str, Metric]], list[str]]:
+        """The plugins' metric families, each with its plugin's name, and what went
+        wrong (``pulse_collect_metrics``). Asked with the context the plugins already
+        have (:meth:`context`, :meth:`rebind`), so no hook sees a fresh ``state``."""
+        ctx = self._context
+        if ctx is None:
+            return [], []
+        try:
+            results = self._results("pulse_collect_metrics", ctx.config, ctx.node)
+        except PluginError as exc:
+            return [], [str(exc)]
+        families: list[tuple[str, Metric]] = []
+        problems: list[str] = []
+        for name, result in results:
+            for metric in result:
+                if isinstance(metric, Metric):
+                    families.append((name, metric))
+                else:
+                    problems.append(f"plugin {name}: not a Metric: {metric!r:.80}")
+        return families, problems
 
     def _flatten(self, hook: str, config: Config, node: str) -> list[Any]:
         out: list[Any] = []

@@ -64,6 +64,7 @@ class FakeEtcd:
     frozen: set[str] = field(default_factory=set)
     cut: set[str] = field(default_factory=set)  # clients (see client()) cut off from etcd
     electing_until: float = -math.inf
+    cluster_id: str = "1"  # in every answer's header (another cluster: another id)
     revision: int = 1
     keys: dict[bytes, _Key] = field(default_factory=dict)
     leases: dict[int, _Lease] = field(default_factory=dict)
@@ -138,7 +139,7 @@ class FakeEtcd:
         return status, _dump(answer)
 
     def _header(self) -> dict[str, str]:
-        return {"cluster_id": "1", "member_id": "1", "revision": str(self.revision)}
+        return {"cluster_id": self.cluster_id, "member_id": "1", "revision": str(self.revision)}
 
     def _expire(self) -> None:
         now = trio.current_time()

@@ -5,14 +5,19 @@ Heartbeats still decide which node *should* hold a group; etcd decides which nod
 docs/plugins/etcd.md). The hooks only read the configuration and build one
 :class:`pulse_etcd.gate.LeaseGate` per daemon, shared by the takeover check and the
 event listener it also is (``context.once``); all talking to etcd happens in its async
-methods, which the core runs under timeouts and in the background.
+methods, which the core runs under timeouts and in the background. A reload applies
+the settings a live gate can change (``pulse_reconfigure``, :meth:`LeaseGate.apply`);
+the metrics endpoint gets the gate's figures (``pulse_collect_metrics``).
 """
 
 from __future__ import annotations
 
+import logging
+
 from pulse import hookimpl
+from pulse.config.model import Config
 from pulse.errors import Diagnostic
-from pulse.plugin.api import PluginContext
+from pulse.plugin.api import Metric, PluginContext
 from pulse_etcd.client import EtcdClient, EtcdError, EtcdUnavailable, Security
 from pulse_etcd.gate import LeaseGate
 from pulse_etcd.settings import Settings, read_settings
@@ -24,10 +29,14 @@ __all__ = [
     "LeaseGate",
     "Settings",
     "build_gate",
+    "pulse_collect_metrics",
     "pulse_configure",
+    "pulse_reconfigure",
     "pulse_register_event_listeners",
     "pulse_register_takeover_checks",
 ]
+
+log = logging.getLogger("pulse.etcd")
 
 __version__ = "0.1.0"
 
@@ -79,3 +88,32 @@ def pulse_register_takeover_checks(context: PluginContext) -> list[LeaseGate]:
 def pulse_register_event_listeners(context: PluginContext) -> list[LeaseGate]:
     gate = _gate(context)
     return [gate] if gate is not None else []
+
+
+@hookimpl
+def pulse_collect_metrics(context: PluginContext) -> list[Metric]:
+    gate = context.state.get("gate")  # made at start-up, or not at all
+    return gate.metrics() if isinstance(gate, LeaseGate) else []
+
+
+@hookimpl
+def pulse_reconfigure(config: Config, context: PluginContext) -> bool:
+    """A reload changed ``[plugins.etcd]``: the gate takes the new settings, or none of
+    them when one cannot change under a live lease (logged: restart pulse)."""
+    settings, _ = read_settings(config, context.settings())  # pulse_configure: no error
+    reader = context.settings()  # for the refusals, with their FILE:LINE
+    gate = context.state.get("gate")
+    if not isinstance(gate, LeaseGate):
+        if not settings.endpoints:
+            return True  # still no gate: nothing to apply
+        reader.error(
+            "endpoints", "etcd arbitration cannot start in a running daemon; restart pulse"
+        )
+    elif not settings.endpoints:
+        reader.error(None, "etcd arbitration cannot stop in a running daemon; restart pulse")
+    else:
+        for key, why in gate.apply(settings):
+            reader.error(key, f"{why}; restart pulse to apply it")
+    for diag in reader.diagnostics:
+        log.warning("Reload: %s (nothing of [plugins.etcd] applied)", diag)
+    return not reader.diagnostics

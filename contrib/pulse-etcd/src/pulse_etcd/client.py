@@ -125,6 +125,16 @@ class EtcdClient:
         self._token: str | None = None
         self.last_endpoint: str | None = None
         self.last_error: str | None = None
+        self.cluster_id: str | None = None  # of the first answer: every answer must match
+
+    def reconfigure(self, endpoints: Sequence[str], *, request_timeout: float) -> None:
+        """New endpoints and timeout (a reload). An endpoint of another etcd cluster is
+        never used: its answers carry another ``cluster_id`` (see :meth:`call`)."""
+        if not endpoints:
+            raise ValueError("etcd client: no endpoints")
+        self.endpoints = [e.rstrip("/") for e in endpoints]
+        self.request_timeout = request_timeout
+        self._first = 0
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -162,7 +172,18 @@ class EtcdClient:
             except EtcdUnavailable as exc:
                 errors.append(f"{endpoint}: {exc}")
                 continue
-            self._first = self.endpoints.index(endpoint)
+            cluster = _cluster_id(answer)
+            if self.cluster_id is None:
+                self.cluster_id = cluster
+            elif cluster is not None and cluster != self.cluster_id:
+                # A lease or key of another cluster would exclude nobody: not etcd to us.
+                errors.append(
+                    f"{endpoint}: a member of another etcd cluster "
+                    f"({cluster}, not {self.cluster_id})"
+                )
+                continue
+            if endpoint in self.endpoints:  # (a reload may have replaced them meanwhile)
+                self._first = self.endpoints.index(endpoint)
             self.last_endpoint = endpoint
             self.last_error = None
             return answer
@@ -198,7 +219,10 @@ class EtcdClient:
             headers["Authorization"] = self._token
         try:
             response = await self._client().post(
-                f"{endpoint}/v3/{path}", content=json.dumps(body), headers=headers
+                f"{endpoint}/v3/{path}",
+                content=json.dumps(body),
+                headers=headers,
+                timeout=httpx.Timeout(timeout),
             )
         except httpx.HTTPError as exc:
             raise EtcdUnavailable(
@@ -299,6 +323,12 @@ class EtcdClient:
         """Delete *key* unconditionally: how many keys went."""
         answer = await self.call("kv/deleterange", {"key": b64(key)}, deadline=deadline)
         return int(answer.get("deleted", 0))
+
+
+def _cluster_id(answer: Mapping[str, Any]) -> str | None:
+    header = answer.get("header")
+    value = header.get("cluster_id") if isinstance(header, dict) else None
+    return str(value) if value else None
 
 
 def _message(status: int, answer: Mapping[str, Any]) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 import trio
 
 from pulse.config.model import ResourceGroup
-from pulse.plugin.api import ClusterEvent, GroupControl
+from pulse.plugin.api import ClusterEvent, GroupControl, Metric
 from pulse_etcd.client import EtcdClient, EtcdError, EtcdUnavailable, KeyValue
 from pulse_etcd.settings import WORST_ELECTION, Settings
 
@@ -42,6 +42,37 @@ RETRY = 0.25  # how soon a failed renewal is tried again
 class _Lease:
     id: int
     sent: float  # trio time the last renewal etcd answered was sent: expiry >= sent + ttl
+
+
+def _check_timeout(settings: Settings) -> float:
+    """The takeover check's own timeout: the acquisition's wait and two rounds of requests."""
+    per_call = settings.request_timeout * len(settings.endpoints)
+    return settings.wait + 2 * per_call + 1.0
+
+
+_KEYS_MOVE = (
+    "changed from {old!r} to {new!r}: it names the groups' keys, which a live gate cannot "
+    "move (and nodes on the old and the new keys would not exclude each other: stop every "
+    "node, then start them)"
+)
+_CLIENT = "changed: the etcd client's TLS and credentials are set up when pulse starts"
+# Settings a reload cannot change on a live gate, and why (LeaseGate.apply).
+_RESTART = (
+    (
+        "ttl",
+        "changed from {old} to {new}: etcd renews a live lease for the TTL it was granted, "
+        "and this node's demotion deadline is reckoned from it",
+    ),
+    ("prefix", _KEYS_MOVE),
+    ("cluster", _KEYS_MOVE),
+    ("names", _KEYS_MOVE),
+    ("ca_file", _CLIENT),
+    ("cert_file", _CLIENT),
+    ("key_file", _CLIENT),
+    ("username", _CLIENT),
+    ("password", _CLIENT),
+    ("password_file", _CLIENT),
+)
 
 
 def _hms(wall: float) -> str:
@@ -69,8 +100,7 @@ class LeaseGate:
         self.groups = [g.key for g in groups]
         self.nodes = frozenset(nodes) | {node}
         self.value = f"{node} {generation or int(time.time() * 1000)}"
-        per_call = settings.request_timeout * len(settings.endpoints)
-        self.timeout = settings.wait + 2 * per_call + 1.0
+        self.timeout = _check_timeout(settings)
         self._lease: _Lease | None = None
         self._owned: dict[str, int] = {}  # group -> mod_revision of our key
         # Groups refused or released here (and since when): readmitted when their key is free.
@@ -78,6 +108,8 @@ class LeaseGate:
         # False: another node holds the key, readmitted once the key is free.
         self._refused: dict[str, tuple[float, bool]] = {}
         self._holders: dict[str, str | None] = {}  # group -> holder's value, as last read
+        # group -> (seconds etcd said the holder's lease had left, trio time asked)
+        self._foreign_ttl: dict[str, tuple[int, float]] = {}
         self._stale: list[int] = []  # leases given up, to revoke when etcd answers
         self._control: GroupControl | None = None
         self._changed = trio.Event()
@@ -89,6 +121,7 @@ class LeaseGate:
         self.healthy: bool | None = None
         self.unreachable_since: float | None = None  # wall time
         self.last_error: str | None = None
+        self.last_renewal: float | None = None  # round trip of the last answered renewal, s
         self.counters = {
             "acquired": 0,
             "refusals": 0,
@@ -97,6 +130,32 @@ class LeaseGate:
             "demotions": 0,
             "keys_deleted": 0,
         }
+
+    # ------------------------------------------------------------------ reload
+
+    def apply(self, settings: Settings) -> list[tuple[str, str]]:
+        """Take *settings* (a reload), or, when a setting cannot change under a live
+        lease, nothing: then ``(key, why)`` for each such setting."""
+        old = self.settings
+        refused = []
+        for key, why in _RESTART:
+            before, after = getattr(old, key), getattr(settings, key)
+            if before != after:
+                refused.append((key, why.format(old=before, new=after)))
+        if refused:
+            return refused
+        self.settings = settings
+        self.timeout = _check_timeout(settings)
+        self.client.reconfigure(settings.endpoints, request_timeout=settings.request_timeout)
+        log.info(
+            "etcd settings applied: ttl %ss, renew every %gs, safety margin %gs, %s",
+            settings.ttl,
+            settings.renew_interval,
+            settings.safety_margin,
+            ", ".join(settings.endpoints),
+        )
+        self._poke()  # the demotion deadline follows a new safety_margin at once
+        return []
 
     # ------------------------------------------------------------------ health
 
@@ -299,6 +358,7 @@ class LeaseGate:
                 await self._lease_gone(lease)
                 continue
             self.counters["renewals"] += 1
+            self.last_renewal = trio.current_time() - sent
             lease.sent = sent
             self._keeping = False
             self._poke()
@@ -391,14 +451,22 @@ class LeaseGate:
 
     async def _tidy(self, deadline: float) -> None:
         now = trio.current_time
-        held = self._held()
         # The configured groups, and any group added since (a reload) that we own or refused.
         for group in dict.fromkeys([*self.groups, *self._owned, *self._refused]):
             started = trio.current_time()
             kv = await self.client.get(self.settings.key(group), deadline=deadline)
             self._ok(started)
             self._holders[group] = kv.value if kv is not None else None
-            if group in self._owned and group not in held:
+            if kv is not None and kv.value != self.value and kv.lease:
+                # Another node's lease: how long it has left (pulsectl status).
+                asked = trio.current_time()
+                left = await self.client.time_to_live(kv.lease, deadline=deadline)
+                self._foreign_ttl[group] = (left, asked)
+            else:
+                self._foreign_ttl.pop(group, None)
+            # What this node holds, asked now: an acquisition may have ended (and the
+            # group started) while the requests above were under way.
+            if group in self._owned and group not in self._held():
                 await self._let_go(group)  # released (or its start failed) here
             elif group in self._refused:
                 since, for_etcd = self._refused[group]
@@ -423,8 +491,48 @@ class LeaseGate:
 
     # ------------------------------------------------------------------ status
 
+    def health(self) -> str:
+        """``healthy``, ``unreachable since 12:00:01`` or ``not asked yet``."""
+        if self.healthy is None:
+            return "not asked yet"
+        if self.healthy:
+            return "healthy"
+        since = _hms(self.unreachable_since) if self.unreachable_since else "?"
+        keeping = " (keeping the groups: every node sees every other)" if self._keeping else ""
+        return f"unreachable since {since}{keeping}"
+
+    def _known_groups(self) -> list[str]:
+        return list(dict.fromkeys([*self.groups, *self._owned, *self._refused, *self._holders]))
+
+    def lease_left(self, group: str) -> float | None:
+        """Seconds the lease under the group's key has left at least, as far as known:
+        ours from our last answered renewal, another node's from etcd's last answer."""
+        now = trio.current_time()
+        lease = self._lease
+        if group in self._owned and lease is not None:
+            return max(0.0, lease.sent + self.settings.ttl - now)
+        if group in self._foreign_ttl and self._holders.get(group):
+            ttl, asked = self._foreign_ttl[group]
+            return max(0.0, ttl - (now - asked))
+        return None
+
+    def group_status(self) -> dict[str, dict[str, str]]:
+        """Per group, for ``pulsectl status``: the lease holder, its TTL left, etcd."""
+        out = {}
+        health = self.health()
+        for group in self._known_groups():
+            value = self._holders.get(group)
+            left = self.lease_left(group)
+            out[group] = {
+                "lease holder": value.split(" ", 1)[0] if value else "none",
+                "lease ttl left": "-" if left is None else f"{left:.1f}s",
+                "etcd": health,
+            }
+        return out
+
     def statistics(self) -> dict[str, Any]:
-        """For ``pulsectl plugins``: etcd's health, the lease and who holds each key."""
+        """For ``pulsectl plugins``: etcd's health, the lease and who holds each key;
+        under ``groups``, what ``pulsectl status`` shows under each group."""
         lease = self._lease
         now = trio.current_time()
         return {
@@ -443,5 +551,63 @@ class LeaseGate:
             },
             "owned": sorted(self._owned),
             "refused": sorted(self._refused),
+            "last_renewal_ms": None
+            if self.last_renewal is None
+            else round(self.last_renewal * 1000, 1),
             **self.counters,
+            "groups": self.group_status(),
         }
+
+    def metrics(self) -> list[Metric]:
+        """The gate's figures for the metrics endpoint (``pulse_collect_metrics``)."""
+        groups = self._known_groups()
+        lease = self._lease
+        now = trio.current_time()
+        out = [
+            Metric(
+                name="pulse_etcd_reachable",
+                kind="gauge",
+                help="1 while etcd answers this node, 0 while it does not (or was not asked).",
+                samples=(({}, self.healthy is True),),
+            ),
+            Metric(
+                name="pulse_etcd_lease_held",
+                kind="gauge",
+                help="1 for each group whose etcd key this node holds under its lease.",
+                samples=tuple(({"group": g}, g in self._owned) for g in groups),
+            ),
+            Metric(
+                name="pulse_etcd_lease_ttl_seconds",
+                kind="gauge",
+                help="Seconds this node's lease has left at least (since its last renewal).",
+                samples=()
+                if lease is None
+                else (({}, max(0.0, lease.sent + self.settings.ttl - now)),),
+            ),
+            Metric(
+                name="pulse_etcd_last_renewal_seconds",
+                kind="gauge",
+                help="Round trip of the last lease renewal etcd answered.",
+                samples=() if self.last_renewal is None else (({}, self.last_renewal),),
+            ),
+        ]
+        for counter, help_text in _COUNTERS:
+            out.append(
+                Metric(
+                    name=f"pulse_etcd_{counter}_total",
+                    kind="counter",
+                    help=help_text,
+                    samples=(({}, self.counters[counter]),),
+                )
+            )
+        return out
+
+
+_COUNTERS = (
+    ("acquired", "Group keys this node created in etcd (acquisitions let through)."),
+    ("refusals", "Acquisitions refused here (the key held elsewhere, or etcd unreachable)."),
+    ("renewals", "Lease renewals etcd answered."),
+    ("renew_failures", "Lease renewals that failed (no answer, or an error)."),
+    ("demotions", "Groups given up here because the lease could not be renewed."),
+    ("keys_deleted", "Group keys deleted here after a release."),
+)
