@@ -43,6 +43,7 @@ PURE_FAILOVER = (
     "pulse.failover.exchange",
     "pulse.failover.ipfail",
     "pulse.failover.heal",
+    "pulse.failover.operator",
 )
 
 #: (modules the rule is about, what they must not import, why)

@@ -30,8 +30,10 @@ failed stays claimed as FAILED and is reported, never taken over silently.
 The policy owns the protocols it speaks, each in its own module: the ``resource``
 report (:mod:`~pulse.failover.report`), the standby exchange
 (:mod:`~pulse.failover.exchange`), ipfail (:mod:`~pulse.failover.ipfail`) and the
-settling of doubly claimed groups (:mod:`~pulse.failover.heal`). Their shared
-vocabulary is in :mod:`~pulse.failover.actions`.
+settling of doubly claimed groups (:mod:`~pulse.failover.heal`); the operator's
+commands (maintenance, cleanup, a takeover check's give-up and readmission) are
+:mod:`~pulse.failover.operator`. Their shared vocabulary is in
+:mod:`~pulse.failover.actions`.
 """
 
 from __future__ import annotations
@@ -58,13 +60,11 @@ from pulse.failover.actions import (
 from pulse.failover.exchange import Exchange, StandbyExchange
 from pulse.failover.heal import DoubleClaims
 from pulse.failover.ipfail import GIVEUP_KEEPALIVES, ConnectivityView, Ipfail
+from pulse.failover.operator import OperatorCommands
 from pulse.failover.report import SHUTDONE, Report, class_keys, learn, message_order
 from pulse.wire.message import Message
 
 RQSTDELAY = 10.0  # Heartbeat's dead-lock breaker: become stable without all replies
-# pulse's own cluster-wide commands (a Heartbeat peer ignores message types it does not know).
-MAINTENANCE_MESSAGE = "pulse_maintenance"
-CLEANUP_MESSAGE = "pulse_cleanup"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,9 +114,6 @@ class Scheduler:
             delay = GIVEUP_KEEPALIVES * config.timing.keepalive / 1000
             self.ipfail = Ipfail(self, config.ping_nodes, delay=delay)
         self.failed_here: set[str] = set()  # groups whose start failed here
-        # pulsectl maintenance on (cluster-wide): nothing is started or stopped, node
-        # deaths are logged only; monitors and recovery stop (docs/resources.md#maintenance).
-        self.maintenance = False
         self.takeover_pref: dict[str, str] = {}  # group -> node that asked to take it
         self.comms: bool = False
         # Every link of ours fails to send (our own interfaces are down): we keep what
@@ -136,6 +133,8 @@ class Scheduler:
         self._added_deadline: float | None = None
         self.standby_exchange = StandbyExchange(self)  # with a Heartbeat peer
         self.heal = DoubleClaims(self, keep_wait_limit=config.timing.keepalive / 1000)
+        # maintenance, cleanup, a takeover check's give-up and readmission
+        self.operator = OperatorCommands(self)
         # The start-up probe (docs/resources.md#start-up-probe): while the manager asks
         # every resource whether it already runs here, nothing is taken or given up.
         self.probing = False
@@ -149,6 +148,11 @@ class Scheduler:
     def exchange(self) -> Exchange | None:
         """The standby exchange in progress with a Heartbeat peer, if any."""
         return self.standby_exchange.current
+
+    @property
+    def maintenance(self) -> bool:
+        """pulsectl maintenance on (cluster-wide): see :mod:`pulse.failover.operator`."""
+        return self.operator.maintenance
 
     @property
     def keeping(self) -> set[str]:
@@ -357,11 +361,7 @@ class Scheduler:
                 out.append(Send(self._resource_message()))
             peer.answered_conflict = conflict
             self._added_settled(src)  # planned below
-            if peer.maintenance and not self.maintenance and not self.stable:
-                # We are starting and the cluster is in maintenance mode (switched on
-                # before we came): adopt it. A stable node only follows the
-                # pulse_maintenance messages, so a stale report never switches it back on.
-                out += self._maintenance(True, now, by=src)
+            out += self.operator.reported(src, peer, now)
             if src in self.awaiting:
                 self.awaiting.discard(src)
                 if self.comms and not self.stable and not self.awaiting:
@@ -387,12 +387,8 @@ class Scheduler:
             out += self.plan(now, cause=f"{src} asked for them (takeover)")
         elif kind == "ask_resources":
             out += self.standby_exchange.receive(src, peer, msg, now)
-        elif kind == MAINTENANCE_MESSAGE:
-            out += self._maintenance(msg.get("on") == "1", now, by=src)
-        elif kind == CLEANUP_MESSAGE:
-            what = msg.get("group") or "all"
-            if what == "all" or what in self.groups:
-                out += self._cleanup(what, now, by=src)
+        elif (command := self.operator.message(src, msg, now)) is not None:
+            out += command
         elif self.ipfail is not None:
             out += self.ipfail.message(src, peer, msg, now)
         return out
@@ -495,53 +491,12 @@ class Scheduler:
         return out
 
     def set_maintenance(self, on: bool, now: float) -> list[Action]:
-        """``pulsectl maintenance on|off`` here: told to every node, then applied."""
-        msg = Message.of(("t", MAINTENANCE_MESSAGE), ("on", "1" if on else "0"))
-        return [Send(msg), *self._maintenance(on, now, by=self.local)]
-
-    def _maintenance(self, on: bool, now: float, *, by: str) -> list[Action]:
-        if on == self.maintenance:
-            return []
-        self.maintenance = on
-        if on:
-            text = (
-                f"maintenance mode on ({by}): nothing is started, stopped or monitored; "
-                "node deaths are logged only"
-            )
-            return [self.decide(text), Maintenance(True)]
-        out: list[Action] = [self.decide(f"maintenance mode off ({by})"), Maintenance(False)]
-        out += self.plan(now, cause="maintenance mode ended")
-        return out
+        """``pulsectl maintenance on|off`` (:meth:`OperatorCommands.set_maintenance`)."""
+        return self.operator.set_maintenance(on, now)
 
     def cleanup(self, what: str, now: float) -> list[Action]:
-        """``pulsectl cleanup [GROUP]``: told to every node, then applied."""
-        if what != "all" and what not in self.groups:
-            raise ValueError(f"unknown group {what!r}; use one of {', '.join(self.groups)}")
-        msg = Message.of(("t", CLEANUP_MESSAGE), ("group", what))
-        return [Send(msg), *self._cleanup(what, now, by=self.local)]
-
-    def _cleanup(self, what: str, now: float, *, by: str) -> list[Action]:
-        """Forget failed starts, monitor moves and FAILED marks of a group (or all).
-
-        A FAILED group is stopped again first (it may still run partly here); the
-        plan then decides where it runs.
-        """
-        keys = list(self.groups) if what == "all" else [what]
-        self.failed_here -= set(keys)
-        for peer in self.peers.values():
-            peer.failed = peer.failed - set(keys)
-        out: list[Action] = [
-            Cleanup(tuple(keys)),
-            self.decide(f"cleanup of {what} ({by}): fail counts and refusals forgotten"),
-        ]
-        for key in keys:
-            mine = self.mine[key]
-            if mine.state is GroupState.FAILED and not self.maintenance:
-                reason = f"cleanup: stopping whatever still runs of {key} here"
-                mine.state, mine.since, mine.reason = GroupState.STOPPING, now, reason
-                out.append(Release(key, reason))
-        out += self.plan(now, cause=f"cleanup of {what}")
-        return out
+        """``pulsectl cleanup [GROUP]`` (:meth:`OperatorCommands.cleanup`)."""
+        return self.operator.cleanup(what, now)
 
     def monitor_failed(self, group: str, now: float, reason: str) -> list[Action]:
         """The recovery policy moves *group* away: this node refuses it, as after a
@@ -570,20 +525,12 @@ class Scheduler:
         return out
 
     def give_up(self, group: str, reason: str, now: float) -> list[Action]:
-        """A takeover check's ``control.release`` (pulse.plugin.api.GroupControl): release
-        *group* here as after a failed start, and refuse it until :meth:`readmit`."""
-        if group not in self.groups or group in self.failed_here:
-            return []
-        self.failed_here.add(group)
-        return [self.decide(reason), *self.plan(now, cause=reason)]
+        """A takeover check's ``control.release`` (:meth:`OperatorCommands.give_up`)."""
+        return self.operator.give_up(group, reason, now)
 
     def readmit(self, group: str, now: float) -> list[Action]:
-        """``control.readmit``: *group* may run here again (undoes :meth:`give_up` or a
-        refused start)."""
-        if group not in self.failed_here:
-            return []
-        self.failed_here.discard(group)
-        return [Decision(f"{group} may run here again", group), *self.plan(now, cause="")]
+        """``control.readmit`` (:meth:`OperatorCommands.readmit`)."""
+        return self.operator.readmit(group, now)
 
     def is_released(self) -> bool:
         if self.maintenance:
