@@ -456,23 +456,8 @@ class ResourceManager:
             self._apply(actions)
 
     def _command(self, cmd: _Command, now: float) -> None:
-        sched = self.scheduler
         try:
-            if cmd.verb == "standby":
-                actions = sched.set_standby(cmd.what, now)
-            elif cmd.verb == "takeover":
-                actions = sched.takeover(cmd.what, now)
-            elif cmd.verb == "shutdown":
-                actions = sched.shutdown(now)
-            elif cmd.verb == "cleanup":
-                actions = sched.cleanup(cmd.what, now)
-            elif cmd.verb == "maintenance":
-                if cmd.what not in ("on", "off"):
-                    raise ValueError(f"maintenance takes on or off, not {cmd.what!r}")
-                actions = sched.set_maintenance(cmd.what == "on", now)
-            else:
-                cmd.reply(f"unknown command {cmd.verb}")
-                return
+            actions = self.scheduler.operator.command(cmd.verb, cmd.what, now)
         except (StandbyRefused, ValueError) as exc:
             cmd.reply(str(exc))
             return

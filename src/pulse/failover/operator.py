@@ -8,6 +8,8 @@ applies the command; every other node applies it when the message comes. A node 
 starts while the cluster is in maintenance mode adopts it from its peers' reports
 (``pulse_maintenance`` in :mod:`pulse.failover.report`); docs/resources.md#maintenance.
 
+:meth:`OperatorCommands.command` names the policy's method for each pulsectl command
+the resource manager passes on (:meth:`pulse.failover.manager.ResourceManager.command`).
 An object the policy owns (:class:`pulse.failover.policy.Scheduler`), which plans after
 each command. Pure: no I/O, no clock.
 """
@@ -43,6 +45,25 @@ class OperatorCommands:
         # pulsectl maintenance on (cluster-wide): nothing is started or stopped, node
         # deaths are logged only; monitors and recovery stop (docs/resources.md#maintenance).
         self.maintenance = False
+
+    def command(self, verb: str, what: str, now: float) -> list[Action]:
+        """A pulsectl command to the resource manager (``standby``, ``takeover``,
+        ``shutdown``, ``cleanup``, ``maintenance``). Raises ValueError or
+        StandbyRefused, with the text to answer, when it is refused."""
+        p = self._policy
+        if verb == "standby":
+            return p.set_standby(what, now)
+        if verb == "takeover":
+            return p.takeover(what, now)
+        if verb == "shutdown":
+            return p.shutdown(now)
+        if verb == "cleanup":
+            return self.cleanup(what, now)
+        if verb == "maintenance":
+            if what not in ("on", "off"):
+                raise ValueError(f"maintenance takes on or off, not {what!r}")
+            return self.set_maintenance(what == "on", now)
+        raise ValueError(f"unknown command {verb}")
 
     def message(self, src: str, msg: Message, now: float) -> list[Action] | None:
         """A peer's ``pulse_maintenance`` or ``pulse_cleanup``; None for any other type."""
