@@ -1,8 +1,10 @@
 """`pulse run`: load the config strictly, set up logging, run the daemon in the foreground.
 
 First of all, :mod:`pulse.cli.lean` keeps out of memory what the daemon does not need
-(OpenSSL: about 5 MiB resident, docs/performance.md); the daemon is imported once the
-configuration and the plugins are loaded.
+(OpenSSL: about 5 MiB resident, docs/performance.md); with no plugin installed (or all
+disabled) the plugin host does not scan the entry points either, so ``importlib.metadata``
+is never imported. The daemon is imported once the configuration and the plugins are
+loaded.
 """
 
 from __future__ import annotations
