@@ -330,14 +330,36 @@ async def _trim_memory_task() -> None:
         await trio.sleep(MEMORY_TRIM_INTERVAL)
 
 
-async def _loadavg_task(cache: list[str]) -> None:
-    path = trio.Path("/proc/loadavg")
-    while True:
-        try:
-            cache[0] = (await path.read_text()).strip()
-        except OSError:
-            cache[0] = "n/a"
-        await trio.sleep(LOADAVG_REFRESH)
+class LoadAverage:
+    """The first line of ``/proc/loadavg`` (the ``ld`` field of sequenced messages), read
+    again when it is older than *refresh* seconds, when a message asks for it.
+
+    No task and no thread: reading procfs never blocks, and an idle node that woke up
+    every 5 s only to read it through ``trio.Path`` (a worker thread) paid a wake-up and
+    a thread hand-off for a value read at most once per message (docs/performance.md,
+    issue 14).
+    """
+
+    def __init__(
+        self,
+        path: str = "/proc/loadavg",
+        refresh: float = LOADAVG_REFRESH,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        self.path, self.refresh, self.clock = path, refresh, clock
+        self.value = "n/a"
+        self.read_at: float | None = None
+
+    def __call__(self) -> str:
+        now = self.clock()
+        if self.read_at is None or now - self.read_at >= self.refresh:
+            self.read_at = now
+            try:
+                with open(self.path, "rb") as f:
+                    self.value = f.read(256).decode("ascii", "replace").strip() or "n/a"
+            except OSError:
+                self.value = "n/a"
+        return self.value
 
 
 async def _watch_signals(
@@ -404,8 +426,7 @@ async def _serve(
     marks: Mapping[str, PeerMark] = {}
     if options.remember_peers:
         marks = await trio.to_thread.run_sync(load_peer_marks, options.state_dir)
-    loadavg_cache = ["n/a"]
-    loadavg = options.loadavg or (lambda: loadavg_cache[0])
+    loadavg = options.loadavg or LoadAverage()
     engine = Engine(
         config=config,
         local=loaded.node,
@@ -473,7 +494,7 @@ async def _serve(
         len(the_links),
     )
     try:
-        await _run_tasks(daemon, options, signals, task_status, loadavg_cache=loadavg_cache)
+        await _run_tasks(daemon, options, signals, task_status)
     finally:
         watchers.close()
 
@@ -483,16 +504,12 @@ async def _run_tasks(
     options: DaemonOptions,
     signals: AsyncIterator[int] | None,
     task_status: trio.TaskStatus[Daemon],
-    *,
-    loadavg_cache: list[str],
 ) -> None:
     """Start every task of the daemon in one nursery (the wiring diagram at the top)."""
     config = daemon.config
     comms, manager, respawn = daemon.comms, daemon.resources, daemon.respawn
     inbound_tx, inbound_rx = trio.open_memory_channel[Datagram](INBOUND_QUEUE)
     async with trio.open_nursery() as nursery:
-        if options.loadavg is None:
-            nursery.start_soon(_loadavg_task, loadavg_cache)
         if options.trim_memory:
             nursery.start_soon(_trim_memory_task)
         async with inbound_tx:

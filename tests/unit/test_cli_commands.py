@@ -6,6 +6,7 @@ what to install in one line and exits 2.
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
@@ -94,5 +95,5 @@ def test_built_in_commands_do_not_look_for_extras(
 
 def test_an_extra_cannot_replace_a_built_in_command(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = EntryPoint("run", "pulse_no_such_module_here:main", cli.COMMANDS_GROUP)
-    monkeypatch.setattr(cli, "entry_points", lambda group: [fake] if group else [])
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [fake] if group else [])
     assert cli.extra_commands() == {}

@@ -8,7 +8,10 @@ from __future__ import annotations
 import importlib.metadata
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
+from pulse.cli import lean
 from pulse.config.model import AuthKey, AuthKeys, AuthMethod
 from pulse.wire.auth import Signer
 
@@ -93,3 +96,60 @@ def _hmac_sha1_reference() -> str:
     import hmac
 
     return hmac.new(b"key", b"The quick brown fox", "sha1").hexdigest()
+
+
+def _dist(root: Path, folder: str, entry_points: str | None) -> None:
+    info = root / folder
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {folder.split('-')[0]}\n")
+    if entry_points is not None:
+        (info / "entry_points.txt").write_text(entry_points)
+
+
+def _metadata_names(path: list[str], group: str) -> set[str]:
+    found = importlib.metadata.distributions(path=path)
+    return {ep.name for dist in found for ep in dist.entry_points if ep.group == group}
+
+
+def test_declared_plugins_are_read_as_importlib_metadata_reads_them(tmp_path: Path) -> None:
+    site, eggs = tmp_path / "site", tmp_path / "eggs"
+    _dist(site, "alpha-1.0.dist-info", "[pulse]\nalpha = alpha_mod\n\n[console_scripts]\nx = y\n")
+    _dist(site, "Beta_Two-2.dist-info", "# comment\n[pulse]\n  beta=beta.plugin:hooks  \n")
+    _dist(site, "gamma-0.1.egg-info", "[other]\ngamma = g\n")
+    _dist(site, "delta-3.dist-info", None)
+    (site / "epsilon-1.egg-info").write_text("Metadata-Version: 1.0\nName: epsilon\n")
+    _dist(eggs / "zeta-1.0.egg", "EGG-INFO", "[pulse]\nzeta = zeta\n")
+    path = [str(site), str(eggs / "zeta-1.0.egg"), str(tmp_path / "missing")]
+    assert sorted(lean.declared_names("pulse", path) or ()) == ["alpha", "beta", "zeta"]
+    assert set(lean.declared_names("pulse", path) or ()) == _metadata_names(path, "pulse")
+    assert lean.declared_names("other", path) == ["gamma"] == sorted(_metadata_names(path, "other"))
+
+
+def test_declared_plugins_are_unknown_when_a_zip_file_is_on_the_path(tmp_path: Path) -> None:
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("omega-1.dist-info/entry_points.txt", "[pulse]\nomega = omega\n")
+    assert lean.declared_names("pulse", [str(archive)]) is None
+    assert _metadata_names([str(archive)], "pulse") == {"omega"}  # what it would miss
+
+
+def test_the_installed_plugins_are_found_without_importlib_metadata() -> None:
+    code = (
+        "import sys\nfrom pulse.cli import lean\n"
+        "print(sorted(set(lean.declared_names('pulse'))), lean.plugins_installed())\n"
+        "print('importlib.metadata' in sys.modules)\n"
+    )
+    names, imported = _python(code, PULSE_DISABLE_PLUGINS="").splitlines()
+    assert names == f"{sorted(PLUGINS_OFF.split(','))} {bool(PLUGINS_OFF)}"
+    assert imported == "False"
+
+
+def test_a_daemon_without_plugins_does_not_load_what_it_never_uses() -> None:
+    code = (
+        "import sys\nfrom pulse.cli import lean\nlean.defer(), lean.builtin_hashes()\n"
+        "import pulse.cli.main, pulse.cli.run, pulse.daemon\n"
+        "unused = ('importlib.metadata', 'email', 'zipfile', 'csv', 'tomllib', 'difflib',"
+        " 'trio_serial')\n"
+        "print([m for m in unused if m in sys.modules])\n"
+    )
+    assert _python(code) == "[]"

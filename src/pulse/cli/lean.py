@@ -15,6 +15,10 @@ about 7 MiB, loaded by two imports the daemon never uses for its own work:
   ``_hashlib``. Only when no plugin is installed (or all are disabled through
   ``PULSE_DISABLE_PLUGINS``, :func:`plugins_installed`): a plugin may need what only
   OpenSSL offers (``hashlib.pbkdf2_hmac``, ``scrypt``).
+- Whether a plugin is installed is read from the distributions' ``entry_points.txt``
+  (:func:`declared_names`), not through :mod:`importlib.metadata` (with :mod:`email`,
+  :mod:`zipfile` and :mod:`csv`, about 1.3 MiB); ``pulse run`` then skips the plugin
+  host's entry-point scan too when there is nothing to load.
 
 Both must run before trio, ``hmac`` or ``hashlib`` is imported, so ``pulse run`` calls
 them first (loading the configuration already imports trio, through the floating IP's
@@ -30,7 +34,7 @@ import threading
 import types
 from typing import Any
 
-__all__ = ["builtin_hashes", "defer", "plugins_installed"]
+__all__ = ["builtin_hashes", "declared_names", "defer", "plugins_installed"]
 
 DEFERRED = ("ssl", "idna")
 
@@ -76,14 +80,82 @@ def defer(names: tuple[str, ...] = DEFERRED) -> list[str]:
 
 
 def plugins_installed() -> bool:
-    """Whether some installed plugin is not disabled by ``PULSE_DISABLE_PLUGINS``."""
-    import importlib.metadata
+    """Whether some installed plugin is not disabled by ``PULSE_DISABLE_PLUGINS``.
 
+    Read from the installed distributions' ``entry_points.txt`` (:func:`declared_names`)
+    without importing :mod:`importlib.metadata` (with :mod:`email`, :mod:`zipfile`,
+    :mod:`csv`: about 1.3 MiB resident in a daemon that has no plugin to load); only
+    where that cannot answer for certain does it ask :mod:`importlib.metadata`.
+    """
     from pulse.plugin.host import ENTRY_POINT_GROUP, disabled_from
 
     disabled = disabled_from(None)
-    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    return any(ep.name not in disabled for ep in entry_points)
+    names = declared_names(ENTRY_POINT_GROUP)
+    if names is None:
+        import importlib.metadata
+
+        names = [ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    return any(name not in disabled for name in names)
+
+
+def declared_names(group: str, path: list[str] | None = None) -> list[str] | None:
+    """The names of the entry points in *group* of every distribution on *path*
+    (``sys.path``), or None when this cannot be read for certain without
+    :mod:`importlib.metadata`.
+
+    It looks where ``importlib.metadata``'s path finder looks: every ``*.dist-info`` and
+    ``*.egg-info`` directory in a directory of the path (and an ``.egg`` directory's
+    ``EGG-INFO``), and reads the ``[group]`` section of its ``entry_points.txt``. It
+    does not drop a distribution shadowed by an earlier one of the same name, so it
+    may name more entry points than ``importlib.metadata.entry_points`` does, never
+    fewer. None when the path holds a zip file or ``sys.meta_path`` has a finder other
+    than the path finder that can find distributions.
+    """
+    import os
+
+    finders = [f for f in sys.meta_path if hasattr(f, "find_distributions")]
+    if any(f.__name__ != "PathFinder" if isinstance(f, type) else True for f in finders):
+        return None
+    names: list[str] = []
+    for entry in sys.path if path is None else path:
+        base = entry or "."
+        try:
+            children = os.listdir(base)
+        except NotADirectoryError:
+            return None  # a zip file on the path
+        except OSError:
+            continue  # a path entry that does not exist: nothing found there
+        for child in children:
+            low = child.lower()
+            if low.endswith((".dist-info", ".egg-info")) or (
+                low == "egg-info" and os.path.basename(base).lower().endswith(".egg")
+            ):
+                try:
+                    with open(os.path.join(base, child, "entry_points.txt"), "rb") as f:
+                        text = f.read().decode("utf-8", "replace")
+                except (NotADirectoryError, FileNotFoundError):
+                    continue  # a PKG-INFO file, or a distribution without entry points
+                except OSError:
+                    return None
+                names.extend(_section_names(text, group))
+    return names
+
+
+def _section_names(text: str, group: str) -> list[str]:
+    """The names in the ``[group]`` section of an ``entry_points.txt``, read as
+    ``importlib.metadata`` reads them (``Sectioned``: blank lines and ``#`` comments
+    skipped, brackets stripped from a section line, the name left of the first ``=``)."""
+    names: list[str] = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line.strip("[]")
+        elif section == group:
+            names.append(line.partition("=")[0].strip())
+    return names
 
 
 def builtin_hashes() -> bool:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from pulse import __version__
 from pulse.cli import closed_pipe_safe
+
+if TYPE_CHECKING:  # `pulse run` does not import importlib.metadata (docs/performance.md)
+    from importlib.metadata import EntryPoint
 
 DEFAULT_CONFIG = "/etc/ha.d"
 
@@ -39,6 +42,8 @@ PROVIDED_ELSEWHERE = {
 def extra_commands() -> dict[str, EntryPoint]:
     """The subcommands installed distributions register, by name (metadata only:
     nothing is imported); a name of a built-in subcommand is ignored."""
+    from importlib.metadata import entry_points
+
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=COMMANDS_GROUP):
         if ep.name not in BUILTIN:

@@ -1,8 +1,10 @@
 """`pulse run`: load the config strictly, set up logging, run the daemon in the foreground.
 
 First of all, :mod:`pulse.cli.lean` keeps out of memory what the daemon does not need
-(OpenSSL: about 5 MiB resident, docs/performance.md); the daemon is imported once the
-configuration and the plugins are loaded.
+(OpenSSL: about 5 MiB resident, docs/performance.md); with no plugin installed (or all
+disabled) the plugin host does not scan the entry points either, so ``importlib.metadata``
+is never imported. The daemon is imported once the configuration and the plugins are
+loaded.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pulse.cli import lean
 from pulse.config import Loaded, load_config
+from pulse.config.model import Config
 from pulse.control.protocol import DEFAULT_SOCKET
 from pulse.errors import ConfigError, PulseError
 from pulse.instance import AlreadyRunning, single_instance
@@ -25,12 +29,14 @@ DEFAULT_STATE_DIR = "/var/lib/heartbeat"
 
 def run(ns: argparse.Namespace) -> int:
     lean.defer()
-    if not lean.plugins_installed():
+    installed = lean.plugins_installed()
+    if not installed:
         lean.builtin_hashes()
+    # With no plugin to load, the host does not scan the entry points either (that would
+    # import importlib.metadata); every installed plugin is disabled, so none is loaded.
+    agents = functools.partial(plugin_agent_names, load_entrypoints=installed)
     try:
-        loaded = load_config(
-            ns.config, node=ns.node, strict_host=True, provided_agents=plugin_agent_names
-        )
+        loaded = load_config(ns.config, node=ns.node, strict_host=True, provided_agents=agents)
     except ConfigError as exc:
         for d in exc.diagnostics:
             print(d, file=sys.stderr)
@@ -38,7 +44,7 @@ def run(ns: argparse.Namespace) -> int:
         return 1
     for w in loaded.warnings:
         print(w, file=sys.stderr)
-    plugins, diags = load_plugins(loaded.config, loaded.node)
+    plugins, diags = load_plugins(loaded.config, loaded.node, load_entrypoints=installed)
     for d in diags:
         print(d, file=sys.stderr)
     if errors_of(diags):
@@ -47,7 +53,7 @@ def run(ns: argparse.Namespace) -> int:
     state_dir = Path(ns.state_dir or DEFAULT_STATE_DIR)
     try:
         with single_instance(state_dir):
-            return _run_locked(loaded, plugins, state_dir, ns)
+            return _run_locked(loaded, plugins, state_dir, ns, agents)
     except AlreadyRunning as exc:
         print(f"pulse: not started: {exc}", file=sys.stderr)
         return 1
@@ -57,7 +63,11 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def _run_locked(
-    loaded: Loaded, plugins: PluginHost | None, state_dir: Path, ns: argparse.Namespace
+    loaded: Loaded,
+    plugins: PluginHost | None,
+    state_dir: Path,
+    ns: argparse.Namespace,
+    agents: Callable[[Config, str], set[str]],
 ) -> int:
     import trio
 
@@ -84,7 +94,7 @@ def _run_locked(
             ns.config,
             node=loaded.node,
             strict_host=True,
-            provided_agents=plugin_agent_names,
+            provided_agents=agents,
         ),
     )
     status = 0

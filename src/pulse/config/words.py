@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator
 
@@ -18,6 +17,8 @@ def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
     lowered = {c.lower(): c for c in choices}
     if word.lower() in lowered:
         return f" (did you mean {lowered[word.lower()]}?)"
+    import difflib  # only for a mistake: a running daemon need not load it
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 

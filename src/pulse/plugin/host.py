@@ -9,7 +9,6 @@ called with a timeout.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 from collections.abc import Generator, Iterable, Mapping, Sequence
@@ -374,20 +373,22 @@ def unknown_plugin_tables(config: Config, host: PluginHost) -> list[Diagnostic]:
     return out
 
 
-def plugin_agent_names(config: Config, node: str) -> set[str]:
+def plugin_agent_names(config: Config, node: str, *, load_entrypoints: bool = True) -> set[str]:
     """Resource agent names the plugins for *config* provide (for the host-fact checks).
 
     Best effort: a plugin that fails to load or register is reported by
     :func:`load_plugins` afterwards, so here it simply provides nothing.
     """
     try:
-        host = PluginHost.for_config(config)
+        host = PluginHost.for_config(config, load_entrypoints=load_entrypoints)
         return set(host.resource_agents(config, node))
     except Exception:
         return set()
 
 
 def _module_version(module: str) -> str | None:
+    import importlib.metadata  # only here: `pulse run` without plugins never reads metadata
+
     top = module.split(".", 1)[0]
     try:
         return importlib.metadata.version(top.replace("_", "-"))

@@ -41,7 +41,6 @@ from typing import TypeVar, overload
 
 from pulse.config.durations import parse_bool, parse_duration
 from pulse.config.model import Config
-from pulse.config.toml import format_path, line_at
 from pulse.config.words import did_you_mean as _did_you_mean
 from pulse.errors import Diagnostic, Severity
 
@@ -137,10 +136,14 @@ class SettingsReader:
     def line(self, key: str | int | None = None) -> int:
         """The line *key* (None: the table itself) was written on; its table's line
         when the key has no line of its own; 0 when nothing is known (ha.cf)."""
+        from pulse.config.toml import line_at  # tomllib only where TOML is read
+
         return line_at(self.lines, self.table_path if key is None else (*self.table_path, key))
 
     def name(self, key: str | int | None = None) -> str:
         """``plugins.NAME.key`` (array elements as ``devices[0]``), for messages."""
+        from pulse.config.toml import format_path
+
         return format_path(self.table_path if key is None else (*self.table_path, key))
 
     def error(self, key: str | int | None, message: str) -> None:

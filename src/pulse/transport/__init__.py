@@ -17,6 +17,8 @@ traffic.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pulse.config.model import (
     BcastMedium,
     Config,
@@ -33,7 +35,6 @@ from ._link import Datagram as Datagram
 from ._link import Link as Link
 from ._link import LinkStatistics as LinkStatistics
 from .ping import PingLink as PingLink
-from .serial import SerialLink as SerialLink
 from .udp import BcastLink as BcastLink
 from .udp import McastLink as McastLink
 from .udp import UcastLink as UcastLink
@@ -51,6 +52,19 @@ __all__ = [
     "UdpLink",
     "open_links",
 ]
+
+if TYPE_CHECKING:
+    from .serial import SerialLink as SerialLink
+
+
+def __getattr__(name: str) -> Any:
+    # SerialLink is imported when first used: a node without a serial line does not load
+    # trio_serial (docs/performance.md, issue 14).
+    if name == "SerialLink":
+        from .serial import SerialLink
+
+        return SerialLink
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_links(
@@ -96,6 +110,8 @@ def open_links(
                 )
             )
         else:
+            from .serial import SerialLink  # trio_serial and termios only for a serial line
+
             links.append(
                 SerialLink(
                     device=first.device,
