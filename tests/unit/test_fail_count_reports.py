@@ -55,6 +55,11 @@ def test_words_that_are_not_a_resource_and_a_positive_count_are_skipped() -> Non
     assert parse_fail_counts(None) == parse_fail_counts("") == {}
 
 
+def test_a_count_that_int_would_refuse_is_skipped_not_raised() -> None:
+    # "²" passes str.isdigit(); 5000 digits pass it too and exceed int()'s limit.
+    assert parse_fail_counts(f"web=\u00b2 db={'9' * 5000} app=1234567890 ok=7") == {"ok": 7}
+
+
 def test_a_change_of_fail_counts_is_announced_at_once_and_the_peer_keeps_them() -> None:
     cluster = two_nodes()
     prime, calc = cluster.nodes["prime"], cluster.nodes["calc"]

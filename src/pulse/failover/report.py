@@ -30,6 +30,7 @@ decides when to send one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -178,9 +179,14 @@ def parse_fail_counts(text: str | None) -> dict[str, int]:
     counts: dict[str, int] = {}
     for word in (text or "").split():
         resource, _, count = word.rpartition("=")
-        if resource and count.isdigit() and int(count) > 0:
+        # ASCII digits only, and few of them: str.isdigit() admits "²", which int()
+        # refuses, and int() refuses more than 4300 digits (sys.int_info).
+        if resource and _COUNT.fullmatch(count) and int(count) > 0:
             counts[resource] = int(count)
     return counts
+
+
+_COUNT = re.compile(r"[0-9]{1,9}")
 
 
 def message_order(msg: Message) -> tuple[int, int] | None:
