@@ -222,6 +222,15 @@ def test_rexmit_above_our_highest_seq_is_ignored() -> None:
     assert engine.receive(rexmit(500, 500), "eth0", 2.0) == []
 
 
+def test_rexmit_with_a_sequence_number_int_would_refuse_is_counted_not_raised() -> None:
+    # "²" passes str.isdigit(); 5000 digits pass it too and exceed int()'s limit.
+    engine = alpha_with_beta()
+    run_timers(engine, 2.0)
+    for first, last in (("\u00b2", "1"), ("1", "9" * 5000)):
+        assert engine.receive(rexmit(first, last), "eth0", 2.0) == []
+    assert engine.counters["bad-field"] == 2
+
+
 def test_rexmit_answers_at_most_fifty_packets_per_request() -> None:
     engine = alpha_with_beta()
     for _ in range(100):

@@ -167,7 +167,7 @@ def test_without_ipfail_ping_nodes_only_report_status() -> None:
 
 def test_malformed_ping_counts_are_ignored() -> None:
     cluster = cluster_with_ping()
-    for bad in ("-1", "x", "", "99999"):
+    for bad in ("-1", "x", "", "99999", "\u00b2"):  # "²" passes str.isdigit()
         msg = Message.of(("t", "num_ping_nodes"), ("num_ping", bad), ("src", "calc"))
         cluster.apply("prime", cluster.nodes["prime"].message(msg, cluster.now))
     cluster.advance(10.0)

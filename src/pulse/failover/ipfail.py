@@ -117,7 +117,7 @@ def ipfail_reply_fields(kind: str, peer: str) -> tuple[tuple[str, str], ...]:
 
 
 def parse_num_ping(text: str | None) -> int | None:
-    if text is None or not text.isdigit() or len(text) > 4:
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 4:  # not "²"
         return None
     return int(text)
 

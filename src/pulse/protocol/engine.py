@@ -138,7 +138,13 @@ def _parse_hex(text: str | None) -> int | None:
 
 
 def _parse_dec(text: str | None) -> int | None:
-    if text is None or not text.strip().isdigit():
+    """A decimal field of a peer's message (``firstseq``, ``lastseq``: Heartbeat writes
+    them with ``%lu``), or None. ASCII digits only, at most 20 (2**64 has 20): the field
+    is decoded with surrogateescape, and ``str.isdigit`` admits "²", which int() refuses."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 20):
         return None
     return int(text)
 
