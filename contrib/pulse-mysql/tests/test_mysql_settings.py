@@ -143,6 +143,15 @@ def test_unknown_and_malformed_word_options_are_errors_with_a_suggestion(tmp_pat
     ]
 
 
+def test_a_port_of_non_ascii_digits_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    # "³³⁰⁶" passes str.isdigit(), and int() refuses it.
+    config = legacy(tmp_path, "node01 MySQLReplica::port=\u00b3\u00b3\u2070\u2076 198.51.100.100\n")
+    assert messages(config) == [
+        f"{tmp_path}/haresources:1: MySQLReplica: port=\u00b3\u00b3\u2070\u2076: "
+        "expected a port number (1-65535)",
+    ]
+
+
 def test_mysql_replica_after_the_floating_ip_is_a_warning(tmp_path: Path) -> None:
     config = legacy(tmp_path, "node01 198.51.100.100 MySQLReplica\n")
     diags = list(pulse_mysql.pulse_configure(config, "node01") or [])

@@ -199,7 +199,8 @@ def convert_word_value(key: str, text: str) -> object:
             raise _Bad("expected a non-empty string")
         return text.strip()
     if key in PORTS:
-        port = int(text) if text.strip().isdigit() else -1
+        digits = text.strip()
+        port = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 5 else -1
         if not 1 <= port <= 65535:
             raise _Bad("expected a port number (1-65535)")
         return port
