@@ -37,6 +37,9 @@ class Datagram:
     """One UDP payload, or one classic frame ``>>>\\n…<<<\\n`` from a serial line."""
     peer: str
     """Where it came from: ``"198.51.100.2:40000"``, or the tty path for serial."""
+    at: float | None = None
+    """trio time it arrived, when read later than that (pulse.transport.deferred);
+    None: it was read as it arrived."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
