@@ -46,14 +46,16 @@ from pulse.wire.auth import Signer
 from pulse.wire.codec import Encoding, encode
 from pulse.wire.message import Message
 
+from . import deferred as _deferred
 from ._link import (
+    ChannelSink,
     Counters,
     Datagram,
     LinkStatistics,
     Sink,
     describe_os_error,
-    receive_datagrams,
     resolve_host,
+    take_dated,
 )
 
 ICMP_ECHO_REPLY = 0
@@ -75,6 +77,7 @@ FALLBACK_AFTER = 1.25
 
 #: Largest packet read: an IPv4 header with options, the ICMP header, a message.
 MAX_PACKET = 65535
+_FLOOD_BACKOFF = 0.05  # between receive errors while the socket is watched
 
 # Kernel-side type filters (<linux/icmp.h> ICMP_FILTER, <linux/icmpv6.h> ICMPV6_FILTER):
 # a set bit blocks a type, so only echo replies reach the socket.
@@ -156,6 +159,10 @@ class PingLink:
     """
 
     classic_only = False
+    #: Replies wait in the socket until the heartbeat timer runs (Comms drains it),
+    #: dated by their arrival: a ping node costs no wake-up of its own
+    #: (pulse.transport.deferred).
+    defers_statuses = True
 
     def __init__(
         self,
@@ -191,6 +198,9 @@ class PingLink:
         self._sock: socket.socket | None = None
         self._last_ping = -float("inf")
         self._fallback: trio.CancelScope | None = None
+        self._buffer = bytearray(MAX_PACKET)
+        self._flooded = trio.Event()  # set: the socket is watched until a drain is short
+        self._receive_failed = False
 
     def __repr__(self) -> str:
         return f"<PingLink {self.describe()}>"
@@ -228,6 +238,7 @@ class PingLink:
             else:
                 blocked_v4 = 0xFFFFFFFF & ~(1 << ICMP_ECHO_REPLY)
                 sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("=I", blocked_v4))
+            sock.setsockopt(socket.SOL_SOCKET, _deferred.SO_TIMESTAMPNS, 1)
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
@@ -263,21 +274,39 @@ class PingLink:
     ) -> None:
         with self._open_socket() as sock:
             await self._resolve()
+            queue = ChannelSink(inbound, self._counters)
             task_status.started()
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._send_loop, sock)
-                    await receive_datagrams(
-                        sock,
-                        inbound,
-                        self._counters,
-                        self._accept,
-                        max_size=MAX_PACKET,
-                        sink=self._current_sink,
-                    )
+                    # Nobody waits on the socket but the timer's drain; a flood of echo
+                    # replies (ours or any other program's) makes us watch it meanwhile.
+                    while not queue.closed:
+                        await self._flooded.wait()
+                        await trio.lowlevel.wait_readable(sock)
+                        self.drain(self._sink or queue)
+                        if self._receive_failed:
+                            self._receive_failed = False
+                            await trio.sleep(_FLOOD_BACKOFF)
                     nursery.cancel_scope.cancel()
             finally:
                 self._sock = None
+
+    def drain(self, sink: Sink) -> None:
+        """Hand *sink* the replies queued on the socket, each dated by its arrival."""
+        sock = self._sock
+        if sock is None:
+            return
+        taken, given, failed = take_dated(
+            sock, self._buffer, _deferred.DEFERRED_BURST, self._accept, sink, self._counters
+        )
+        self._receive_failed |= failed
+        if taken >= _deferred.DEFERRED_BURST:
+            self._flooded.set()
+        elif self._flooded.is_set():
+            self._flooded = trio.Event()
+        if given:
+            sink.delivered()
 
     async def _send_loop(self, sock: socket.socket) -> None:
         """The fallback pacer: pings when no cluster message took one along in time."""
@@ -316,10 +345,10 @@ class PingLink:
                 continue
             self._counters.sent(len(packet))
 
-    def _accept(self, packet: bytes, address: Any) -> Datagram | None:
-        return self.accept(packet, str(address[0]))
+    def _accept(self, packet: bytes, address: Any, at: float | None = None) -> Datagram | None:
+        return self.accept(packet, str(address[0]), at)
 
-    def accept(self, packet: bytes, source: str) -> Datagram | None:
+    def accept(self, packet: bytes, source: str, at: float | None = None) -> Datagram | None:
         """The reply's payload as a :class:`Datagram`, or None (dropped and counted)."""
         try:
             echo = parse_icmp(packet, ipv6=self.ipv6)
@@ -341,7 +370,7 @@ class PingLink:
             return None
         self._sent[slot] = None
         self._counters.received(len(echo.payload))
-        return Datagram(link=self.name, data=echo.payload, peer=source)
+        return Datagram(link=self.name, data=echo.payload, peer=source, at=at)
 
     # ----------------------------------------------------------------- sending
 

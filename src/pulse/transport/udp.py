@@ -24,7 +24,6 @@ import fcntl
 import ipaddress
 import socket
 import struct
-import time
 from typing import Any
 
 import trio
@@ -34,6 +33,7 @@ from pulse.errors import TransportError
 from . import deferred as _deferred
 from ._link import (
     RECEIVE_BURST,
+    ChannelSink,
     Counters,
     Datagram,
     LinkStatistics,
@@ -41,6 +41,7 @@ from ._link import (
     describe_os_error,
     receive_datagrams,
     resolve_host,
+    take_dated,
 )
 
 #: Heartbeat's receive buffer is MAXMSG (256 KiB) but a UDP payload cannot exceed this.
@@ -371,7 +372,7 @@ class UdpLink:
         self._view = memoryview(self._buffer)
         self._flooded = trio.Event()
         self._deferred = deferred
-        queue = _ChannelSink(inbound, self._counters)
+        queue = ChannelSink(inbound, self._counters)
         backoff = _RECV_BACKOFF_MIN
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_deferred, deferred, queue)
@@ -414,27 +415,10 @@ class UdpLink:
         deferred = self._deferred
         if deferred is None:
             return 0
-        now = trio.current_time()
-        offset = now - time.time()
-        buffers = (self._buffer,)
-        view = self._view
-        given = taken = 0
-        while taken < _deferred.DEFERRED_BURST:
-            try:
-                size, ancdata, _flags, address = deferred.recvmsg_into(
-                    buffers, _deferred.ANCILLARY_SIZE
-                )
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                self._read_failed(exc)
-                break
-            taken += 1
-            at = _deferred.arrival(ancdata, offset, now)
-            datagram = self._accept(view[:size].tobytes(), address, at)
-            if datagram is not None:
-                sink.deliver(datagram)
-                given += 1
+        taken, given, failed = take_dated(
+            deferred, self._buffer, _deferred.DEFERRED_BURST, self._accept, sink, self._counters
+        )
+        self._receive_failed |= failed
         self._read_deferred += taken
         flooded = self._flooded
         if taken >= _deferred.DEFERRED_BURST:
@@ -442,6 +426,7 @@ class UdpLink:
                 flooded.set()
         elif flooded is not None and flooded.is_set():
             self._flooded = trio.Event()
+        now = trio.current_time()
         if now >= self._drops_due and self._receiver is not None:
             self._drops_due = now + _DROPS_SAMPLE
             echoes = max(0, self._filtered_sends - self._counters.echoes)
@@ -693,26 +678,6 @@ class McastLink(UdpLink):
 
     def _deferred_address(self, receiver: socket.socket) -> str | None:
         return self.group
-
-
-class _ChannelSink:
-    """Until the engine takes datagrams directly (Sink): its channel, never waiting."""
-
-    def __init__(self, inbound: trio.MemorySendChannel[Datagram], counters: Counters) -> None:
-        self._inbound = inbound
-        self._counters = counters
-        self.closed = False
-
-    def deliver(self, datagram: Datagram) -> None:
-        try:
-            self._inbound.send_nowait(datagram)
-        except trio.WouldBlock:
-            self._counters.receive_error("the engine's queue is full: datagram dropped")
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.closed = True
-
-    def delivered(self) -> None:
-        pass
 
 
 async def _resolve_ipv4(host: str) -> str:
