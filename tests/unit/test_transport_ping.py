@@ -359,3 +359,40 @@ async def test_from_any_phase_the_echoes_lock_onto_the_statuses_within_a_few_rou
             link.try_send_nowait(b">>>\nt=status\n<<<\n")
         nursery.cancel_scope.cancel()
     assert sock.times == pytest.approx([0.0, 1.25, 2.5, 3.6, 4.6, 5.6, 6.6, 7.6])
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.datagrams: list[Datagram] = []
+        self.bursts = 0
+
+    def deliver(self, datagram: Datagram) -> None:
+        self.datagrams.append(datagram)
+
+    def delivered(self) -> None:
+        self.bursts += 1
+
+
+async def test_a_reply_waits_in_the_socket_for_the_timer_dated_by_its_arrival() -> None:
+    # pulse.transport.deferred: nobody waits on the ICMP socket; the heartbeat timer's
+    # drain hands the reply over with the kernel's arrival time (loopback answers).
+    link = PingLink(name="127.0.0.1", hosts=("127.0.0.1",), info="ping", interval=10.0,
+                    signer=SIGNER)  # fmt: skip
+    send, receive = trio.open_memory_channel[Datagram](8)
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close()
+    except PermissionError:
+        pytest.skip("needs CAP_NET_RAW")
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            started = trio.current_time()
+            await nursery.start(link.run, send)  # the first echo request goes at once
+            await trio.sleep(0.3)
+            with pytest.raises(trio.WouldBlock):
+                receive.receive_nowait()  # nothing woke the link meanwhile
+            sink = _Collect()
+            link.drain(sink)
+            assert [d.peer for d in sink.datagrams] == ["127.0.0.1"] and sink.bursts == 1
+            at = sink.datagrams[0].at
+            assert at is not None and started <= at < trio.current_time() - 0.25
+            nursery.cancel_scope.cancel()
