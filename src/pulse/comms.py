@@ -203,7 +203,9 @@ class Comms:
         of packets with a wrong key costs an HMAC per packet, not a parse.
         """
         if ack_for_another(dgram.data, self._local):
-            self.wire_counters["not-for-us"] += 1
+            # Not a refusal: the engine counted these as not-for-us after decoding them
+            # (Heartbeat even ACKs its own messages: dest and src are the same node).
+            self.engine.counters["not-for-us"] += 1
             return False
         try:
             reason, verified = screen_verified(dgram.data, self.signer)
