@@ -161,7 +161,11 @@ def arrival(ancdata: list[tuple[int, int, bytes]], offset: float, now: float) ->
     """The trio time a datagram arrived, from its ``SCM_TIMESTAMPNS`` (wall clock).
 
     *offset* is trio's clock minus the wall clock, taken once per read; the result is
-    never later than *now* (the wall clock may have been stepped since).
+    never later than *now* (the wall clock may have been stepped since). The kernel
+    turns receive timestamps on for the host a moment after the first socket asks (a
+    deferred static key); a datagram received before that is stamped when it is read,
+    so it can only look later than it came (a peer seems alive a little longer, once,
+    at start-up), never earlier.
     """
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
