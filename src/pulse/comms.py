@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ from pulse.supervision import Watchers
 from pulse.timerfd import KernelTimer
 from pulse.transport import Datagram, Link
 from pulse.wire.auth import Signer
-from pulse.wire.codec import Encoding, ack_for_another, decode, encode, screen_verified
+from pulse.wire.codec import Encoding, decode, encode, screen_verified
 from pulse.wire.message import Message
 
 log = logging.getLogger(LOGGER_NAME)
@@ -112,14 +111,6 @@ class Comms:
         self._fed_for: float | None = None  # the status the watchers were last fed for
         self._marks_wanted = trio.Event()  # set when a peer died: save pulse_peers
         self._burst_accepted = False  # a packet of the current direct burst was accepted
-        # Links that leave plain statuses for the timer (pulse.transport.deferred).
-        self._drains: list[Callable[[Comms], None]] = [
-            link.drain  # type: ignore[attr-defined]  # UdpLink.drain
-            for link in self.links
-            if getattr(link, "defers_statuses", False)
-        ]
-        self._engine_time = -math.inf  # the latest time handed to the engine
-        self._local = engine.local.lower().encode("utf-8", "surrogateescape")
 
     def reconfigure(self, config: Config) -> None:
         """A reload changed the timing (pulse.reload)."""
@@ -202,11 +193,6 @@ class Comms:
         The signature is checked over the raw bytes first (``codec.screen``): a flood
         of packets with a wrong key costs an HMAC per packet, not a parse.
         """
-        if ack_for_another(dgram.data, self._local):
-            # Not a refusal: the engine counted these as not-for-us after decoding them
-            # (Heartbeat even ACKs its own messages: dest and src are the same node).
-            self.engine.counters["not-for-us"] += 1
-            return False
         try:
             reason, verified = screen_verified(dgram.data, self.signer)
             if reason is not None:
@@ -294,16 +280,8 @@ class Comms:
         self.delivered()
 
     def deliver(self, datagram: Datagram) -> None:
-        """One packet of a burst, straight from a link's task (transport Sink), or one a
-        link kept for the timer, dated by its arrival (never before what the engine saw
-        last: time only goes forward for it)."""
-        at = datagram.at
-        if at is None:
-            at = trio.current_time()
-        if at < self._engine_time:
-            at = self._engine_time
-        self._engine_time = at
-        if self.handle(datagram, at):
+        """One packet of a burst, straight from a link's task (transport Sink)."""
+        if self.handle(datagram, trio.current_time()):
             self._burst_accepted = True
 
     def delivered(self) -> None:
@@ -372,15 +350,8 @@ class Comms:
         self._publish(CutOff(cut_off=cut, at=now, detail=detail))
 
     def _tick_if_due(self) -> bool:
-        """Run the engine's due timers; False if something is still due after that.
-
-        First the statuses that links kept for this moment (pulse.transport.deferred):
-        a peer whose last status arrived within deadtime is not dead."""
-        for drain in self._drains:
-            drain(self)
+        """Run the engine's due timers; False if something is still due after that."""
         now = trio.current_time()
-        if now > self._engine_time:
-            self._engine_time = now
         if self.engine.next_deadline() <= now:
             # Before the tick: a peer declared dead by it must not be taken over by a
             # node whose own cables are out.

@@ -63,7 +63,7 @@ from pulse.resources.ipaddr import IP_AGENTS, FloatingIP, arp_policy_for
 from pulse.resources.scripts import OcfAgent, ScriptAgent, SystemdAgent
 from pulse.respawn import STOP_GRACE, RespawnSupervisor, Spawn, system_reboot
 from pulse.supervision import HardwareWatchdog, SystemdNotifier, Watchers
-from pulse.transport import Datagram, Link, defers_every_status, open_links
+from pulse.transport import Datagram, Link, open_links
 from pulse.wire.auth import Signer
 from pulse.wire.message import Message
 
@@ -427,7 +427,6 @@ async def _serve(
     if options.remember_peers:
         marks = await trio.to_thread.run_sync(load_peer_marks, options.state_dir)
     loadavg = options.loadavg or LoadAverage()
-    the_links = list(links) if links is not None else open_links(config)
     engine = Engine(
         config=config,
         local=loaded.node,
@@ -437,13 +436,13 @@ async def _serve(
         wallclock=wall,
         loadavg=loadavg,
         rng=options.rng or random.Random(),
-        coalesce=not defers_every_status(config, the_links),
         peer_marks=marks,
     )
     scheduler = Scheduler(config=config, local=loaded.node, now=trio.current_time())
     watchers = Watchers(describe=lambda: control.describe(engine, scheduler))
     if options.systemd_notify:
         watchers.notifier = SystemdNotifier.from_environment()
+    the_links = list(links) if links is not None else open_links(config)
     comms = Comms(config, engine, the_links, signer, watchers, kernel_timer=options.kernel_timer)
     children = child_environment(config, node=loaded.node, extra=options.script_env)
     host = options.plugins or PluginHost.empty()

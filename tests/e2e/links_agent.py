@@ -8,11 +8,8 @@ opens them with :func:`pulse.transport.open_links`, and then
 * prints ``{"event": "ready", "links": [...]}`` once every link is receiving, or
   ``{"event": "error", "message": ...}`` and exits 2 if one cannot be opened;
 * prints ``{"event": "datagram", "link", "peer", "data"}`` (data in hex) per packet;
-* obeys ``{"op": "send", "link": i, "data": hex}`` (answers ``{"event": "sent"}``),
-  ``{"op": "stats"}`` (answers ``{"event": "stats", "stats": [...]}``) and
-  ``{"op": "drain", "link": i}``: what the link kept for the timer
-  (pulse.transport.deferred), as datagram events with ``"at"``, then
-  ``{"event": "drained", "now": trio time}``;
+* obeys ``{"op": "send", "link": i, "data": hex}`` (answers ``{"event": "sent"}``)
+  and ``{"op": "stats"}`` (answers ``{"event": "stats", "stats": [...]}``);
 * exits when its stdin closes.
 
 :class:`Agent` is the test side: ``async with Agent.start(topo, node, media) as a``.
@@ -101,29 +98,6 @@ async def _forward(receive: trio.MemoryReceiveChannel[Datagram]) -> None:
         _emit({"event": "datagram", "link": dg.link, "peer": dg.peer, "data": dg.data.hex()})
 
 
-class _EmitSink:
-    """A transport Sink that prints what a drain hands over."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def deliver(self, dg: Datagram) -> None:
-        self.count += 1
-        _emit(
-            {
-                "event": "datagram",
-                "link": dg.link,
-                "peer": dg.peer,
-                "data": dg.data.hex(),
-                "at": dg.at,
-                "drained": True,
-            }
-        )
-
-    def delivered(self) -> None:
-        pass
-
-
 async def _serve(media: list[dict[str, Any]]) -> int:
     links: list[Link] = open_links(build_config(media))
     send, receive = trio.open_memory_channel[Datagram](256)
@@ -150,10 +124,6 @@ async def _serve(media: list[dict[str, Any]]) -> int:
                     if not link.try_send_nowait(data):
                         await link.send(data)
                 _emit({"event": "sent", "link": command["link"]})
-            elif command["op"] == "drain":
-                sink = _EmitSink()
-                links[command["link"]].drain(sink)  # type: ignore[attr-defined]
-                _emit({"event": "drained", "now": trio.current_time(), "count": sink.count})
             elif command["op"] == "stats":
                 stats = [dataclasses.asdict(link.statistics()) for link in links]
                 _emit({"event": "stats", "stats": stats})
@@ -226,11 +196,6 @@ class Agent:
         """Send ``data + b" 0"`` … ``data + b" COUNT-1"`` as fast as the link takes them."""
         command = {"op": "burst", "link": link, "data": data.hex(), "count": count}
         await self._command(command, "sent")
-
-    async def drain(self, link: int) -> float:
-        """Take what *link* kept for the timer (into ``datagrams``); the agent's now."""
-        now: float = (await self._command({"op": "drain", "link": link}, "drained"))["now"]
-        return now
 
     async def stats(self) -> list[dict[str, Any]]:
         stats: list[dict[str, Any]] = (await self._command({"op": "stats"}, "stats"))["stats"]

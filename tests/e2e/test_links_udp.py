@@ -105,68 +105,6 @@ async def test_a_burst_arrives_whole_and_in_order_and_the_sender_drops_its_own_e
             assert (await agent_b.stats())[0]["echoes"] == 0
 
 
-PLAIN_STATUS = b">>>\nt=status\nst=active\nsrc=a\n<<<\n"
-ACK = b">>>\nt=NS_ackmsg\ndest=b\nackseq=1\nsrc=a\n<<<\n"
-NEWS = b">>>\nt=status\nst=up\nsrc=a\n<<<\n"  # a status that changes something
-
-
-async def _nothing_arrives(agent: Agent, data: bytes, seconds: float) -> bool:
-    with trio.move_on_after(seconds):
-        await agent.expect(lambda d: d["data"] == data.hex())
-        return False
-    return True
-
-
-async def test_a_plain_status_and_an_ack_wait_for_the_timer_dated_by_their_arrival(
-    topology: Topology,
-) -> None:
-    # pulse.transport.deferred: a bcast link keeps the statuses that change nothing and
-    # the ACKs in a socket nobody waits on; the timer's drain hands them over with the
-    # kernel's arrival time. Anything else (a status with news) arrives at once, and
-    # the filters' refusals are not counted as kernel drops.
-    a, b, _ = _two_nodes(topology, [("lan0", "198.51.100.0/24", "eth0")])
-    media = [{"kind": "bcast", "interface": "eth0", "port": PORT}]
-    with trio.fail_after(30):
-        async with (
-            Agent.start(topology.exec_argv(a, []), media) as agent_a,
-            Agent.start(topology.exec_argv(b, []), media) as agent_b,
-        ):
-            await _deliver(agent_a, 0, agent_b, FRAME, on="eth0")  # both are listening
-            for data in (PLAIN_STATUS, ACK):
-                await agent_a.send(0, data)
-                assert await _nothing_arrives(agent_b, data, 0.4)
-                now = await agent_b.drain(0)
-                got = await agent_b.expect(lambda d, data=data: d["data"] == data.hex())
-                assert got["drained"] and got["peer"].startswith("198.51.100.1:")
-                waited = now - got["at"]
-                assert 0.35 <= waited < 10, waited  # dated when it came, not when read
-            await agent_a.send(0, NEWS)
-            got = await agent_b.expect(lambda d: d["data"] == NEWS.hex())
-            assert "drained" not in got
-            await trio.sleep(1.1)  # kernel drops are sampled once a second, at a drain
-            await agent_b.drain(0)
-            assert (await agent_b.stats())[0]["kernel_drops"] == 0
-
-
-async def test_a_plain_status_sent_unicast_to_a_bcast_link_arrives_at_once(
-    topology: Topology,
-) -> None:
-    # Only what is sent to the broadcast address waits: a peer that sends its
-    # heartbeats unicast (ucast) must not find them refused by both sockets.
-    a, b, _ = _two_nodes(topology, [("lan0", "198.51.100.0/24", "eth0")])
-    bcast = [{"kind": "bcast", "interface": "eth0", "port": PORT}]
-    ucast = [{"kind": "ucast", "interface": "eth0", "port": PORT, "peer": "198.51.100.2"}]
-    with trio.fail_after(20):
-        async with (
-            Agent.start(topology.exec_argv(a, []), ucast) as agent_a,
-            Agent.start(topology.exec_argv(b, []), bcast) as agent_b,
-        ):
-            got = await _deliver(agent_a, 0, agent_b, PLAIN_STATUS, on="eth0")
-            assert "drained" not in got
-            assert await agent_b.drain(0) > 0
-            assert not [d for d in agent_b.datagrams if d.get("drained")]
-
-
 async def test_ucast_over_two_lans_arrives_on_both_links_and_survives_a_cut(
     topology: Topology,
 ) -> None:

@@ -127,9 +127,7 @@ class DaemonWorld:
         self.config = params.config()
         self.nursery = nursery
         self.state_dir = state_dir
-        # Half the runs keep plain statuses and ACKs for the timer, as bcast links do
-        # (pulse.transport.deferred): the invariants must hold either way.
-        self.network = FakeNetwork(seed=params.seed, deferring=params.seed % 2 == 1)
+        self.network = FakeNetwork(seed=params.seed)
         # A FakeResources start or stop takes one delay: the scenarios set stop_ka = start_ka.
         self.resources = FakeResources(delay=params.start_ka * params.keepalive)
         self.nodes: dict[str, DaemonNode] = {}

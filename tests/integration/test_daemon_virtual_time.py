@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 import trio
 import trio.testing
 
@@ -100,14 +99,11 @@ def deaths(events: list[tuple[float, Output]]) -> list[tuple[float, str]]:
     ]
 
 
-@pytest.mark.parametrize("deferring", [False, True], ids=["prompt", "deferred-statuses"])
 async def test_two_daemons_see_each_other_active_and_detect_death_exactly_at_deadtime(
-    autojump_clock: trio.testing.MockClock, tmp_path: Path, deferring: bool
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    # deferred-statuses: the links keep plain statuses and ACKs for the timer, dated
-    # when they came (a bcast link, pulse.transport.deferred): same deaths, same times.
     config = cluster_config(("prime", "calc"))
-    network = FakeNetwork(deferring=deferring)
+    network = FakeNetwork()
     events: list[tuple[float, Output]] = []
     async with trio.open_nursery() as nursery:
         async with running(nursery, network, config, "prime", tmp_path) as (prime, _):

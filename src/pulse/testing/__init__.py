@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from pulse.transport import Datagram, Sink
-from pulse.transport.deferred import DEFERRED_PREFIXES
+from pulse.transport import Datagram
 
 
 @dataclass(slots=True)
@@ -33,12 +32,8 @@ class FakeLink:
     node: str
     name: str
     classic_only: bool = False
-    defers_statuses: bool = False
-    """Keep plain statuses and ACKs until :meth:`drain`, dated when they came, as a
-    bcast link does (pulse.transport.deferred)."""
     stats: FakeLinkStatistics = field(default_factory=FakeLinkStatistics)
     _inbound: trio.MemorySendChannel[Datagram] | None = None
-    _kept: list[Datagram] = field(default_factory=list)
 
     async def run(
         self,
@@ -67,11 +62,6 @@ class FakeLink:
             if self.network.drops(self.node, peer.node, self.name):
                 peer.stats.packets_dropped += 1
                 continue
-            if peer.defers_statuses and data.startswith(DEFERRED_PREFIXES):
-                peer._kept.append(Datagram(self.name, data, self.node, trio.current_time()))
-                peer.stats.packets_received += 1
-                self.network.delivered.append((trio.current_time(), self.node, self.name))
-                continue
             try:
                 peer._inbound.send_nowait(Datagram(self.name, data, self.node))
                 peer.stats.packets_received += 1
@@ -82,14 +72,6 @@ class FakeLink:
     def try_send_nowait(self, data: bytes) -> bool:
         return False  # always through send(), which checkpoints like a real link
 
-    def drain(self, sink: Sink) -> None:
-        """Hand over what this link kept for the timer (``defers_statuses``)."""
-        kept, self._kept = self._kept, []
-        for datagram in kept:
-            sink.deliver(datagram)
-        if kept:
-            sink.delivered()
-
     def statistics(self) -> FakeLinkStatistics:
         return self.stats
 
@@ -97,18 +79,17 @@ class FakeLink:
 class FakeNetwork:
     """Media shared by fake links; ``cut(node, medium)`` isolates one node's port."""
 
-    def __init__(self, *, seed: int | str = 0, deferring: bool = False) -> None:
+    def __init__(self, *, seed: int | str = 0) -> None:
         self._links: dict[str, list[FakeLink]] = {}
         self._cut: set[tuple[str, str]] = set()
         self._one_way: set[tuple[str, str, str | None]] = set()  # (src, dst, medium)
         self._loss: dict[tuple[str | None, str | None], float] = {}  # (src, dst) -> rate
         self.rng = random.Random(seed)
-        self.deferring = deferring  # links keep statuses for the timer, as bcast does
         #: (time, sending node, medium) of every packet that reached a peer
         self.delivered: list[tuple[float, str, str]] = []
 
     def link(self, node: str, name: str = "eth0", *, classic_only: bool = False) -> FakeLink:
-        link = FakeLink(self, node, name, classic_only, defers_statuses=self.deferring)
+        link = FakeLink(self, node, name, classic_only)
         self._links.setdefault(name, []).append(link)
         return link
 

@@ -34,7 +34,6 @@ from pulse.wire.codec import Encoding
 from ._link import Datagram as Datagram
 from ._link import Link as Link
 from ._link import LinkStatistics as LinkStatistics
-from ._link import Sink as Sink
 from .ping import PingLink as PingLink
 from .udp import BcastLink as BcastLink
 from .udp import McastLink as McastLink
@@ -49,10 +48,8 @@ __all__ = [
     "McastLink",
     "PingLink",
     "SerialLink",
-    "Sink",
     "UcastLink",
     "UdpLink",
-    "defers_every_status",
     "open_links",
 ]
 
@@ -124,16 +121,6 @@ def open_links(
                 )
             )
     return links + _ping_links(config)
-
-
-def defers_every_status(config: Config, links: list[Link]) -> bool:
-    """Whether every link that carries heartbeats keeps the plain statuses and ACKs
-    for the timer (bcast, mcast: pulse.transport.deferred). The engine then sends its statuses
-    on a fixed grid instead of coalescing them with the peers' (engine.COALESCE_WINDOW),
-    which only saves wake-ups when a status wakes us as it arrives."""
-    media = {m.name for m in config.links}
-    carriers = [link for link in links if link.name in media]
-    return bool(carriers) and all(getattr(link, "defers_statuses", False) for link in carriers)
 
 
 def _ping_links(config: Config) -> list[Link]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,9 +37,6 @@ class Datagram:
     """One UDP payload, or one classic frame ``>>>\\n…<<<\\n`` from a serial line."""
     peer: str
     """Where it came from: ``"198.51.100.2:40000"``, or the tty path for serial."""
-    at: float | None = None
-    """trio time it arrived, when read later than that (pulse.transport.deferred);
-    None: it was read as it arrived."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,61 +252,6 @@ async def resolve_host(host: str, family: socket.AddressFamily, what: str) -> tu
     if not infos:
         raise TransportError(f"cannot resolve {what} {host!r}: no address")
     return tuple(infos[0][4])
-
-
-class ChannelSink:
-    """Until the engine takes datagrams directly (Sink): its channel, never waiting."""
-
-    def __init__(self, inbound: trio.MemorySendChannel[Datagram], counters: Counters) -> None:
-        self._inbound = inbound
-        self._counters = counters
-        self.closed = False
-
-    def deliver(self, datagram: Datagram) -> None:
-        try:
-            self._inbound.send_nowait(datagram)
-        except trio.WouldBlock:
-            self._counters.receive_error("the engine's queue is full: datagram dropped")
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.closed = True
-
-    def delivered(self) -> None:
-        pass
-
-
-def take_dated(
-    sock: socket.socket,
-    buffer: bytearray,
-    limit: int,
-    accept: Callable[[bytes, Any, float], Datagram | None],
-    sink: Sink,
-    counters: Counters,
-) -> tuple[int, int, bool]:
-    """Read up to *limit* datagrams queued on a socket with ``SO_TIMESTAMPNS`` on, each
-    dated by its arrival (pulse.transport.deferred), and hand what ``accept(packet,
-    address, at)`` makes of them to *sink*. Returns (read, handed over, whether a
-    read failed: the caller backs off)."""
-    from . import deferred
-
-    now = trio.current_time()
-    offset = now - time.time()
-    buffers = (buffer,)
-    view = memoryview(buffer)
-    given = taken = 0
-    while taken < limit:
-        try:
-            size, ancdata, _flags, address = sock.recvmsg_into(buffers, deferred.ANCILLARY_SIZE)
-        except BlockingIOError:
-            break
-        except OSError as exc:
-            counters.receive_error(f"receive failed: {describe_os_error(exc)}")
-            return taken, given, True
-        taken += 1
-        datagram = accept(view[:size].tobytes(), address, deferred.arrival(ancdata, offset, now))
-        if datagram is not None:
-            sink.deliver(datagram)
-            given += 1
-    return taken, given, False
 
 
 async def receive_datagrams(

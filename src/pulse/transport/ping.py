@@ -46,16 +46,14 @@ from pulse.wire.auth import Signer
 from pulse.wire.codec import Encoding, encode
 from pulse.wire.message import Message
 
-from . import deferred as _deferred
 from ._link import (
-    ChannelSink,
     Counters,
     Datagram,
     LinkStatistics,
     Sink,
     describe_os_error,
+    receive_datagrams,
     resolve_host,
-    take_dated,
 )
 
 ICMP_ECHO_REPLY = 0
@@ -77,7 +75,6 @@ FALLBACK_AFTER = 1.25
 
 #: Largest packet read: an IPv4 header with options, the ICMP header, a message.
 MAX_PACKET = 65535
-_FLOOD_BACKOFF = 0.05  # between receive errors while the socket is watched
 
 # Kernel-side type filters (<linux/icmp.h> ICMP_FILTER, <linux/icmpv6.h> ICMPV6_FILTER):
 # a set bit blocks a type, so only echo replies reach the socket.
@@ -159,10 +156,6 @@ class PingLink:
     """
 
     classic_only = False
-    #: Replies wait in the socket until the heartbeat timer runs (Comms drains it),
-    #: dated by their arrival: a ping node costs no wake-up of its own
-    #: (pulse.transport.deferred).
-    defers_statuses = True
 
     def __init__(
         self,
@@ -198,12 +191,6 @@ class PingLink:
         self._sock: socket.socket | None = None
         self._last_ping = -float("inf")
         self._fallback: trio.CancelScope | None = None
-        self._buffer = bytearray(MAX_PACKET)
-        # (ts, signed payload): at keepalive 100 ms ten echoes a second carry the same
-        # message (its ts is in seconds), so it is encoded and signed once a second.
-        self._payload: tuple[int, bytes] | None = None
-        self._flooded = trio.Event()  # set: the socket is watched until a drain is short
-        self._receive_failed = False
 
     def __repr__(self) -> str:
         return f"<PingLink {self.describe()}>"
@@ -241,7 +228,6 @@ class PingLink:
             else:
                 blocked_v4 = 0xFFFFFFFF & ~(1 << ICMP_ECHO_REPLY)
                 sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("=I", blocked_v4))
-            sock.setsockopt(socket.SOL_SOCKET, _deferred.SO_TIMESTAMPNS, 1)
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
@@ -277,39 +263,21 @@ class PingLink:
     ) -> None:
         with self._open_socket() as sock:
             await self._resolve()
-            queue = ChannelSink(inbound, self._counters)
             task_status.started()
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._send_loop, sock)
-                    # Nobody waits on the socket but the timer's drain; a flood of echo
-                    # replies (ours or any other program's) makes us watch it meanwhile.
-                    while not queue.closed:
-                        await self._flooded.wait()
-                        await trio.lowlevel.wait_readable(sock)
-                        self.drain(self._sink or queue)
-                        if self._receive_failed:
-                            self._receive_failed = False
-                            await trio.sleep(_FLOOD_BACKOFF)
+                    await receive_datagrams(
+                        sock,
+                        inbound,
+                        self._counters,
+                        self._accept,
+                        max_size=MAX_PACKET,
+                        sink=self._current_sink,
+                    )
                     nursery.cancel_scope.cancel()
             finally:
                 self._sock = None
-
-    def drain(self, sink: Sink) -> None:
-        """Hand *sink* the replies queued on the socket, each dated by its arrival."""
-        sock = self._sock
-        if sock is None:
-            return
-        taken, given, failed = take_dated(
-            sock, self._buffer, _deferred.DEFERRED_BURST, self._accept, sink, self._counters
-        )
-        self._receive_failed |= failed
-        if taken >= _deferred.DEFERRED_BURST:
-            self._flooded.set()
-        elif self._flooded.is_set():
-            self._flooded = trio.Event()
-        if given:
-            sink.delivered()
 
     async def _send_loop(self, sock: socket.socket) -> None:
         """The fallback pacer: pings when no cluster message took one along in time."""
@@ -331,18 +299,12 @@ class PingLink:
 
     def ping_once(self, sock: socket.socket) -> None:
         """Send one echo request, with the next sequence number, to every host."""
-        ts = int(self._wallclock())
-        cached = self._payload
-        if cached is not None and cached[0] == ts:
-            payload = cached[1]  # the same second: the same signed message
-        else:
-            try:
-                message = ping_message(self.name, self.info, ts)
-                payload = encode(message, self._signer, self._encoding)
-            except ValueError as exc:  # a ping node name the wire cannot carry
-                self._counters.send_error(f"cannot encode the ping message: {exc}")
-                return
-            self._payload = (ts, payload)
+        message = ping_message(self.name, self.info, int(self._wallclock()))
+        try:
+            payload = encode(message, self._signer, self._encoding)
+        except ValueError as exc:  # a ping node name the wire cannot carry
+            self._counters.send_error(f"cannot encode the ping message: {exc}")
+            return
         packet = echo_request(self.ident, self._seq, payload, ipv6=self.ipv6)
         self._sent[self._seq % GROUP_WINDOW] = (self._seq, payload)
         self._seq = (self._seq + 1) & 0xFFFF
@@ -354,10 +316,10 @@ class PingLink:
                 continue
             self._counters.sent(len(packet))
 
-    def _accept(self, packet: bytes, address: Any, at: float | None = None) -> Datagram | None:
-        return self.accept(packet, str(address[0]), at)
+    def _accept(self, packet: bytes, address: Any) -> Datagram | None:
+        return self.accept(packet, str(address[0]))
 
-    def accept(self, packet: bytes, source: str, at: float | None = None) -> Datagram | None:
+    def accept(self, packet: bytes, source: str) -> Datagram | None:
         """The reply's payload as a :class:`Datagram`, or None (dropped and counted)."""
         try:
             echo = parse_icmp(packet, ipv6=self.ipv6)
@@ -379,7 +341,7 @@ class PingLink:
             return None
         self._sent[slot] = None
         self._counters.received(len(echo.payload))
-        return Datagram(link=self.name, data=echo.payload, peer=source, at=at)
+        return Datagram(link=self.name, data=echo.payload, peer=source)
 
     # ----------------------------------------------------------------- sending
 

@@ -17,7 +17,6 @@ that changes or only appears after start-up (DHCP, a cable plugged in late).
 from __future__ import annotations
 
 import collections
-import contextlib
 import ctypes
 import errno
 import fcntl
@@ -30,10 +29,7 @@ import trio
 
 from pulse.errors import TransportError
 
-from . import deferred as _deferred
 from ._link import (
-    RECEIVE_BURST,
-    ChannelSink,
     Counters,
     Datagram,
     LinkStatistics,
@@ -41,7 +37,6 @@ from ._link import (
     describe_os_error,
     receive_datagrams,
     resolve_host,
-    take_dated,
 )
 
 #: Heartbeat's receive buffer is MAXMSG (256 KiB) but a UDP payload cannot exceed this.
@@ -59,9 +54,6 @@ _SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; Python's socket module does not 
 _SO_MEMINFO = 55
 _SK_MEMINFO_DROPS = 8  # <linux/sock_diag.h>: the index of the drop count in SO_MEMINFO
 BROADCAST_RECHECK = 5.0  # seconds between two looks at an interface's broadcast address
-_DROPS_SAMPLE = 1.0  # seconds between two samples of a split link's kernel drop counts
-_RECV_BACKOFF_MIN = 0.05  # as receive_datagrams: between receive errors that repeat
-_RECV_BACKOFF_MAX = 1.0
 
 #: The receive buffer asked for (the kernel doubles it for its bookkeeping). A flood the
 #: daemon keeps up with never fills it; it is there for the moments it is not scheduled:
@@ -182,10 +174,6 @@ class UdpLink:
 
     kind = "udp"
     classic_only = False
-    #: Read plain statuses and ACKs on the heartbeat timer, from a socket of their own
-    #: (pulse.transport.deferred); bcast and mcast, where the kernel hands every
-    #: datagram to both receive sockets.
-    defers_statuses = False
 
     def __init__(
         self, *, interface: str, port: int, send_timeout: float = DEFAULT_SEND_TIMEOUT
@@ -206,15 +194,6 @@ class UdpLink:
         self._sink: Sink | None = None
         self._filtered_sends = 0  # packets sent since an echo filter was attached
         self._echo_filter: tuple[ipaddress.IPv4Address, int] | None = None
-        # The second receive socket, for plain statuses and ACKs (defers_statuses).
-        self._deferred: socket.socket | None = None
-        self._read_deferred = 0  # datagrams read from the deferred socket
-        self._split_destination = 0  # the deferred socket's address, as an int
-        self._drops_due = 0.0  # when to sample the kernel's drop counts next
-        self._flooded: trio.Event | None = None  # set: the deferred socket is watched too
-        self._receive_failed = False
-        self._buffer = bytearray(0)
-        self._view = memoryview(self._buffer)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
@@ -235,8 +214,6 @@ class UdpLink:
         return self._sink
 
     def statistics(self) -> LinkStatistics:
-        if self._deferred is not None:
-            return self._counters.snapshot()  # kernel_drops: sampled by drain()
         if self._receiver is not None:
             # The kernel counts the echoes the filter drops (BcastLink) as drops: take
             # away what we sent since it was attached, less what came back anyway.
@@ -261,18 +238,13 @@ class UdpLink:
     async def _resolve(self) -> None:
         """Resolve destinations once the sockets are open (may raise TransportError)."""
 
-    def _open_receiver(
-        self, program: bytes | None = None, address: str | None = None
-    ) -> socket.socket:
+    def _open_receiver(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             self._bind_to_device(sock)
-            if program is not None:  # the deferred socket: filtered from the first datagram
-                attach_filter(sock, program)
-                sock.setsockopt(socket.SOL_SOCKET, _deferred.SO_TIMESTAMPNS, 1)
-            sock.bind(self._receive_address() if address is None else (address, self.port))
+            sock.bind(self._receive_address())
             _grow_receive_buffer(sock, RECEIVE_BUFFER)
             self._configure_receiver(sock)
             sock.setblocking(False)
@@ -302,156 +274,30 @@ class UdpLink:
     ) -> None:
         with self._open_receiver() as receiver:
             self._receiver = receiver
-            deferred = self._open_deferred(receiver)
             raw = self._open_sender()
             sender = trio.socket.from_stdlib_socket(raw)
-            with sender, deferred if deferred is not None else contextlib.nullcontext():
+            with sender:
                 await self._resolve()
                 self._send_sock, self._send_raw = sender, raw
                 try:
                     task_status.started()
-                    if deferred is None:
-                        await receive_datagrams(
-                            receiver,
-                            inbound,
-                            self._counters,
-                            self._accept,
-                            max_size=MAX_UDP_PAYLOAD,
-                            sink=self._current_sink,
-                        )
-                    else:
-                        await self._receive_split(receiver, deferred, inbound)
+                    await receive_datagrams(
+                        receiver,
+                        inbound,
+                        self._counters,
+                        self._accept,
+                        max_size=MAX_UDP_PAYLOAD,
+                        sink=self._current_sink,
+                    )
                 finally:
                     self._send_sock = self._send_raw = self._receiver = None
-                    self._deferred = None
 
-    def _accept(self, data: bytes, address: Any, at: float | None = None) -> Datagram | None:
+    def _accept(self, data: bytes, address: Any) -> Datagram | None:
         if data in self._sent_recently:
             self._counters.echoes += 1  # our own broadcast, back through the receive socket
             return None
         self._counters.received(len(data))
-        return Datagram(link=self.name, data=data, peer=f"{address[0]}:{address[1]}", at=at)
-
-    # ------------------------------------------------- split receive (bcast, mcast)
-
-    def _deferred_address(self, receiver: socket.socket) -> str | None:
-        """Where heartbeats are sent (the deferred socket's address), if known."""
-        return None
-
-    def _open_deferred(self, receiver: socket.socket) -> socket.socket | None:
-        """The deferred socket, its filter and the prompt socket's; None: no split (not
-        bcast or mcast, no address yet, or the kernel refused): one socket takes all."""
-        if not self.defers_statuses:
-            return None
-        try:
-            address = self._deferred_address(receiver)
-            if address is None:
-                return None
-            destination = int(ipaddress.IPv4Address(address))
-            prompt_program, deferred_program = _deferred.split_filters(destination)
-            deferred = self._open_receiver(deferred_program, address)
-        except (OSError, TransportError, ValueError):
-            return None
-        try:
-            attach_filter(receiver, prompt_program)
-        except OSError:
-            deferred.close()
-            return None
-        self._split_destination = destination
-        return deferred
-
-    async def _receive_split(
-        self,
-        receiver: socket.socket,
-        deferred: socket.socket,
-        inbound: trio.MemorySendChannel[Datagram],
-    ) -> None:
-        """The receive loop of a link with a deferred socket (pulse.transport.deferred):
-        when the prompt socket has something, what the deferred one holds first."""
-        self._buffer = bytearray(MAX_UDP_PAYLOAD)
-        self._view = memoryview(self._buffer)
-        self._flooded = trio.Event()
-        self._deferred = deferred
-        queue = ChannelSink(inbound, self._counters)
-        backoff = _RECV_BACKOFF_MIN
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_deferred, deferred, queue)
-            while True:
-                await trio.lowlevel.wait_readable(receiver)
-                sink = self._sink or queue
-                self._take_deferred(sink)
-                self._take_prompt(receiver, sink)
-                sink.delivered()
-                if queue.closed:
-                    nursery.cancel_scope.cancel()  # the daemon is shutting down
-                    return
-                if self._receive_failed:  # a socket that keeps failing must not spin
-                    self._receive_failed = False
-                    await trio.sleep(backoff)
-                    backoff = min(backoff * 2, _RECV_BACKOFF_MAX)
-                else:
-                    backoff = _RECV_BACKOFF_MIN
-
-    async def _watch_deferred(self, deferred: socket.socket, queue: Sink) -> None:
-        """While flooded: read the deferred socket as soon as it has something."""
-        while True:
-            flooded = self._flooded
-            assert flooded is not None
-            await flooded.wait()
-            await trio.lowlevel.wait_readable(deferred)
-            self.drain(self._sink or queue)
-            if self._receive_failed:
-                self._receive_failed = False
-                await trio.sleep(_RECV_BACKOFF_MIN)
-
-    def drain(self, sink: Sink) -> None:
-        """Hand *sink* what the deferred socket holds, each datagram dated by its
-        arrival, then ``sink.delivered()`` if there was any. The timer calls this
-        before it runs (Comms); a link without a deferred socket has nothing here."""
-        if self._deferred is not None and self._take_deferred(sink):
-            sink.delivered()
-
-    def _take_deferred(self, sink: Sink) -> int:
-        deferred = self._deferred
-        if deferred is None:
-            return 0
-        taken, given, failed = take_dated(
-            deferred, self._buffer, _deferred.DEFERRED_BURST, self._accept, sink, self._counters
-        )
-        self._receive_failed |= failed
-        self._read_deferred += taken
-        flooded = self._flooded
-        if taken >= _deferred.DEFERRED_BURST:
-            if flooded is not None:
-                flooded.set()
-        elif flooded is not None and flooded.is_set():
-            self._flooded = trio.Event()
-        now = trio.current_time()
-        if now >= self._drops_due and self._receiver is not None:
-            self._drops_due = now + _DROPS_SAMPLE
-            echoes = max(0, self._filtered_sends - self._counters.echoes)
-            self._counters.kernel_drops = _deferred.overflow_drops(
-                kernel_drops(self._receiver), echoes, self._read_deferred
-            )
-        return given
-
-    def _read_failed(self, exc: OSError) -> None:
-        self._counters.receive_error(f"receive failed: {describe_os_error(exc)}")
-        self._receive_failed = True  # the receive loop backs off before the next read
-
-    def _take_prompt(self, receiver: socket.socket, sink: Sink) -> None:
-        buffer, view = self._buffer, self._view
-        for _ in range(RECEIVE_BURST):
-            try:
-                size, address = receiver.recvfrom_into(buffer)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                self._read_failed(exc)
-                break
-            datagram = self._accept(view[:size].tobytes(), address)
-            if datagram is not None:
-                sink.deliver(datagram)
+        return Datagram(link=self.name, data=data, peer=f"{address[0]}:{address[1]}")
 
     # ----------------------------------------------------------------- sending
 
@@ -532,7 +378,6 @@ class BcastLink(UdpLink):
     """``bcast IF``: to the interface's broadcast address, ``SO_BROADCAST|SO_DONTROUTE``."""
 
     kind = "bcast"
-    defers_statuses = True
 
     def _configure_sender(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -541,11 +386,6 @@ class BcastLink(UdpLink):
 
     _broadcast: str | None = None
     _broadcast_expires: float = 0.0
-
-    def _deferred_address(self, receiver: socket.socket) -> str | None:
-        # Where Heartbeat and pulse send: the interface's broadcast address. If it
-        # changes later (DHCP), statuses to the new one stay with the prompt socket.
-        return interface_broadcast(receiver.fileno(), self.interface)
 
     def _destinations(self, sock: trio.socket.SocketType) -> list[tuple[str, int]]:
         # Looked up again every few seconds and after a failed send (three ioctls per
@@ -570,14 +410,7 @@ class BcastLink(UdpLink):
                 int(sock.getsockname()[1]),
             )
             if wanted != self._echo_filter:
-                deferred = self._deferred
-                if deferred is not None:
-                    echo = (int(wanted[0]), wanted[1])
-                    prompt, later = _deferred.split_filters(self._split_destination, echo)
-                    attach_filter(receiver, prompt)
-                    attach_filter(deferred, later)
-                else:
-                    attach_filter(receiver, echo_filter(*wanted))
+                attach_filter(receiver, echo_filter(*wanted))
                 self._echo_filter = wanted
         except OSError:
             return  # no address yet, or no filters here: the bytes check stays
@@ -628,7 +461,6 @@ class McastLink(UdpLink):
     """``mcast IF GROUP PORT TTL LOOP``: joined on the interface, sent through it."""
 
     kind = "mcast"
-    defers_statuses = True
 
     def __init__(
         self,
@@ -675,9 +507,6 @@ class McastLink(UdpLink):
 
     def _destinations(self, sock: trio.socket.SocketType) -> list[tuple[str, int]]:
         return [(self.group, self.port)]
-
-    def _deferred_address(self, receiver: socket.socket) -> str | None:
-        return self.group
 
 
 async def _resolve_ipv4(host: str) -> str:
