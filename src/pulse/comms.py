@@ -47,7 +47,7 @@ from pulse.supervision import Watchers
 from pulse.timerfd import KernelTimer
 from pulse.transport import Datagram, Link
 from pulse.wire.auth import Signer
-from pulse.wire.codec import Encoding, decode, encode, screen_verified
+from pulse.wire.codec import Encoding, ack_for_another, decode, encode, screen_verified
 from pulse.wire.message import Message
 
 log = logging.getLogger(LOGGER_NAME)
@@ -111,6 +111,7 @@ class Comms:
         self._fed_for: float | None = None  # the status the watchers were last fed for
         self._marks_wanted = trio.Event()  # set when a peer died: save pulse_peers
         self._burst_accepted = False  # a packet of the current direct burst was accepted
+        self._local = engine.local.lower().encode("utf-8", "surrogateescape")
 
     def reconfigure(self, config: Config) -> None:
         """A reload changed the timing (pulse.reload)."""
@@ -193,6 +194,11 @@ class Comms:
         The signature is checked over the raw bytes first (``codec.screen``): a flood
         of packets with a wrong key costs an HMAC per packet, not a parse.
         """
+        if ack_for_another(dgram.data, self._local):
+            # Not a refusal: the engine counted these as not-for-us after decoding them
+            # (Heartbeat even ACKs its own messages: dest and src are the same node).
+            self.engine.counters["not-for-us"] += 1
+            return False
         try:
             reason, verified = screen_verified(dgram.data, self.signer)
             if reason is not None:

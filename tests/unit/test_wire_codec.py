@@ -17,6 +17,7 @@ from pulse.wire import (
     FieldType,
     Message,
     Signer,
+    codec,
     decode,
     encode,
     render_for_signing,
@@ -435,3 +436,38 @@ def test_compressed_payload_must_be_authenticated_by_the_trailer() -> None:
     inner = encode(status(), TEST_SIGNER, Encoding.NETSTRING, inner_auth=False)
     data = compressed(inner, "zlib")
     assert reason_of(data, signer_of(1, (1, AuthMethod.SHA1, b"other"))) == "bad-signature"
+
+
+# ----------------------------------------------------------------- ack_for_another
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b">>>\nt=NS_ackmsg\ndest=n4\nackseq=2a3\nsrc=n2\n<<<\n", True),
+        (b">>>\nt=NS_ackmsg\ndest=n1\nackseq=2a3\nsrc=n2\n<<<\n", False),
+        (b">>>\nt=NS_ackmsg\ndest=N1\nackseq=2a3\nsrc=n2\n<<<\n", False),  # any case
+        (b"###\n14:(0)t=NS_ackmsg,10:(0)dest=n4,%%%\n", True),
+        (b"###\n14:(0)t=NS_ackmsg,10:(0)dest=n1,%%%\n", False),
+        (b">>>\nt=status\ndest=n4\n<<<\n", False),  # not an ACK: the whole way
+        (b">>>\nt=NS_ackmsg\nsrc=n2\ndest=n4\n<<<\n", False),  # another order
+        (b">>>\nt=NS_ackmsg\ndest=", False),  # truncated: decode counts it
+        (b">>>\nt=NS_ackmsg\ndest=\n<<<\n", False),  # empty dest
+    ],
+)
+def test_an_ack_addressed_to_another_node_is_recognised_without_a_parse(
+    data: bytes, expected: bool
+) -> None:
+    assert codec.ack_for_another(data, b"n1") is expected
+
+
+def test_an_ack_for_another_node_is_one_the_engine_would_drop_as_not_for_us() -> None:
+    signer = Signer(AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),)))
+    message = Message.of(
+        ("t", "NS_ackmsg"), ("dest", "n4"), ("ackseq", "2a3"), ("src", "n2"), ("ts", "1")
+    )
+    for encoding in (Encoding.CLASSIC, Encoding.NETSTRING):
+        data = encode(message, signer, encoding)
+        assert codec.ack_for_another(data, b"n1")
+        assert not codec.ack_for_another(data, b"n4")
+        assert decode(data, signer).message.get("dest") == "n4"

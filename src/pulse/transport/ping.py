@@ -191,6 +191,9 @@ class PingLink:
         self._sock: socket.socket | None = None
         self._last_ping = -float("inf")
         self._fallback: trio.CancelScope | None = None
+        # (ts, signed payload): at keepalive 100 ms ten echoes a second carry the same
+        # message (its ts is in seconds), so it is encoded and signed once a second.
+        self._payload: tuple[int, bytes] | None = None
 
     def __repr__(self) -> str:
         return f"<PingLink {self.describe()}>"
@@ -299,12 +302,18 @@ class PingLink:
 
     def ping_once(self, sock: socket.socket) -> None:
         """Send one echo request, with the next sequence number, to every host."""
-        message = ping_message(self.name, self.info, int(self._wallclock()))
-        try:
-            payload = encode(message, self._signer, self._encoding)
-        except ValueError as exc:  # a ping node name the wire cannot carry
-            self._counters.send_error(f"cannot encode the ping message: {exc}")
-            return
+        ts = int(self._wallclock())
+        cached = self._payload
+        if cached is not None and cached[0] == ts:
+            payload = cached[1]  # the same second: the same signed message
+        else:
+            try:
+                message = ping_message(self.name, self.info, ts)
+                payload = encode(message, self._signer, self._encoding)
+            except ValueError as exc:  # a ping node name the wire cannot carry
+                self._counters.send_error(f"cannot encode the ping message: {exc}")
+                return
+            self._payload = (ts, payload)
         packet = echo_request(self.ident, self._seq, payload, ipv6=self.ipv6)
         self._sent[self._seq % GROUP_WINDOW] = (self._seq, payload)
         self._seq = (self._seq + 1) & 0xFFFF

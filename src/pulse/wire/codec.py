@@ -39,6 +39,7 @@ __all__ = [
     "MAX_UNCOMPRESSED",
     "Decoded",
     "Encoding",
+    "ack_for_another",
     "decode",
     "encode",
     "render_for_signing",
@@ -467,6 +468,34 @@ def decode(data: bytes, signer: Signer, *, verified: bool = False) -> Decoded:
 
 
 # --------------------------------------------------------------------------- screening
+
+_ACK_CLASSIC = b">>>\nt=NS_ackmsg\ndest="
+_ACK_NETSTRING = b"###\n14:(0)t=NS_ackmsg,"
+_DEST_NETSTRING = b":(0)dest="
+
+
+def ack_for_another(data: bytes, local: bytes) -> bool:
+    """Whether *data* is an ``NS_ackmsg`` whose ``dest`` (its second field, in both
+    encoders' order) names a node other than *local* (lower case).
+
+    Every node broadcasts an ACK to each peer once every ten of its messages, and every
+    node reads all of them: with 16 nodes, 225 a second for someone else against 15 for
+    us. The engine drops those unread (``Engine._for_us``: no liveness, no state), so
+    they need neither an HMAC nor a parse; a packet of any other shape says False and
+    goes the whole way.
+    """
+    if data.startswith(_ACK_CLASSIC):
+        start = len(_ACK_CLASSIC)
+        end = data.find(b"\n", start, start + 256)
+    elif data.startswith(_ACK_NETSTRING):
+        marker = data.find(_DEST_NETSTRING, len(_ACK_NETSTRING), len(_ACK_NETSTRING) + 16)
+        if marker < 0:
+            return False
+        start = marker + len(_DEST_NETSTRING)
+        end = data.find(b",", start, start + 256)
+    else:
+        return False
+    return end > start and data[start:end].lower() != local
 
 
 def screen(data: bytes, signer: Signer) -> str | None:
