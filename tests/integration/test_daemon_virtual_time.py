@@ -236,3 +236,28 @@ async def test_two_links_with_the_same_name_both_carry_heartbeats(
         assert a > 0
         assert b > 0
         nursery.cancel_scope.cancel()
+
+
+async def test_acks_for_another_node_are_dropped_undecoded_as_not_for_us_not_refused(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    # With three nodes each one reads the ACKs the other two send each other
+    # (wire/codec.py, ack_for_another): dropped before the HMAC, counted by the engine
+    # as not-for-us as when it decoded them, and not among the wire's refusals.
+    config = cluster_config(("server1", "server2", "server3"))
+    network = FakeNetwork()
+    async with trio.open_nursery() as nursery:
+        async with (
+            running(nursery, network, config, "server1", tmp_path) as (s1, _),
+            running(nursery, network, config, "server2", tmp_path),
+            running(nursery, network, config, "server3", tmp_path),
+        ):
+            await trio.sleep(30)
+            wire = s1.comms.wire_status()
+            assert s1.engine.counters["not-for-us"] >= 2  # one ACK each 10 messages
+            assert set(wire) == {"accepted"}, wire
+            received = sum(link.statistics().packets_received for link in s1.comms.links)
+            # Every packet read was either decoded (accepted) or one of those ACKs.
+            assert wire["accepted"] + s1.engine.counters["not-for-us"] == received
+            assert s1.engine.view().comms_up
+            nursery.cancel_scope.cancel()
