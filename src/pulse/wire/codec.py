@@ -480,9 +480,11 @@ def ack_for_another(data: bytes, local: bytes) -> bool:
 
     Every node broadcasts an ACK to each peer once every ten of its messages, and every
     node reads all of them: with 16 nodes, 225 a second for someone else against 15 for
-    us. The engine drops those unread (``Engine._for_us``: no liveness, no state), so
-    they need neither an HMAC nor a parse; a packet of any other shape says False and
-    goes the whole way.
+    us. The engine, after decoding them, only counted and dropped them
+    (``Engine._for_us``: no liveness, no state), so they need neither an HMAC nor a
+    parse; a packet of any other shape says False and goes the whole way. One count
+    moves: a replayed ACK for another node was the engine's ``replay``, now it is
+    ``not-for-us``.
     """
     if data.startswith(_ACK_CLASSIC):
         start = len(_ACK_CLASSIC)
