@@ -44,7 +44,7 @@ def test_the_daemon_imports_without_openssl_and_tls_still_works_when_used() -> N
         "print(type(ssl.create_default_context()).__name__, '_ssl' in sys.modules)\n"
     )
     lines = _python(code).splitlines()
-    assert lines[0] == "['ssl', 'idna'] True"
+    assert lines[0] == "['ssl', 'idna', 'pickle', 'shutil', 'tempfile'] True"
     assert lines[1] == "False False False"
     assert lines[2] == _hmac_sha1_reference()
     assert lines[3] == "SSLContext True"
@@ -144,6 +144,25 @@ def test_the_installed_plugins_are_found_without_importlib_metadata() -> None:
     assert imported == "False"
 
 
+def test_what_is_imported_only_to_be_at_hand_stays_out_until_it_is_used() -> None:
+    code = (
+        "import sys\nfrom pulse.cli import lean\nlean.defer(), lean.builtin_hashes()\n"
+        "from pulse.cli.main import build_parser\n"
+        "build_parser().parse_args(['run', '-c', '/etc/ha.d'])\n"
+        "import pulse.cli.run, pulse.daemon, pulse.logsetup, pulse.notify\n"
+        "real = ('_pickle', 'bz2', '_lzma', 'shutil.copyfileobj', 'tempfile.TemporaryFile',"
+        " '_datetime')\n"
+        "print([m for m in real if m in sys.modules])\n"
+        "from pulse.resources.base import wall_clock_iso\n"
+        "print(wall_clock_iso(1.5))\n"
+        "import tempfile\n"
+        "with tempfile.TemporaryFile() as f:\n"
+        "    print(f.write(b'out'))\n"
+    )
+    lines = _python(code).splitlines()
+    assert lines == ["[]", "1970-01-01T00:00:01.500+00:00", "3"]
+
+
 def test_a_daemon_without_plugins_does_not_load_what_it_never_uses() -> None:
     code = (
         "import sys\nfrom pulse.cli import lean\nlean.defer(), lean.builtin_hashes()\n"
@@ -153,3 +172,13 @@ def test_a_daemon_without_plugins_does_not_load_what_it_never_uses() -> None:
         "print([m for m in unused if m in sys.modules])\n"
     )
     assert _python(code) == "[]"
+
+
+def test_help_is_wrapped_to_the_terminal_width_without_shutil() -> None:
+    code = (
+        "import sys\nfrom pulse.cli.main import build_parser\n"
+        "text = build_parser().format_help()\n"
+        "print(max(len(line) for line in text.splitlines()), 'shutil' in sys.modules)\n"
+    )
+    widest, imported = _python(code, COLUMNS="50").split()
+    assert int(widest) <= 48 and imported == "False"

@@ -5,13 +5,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 from agent_support import config, script, spec
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from pulse.resources import (
     AgentTimeouts,
@@ -84,6 +86,14 @@ def test_the_stderr_tail_keeps_the_end_and_the_time_is_iso_8601_utc() -> None:
     assert stderr_tail("  short\n") == "short"
     assert stderr_tail("x" * 600 + "END", limit=10) == "…" + "x" * 7 + "END"
     assert wall_clock_iso(0) == "1970-01-01T00:00:00.000+00:00"
+
+
+@given(st.floats(min_value=0, max_value=2**33, allow_nan=False))
+@example(1_700_000_000.9999995)  # rounds up to the next second, as datetime does
+@example(1_700_000_000.0009999)
+def test_the_wall_clock_is_written_as_datetime_writes_it(when: float) -> None:
+    expected = datetime.fromtimestamp(when, UTC)
+    assert wall_clock_iso(when) == expected.isoformat(timespec="milliseconds")
 
 
 # --------------------------------------------------------------------------- OCF

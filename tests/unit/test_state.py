@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from pulse.protocol.identity import (
     load_peer_marks,
     load_uuid,
     next_generation,
+    random_uuid,
     save_peer_marks,
 )
 
@@ -63,6 +65,12 @@ def test_uuid_is_created_once_and_then_stable(tmp_path: Path) -> None:
     assert len(first) == 16
     assert (tmp_path / "hb_uuid").read_bytes() == first
     assert load_uuid(tmp_path) == first
+
+
+def test_a_new_uuid_is_a_random_version_4_uuid_as_uuid4_makes_it() -> None:
+    made = [uuid.UUID(bytes=random_uuid()) for _ in range(64)]
+    assert {(u.version, u.variant) for u in made} == {(4, uuid.RFC_4122)}
+    assert len(set(made)) == 64
 
 
 def test_existing_heartbeat_uuid_is_reused(tmp_path: Path) -> None:

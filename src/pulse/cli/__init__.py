@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Main(Protocol):
@@ -32,3 +33,45 @@ def closed_pipe_safe(main: Main) -> Main:
 
     wrapped.__doc__ = main.__doc__
     return wrapped
+
+
+def terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns`` without importing :mod:`shutil`: the
+    ``COLUMNS`` variable when it is a positive number, else the width of the terminal
+    on standard output, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
+    out = sys.__stdout__
+    try:
+        return (os.get_terminal_size(out.fileno()).columns if out else 0) or 80
+    except (ValueError, OSError):
+        return 80
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, told the width so that it does not import :mod:`shutil`
+    to ask (``pulse run`` leaves shutil out of memory, :mod:`pulse.cli.lean`)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = terminal_columns() - 2  # as argparse does
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose subcommand parsers, like itself, format help with
+    :class:`HelpFormatter` (``add_subparsers`` makes them of this class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)

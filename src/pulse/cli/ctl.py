@@ -5,7 +5,6 @@ Exit codes follow LSB ``status``: 0 running, 3 not running, 4 unknown (error).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -14,7 +13,7 @@ import time
 from typing import Any
 
 from pulse import __version__
-from pulse.cli import closed_pipe_safe
+from pulse.cli import Parser, closed_pipe_safe
 from pulse.control.protocol import DEFAULT_SOCKET, MAX_LINE, Reply, Request
 
 EXIT_RUNNING = 0
@@ -135,7 +134,7 @@ def format_status(st: dict[str, Any]) -> str:
 
 @closed_pipe_safe
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="pulsectl", description="Control the local pulse daemon.")
+    p = Parser(prog="pulsectl", description="Control the local pulse daemon.")
     p.add_argument("--version", action="version", version=f"pulsectl (pulse) {__version__}")
     p.add_argument(
         "-s",

@@ -9,6 +9,15 @@ about 7 MiB, loaded by two imports the daemon never uses for its own work:
   never calls them: 3.2 MiB for ``libssl`` and the ``ssl`` module, 1 MiB for ``idna``.
   :func:`defer` puts stand-ins in their place: the real module is imported on the
   first attribute read, so a plugin that does use TLS (SMTP) still gets it.
+- Three more stand-ins, for modules imported only to be at hand (about 1.5 MiB,
+  docs/performance.md, "The fourth sitting"): :mod:`logging.handlers` imports
+  :mod:`pickle` for its socket handler, which pulse does not use; trio imports
+  :mod:`ctypes.util` to name its worker threads, which imports :mod:`shutil` (with
+  :mod:`bz2` and :mod:`lzma`) and :mod:`tempfile` for fallbacks that do not run when
+  ``ldconfig`` finds the library. ``tempfile`` is really imported when the first
+  resource script runs (pulse.resources.scripts captures its output in temporary
+  files); the command line keeps :mod:`argparse` from importing ``shutil`` for the
+  terminal width (:class:`pulse.cli.Parser`).
 - :mod:`hashlib` and :mod:`hmac` load OpenSSL's ``libcrypto`` through ``_hashlib``
   (3.7 MiB) for the HMAC-SHA1/MD5 of heartbeats, which CPython also implements itself
   (``_sha1``, ``_md5``, ``_sha256``): :func:`builtin_hashes` imports both without
@@ -36,7 +45,7 @@ from typing import Any
 
 __all__ = ["builtin_hashes", "declared_names", "defer", "plugins_installed"]
 
-DEFERRED = ("ssl", "idna")
+DEFERRED = ("ssl", "idna", "pickle", "shutil", "tempfile")
 
 
 class _Deferred(types.ModuleType):

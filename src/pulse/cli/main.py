@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from pulse import __version__
-from pulse.cli import closed_pipe_safe
+from pulse.cli import Parser, closed_pipe_safe
 
 if TYPE_CHECKING:  # `pulse run` does not import importlib.metadata (docs/performance.md)
     from importlib.metadata import EntryPoint
@@ -55,7 +55,7 @@ def build_parser(extras: Mapping[str, EntryPoint] | None = None) -> argparse.Arg
     """The parser of the built-in subcommands; *extras* (and the subcommands of
     :data:`PROVIDED_ELSEWHERE`) appear in ``--help`` only, as :func:`main` hands them
     their arguments before parsing."""
-    p = argparse.ArgumentParser(prog="pulse", description="pulse: Heartbeat-compatible HA daemon")
+    p = Parser(prog="pulse", description="pulse: Heartbeat-compatible HA daemon")
     p.add_argument("--version", action="version", version=f"pulse {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +94,15 @@ def next_generation(state_dir: Path, method: str = "file", *, now: float) -> int
     return generation
 
 
+def random_uuid() -> bytes:
+    """A random (version 4, RFC 4122 variant) UUID's 16 bytes, as ``uuid.uuid4().bytes``
+    makes them, without importing :mod:`uuid` into every daemon (0.15 MiB) for one call."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # variant: RFC 4122
+    return bytes(raw)
+
+
 def load_uuid(state_dir: Path) -> bytes:
     """The node's 16-byte UUID from ``hb_uuid``, created with a random UUID if needed.
 
@@ -108,7 +116,7 @@ def load_uuid(state_dir: Path) -> bytes:
         data = b""
     if len(data) == 16:
         return data
-    fresh = uuid.uuid4().bytes
+    fresh = random_uuid()
     _write_atomically(path, fresh, mode=0o644)
     return fresh
 
