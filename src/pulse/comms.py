@@ -45,7 +45,7 @@ from pulse.protocol.events import (
 from pulse.protocol.identity import save_peer_marks
 from pulse.supervision import Watchers
 from pulse.timerfd import KernelTimer
-from pulse.transport import Datagram, Link
+from pulse.transport import Datagram, Link, PingLink
 from pulse.wire.auth import Signer
 from pulse.wire.codec import Encoding, ack_for_another, decode, encode, screen_verified
 from pulse.wire.message import Message
@@ -112,6 +112,15 @@ class Comms:
         self._marks_wanted = trio.Event()  # set when a peer died: save pulse_peers
         self._burst_accepted = False  # a packet of the current direct burst was accepted
         self._local = engine.local.lower().encode("utf-8", "surrogateescape")
+
+    def rekey(self, signer: Signer) -> None:
+        """A reload changed authkeys (pulse.reload): sign and verify with *signer* from
+        now on. The ping links sign their echoes with it too: what a ping node answers
+        is our own payload, verified here with this signer."""
+        self.signer = signer
+        for link in self.links:
+            if isinstance(link, PingLink):
+                link.rekey(signer)
 
     def reconfigure(self, config: Config) -> None:
         """A reload changed the timing (pulse.reload)."""

@@ -280,7 +280,7 @@ class Daemon:
                     plan, config=dataclasses.replace(plan.config, logging=self.config.logging)
                 )
         if "auth" in applied:
-            self.comms.signer = Signer(plan.config.auth)
+            self.comms.rekey(Signer(plan.config.auth))  # the ping links' echoes too
         previous = self.config
         self.config = plan.config
         self.loaded = dataclasses.replace(self.loaded, config=plan.config)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import functools
 import socket
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +17,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from protocol_harness import AUTH, make_config, make_engine
 
-from pulse.errors import TransportError
+from pulse.config import Loaded
+from pulse.config.model import AuthKey, AuthKeys, AuthMethod
+from pulse.daemon import DaemonOptions, serve
+from pulse.errors import TransportError, WireError
 from pulse.protocol.events import NodeStatus
+from pulse.testing import FakeNetwork
 from pulse.transport import Datagram
 from pulse.transport.ping import (
     ICMP_ECHO_REPLY,
@@ -209,6 +216,43 @@ async def test_the_engine_marks_the_ping_node_ping_from_the_echoed_payload() -> 
     engine.receive(decode(dgram.data, SIGNER).message, dgram.link, 1.0)
     [ping_node] = [n for n in engine.view().nodes if n.name == ROUTER]
     assert ping_node.status is NodeStatus.PING
+
+
+async def test_after_a_reload_that_replaces_the_key_the_echoes_are_signed_with_the_new_one(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The second step of a key rotation: key 1 removed, key 2 signs. The ping link was
+    # built with key 1 and has signed this second's echo with it (a cached payload).
+    config = make_config(("alpha", "beta"), ping=(ROUTER,))
+    rotated = AuthKeys(outbound=2, keys=(AuthKey(index=2, method=AuthMethod.SHA256, key=b"new"),))
+    link = await ping_link()
+    sent_requests(link)
+
+    async def without_socket(inbound: object, *, task_status: Any) -> None:
+        task_status.started()  # no raw socket: the test sends the echoes (ping_once)
+        await trio.sleep_forever()
+
+    link.run = without_socket  # type: ignore[method-assign,assignment]
+    options = DaemonOptions(
+        state_dir=tmp_path, handle_signals=False, generation=1, uuid=b"alpha".ljust(16, b"\0"),
+        loadavg=lambda: "n/a",
+    )  # fmt: skip
+    links = [FakeNetwork().link("alpha", "eth0"), link]
+    async with trio.open_nursery() as nursery:
+        running = Loaded(config=config, node="alpha", warnings=())
+        daemon = await nursery.start(functools.partial(serve, running, options, links=links))
+        new = dataclasses.replace(running, config=dataclasses.replace(config, auth=rotated))
+        assert await daemon.reload(lambda: new)
+        [(request, _)] = sent_requests(link)
+        dgram = link.accept(ipv4_header() + as_reply(request), ROUTER)
+        assert dgram is not None
+        assert daemon.comms.handle(dgram, trio.current_time())  # the reply verifies
+        [router] = [n for n in daemon.engine.view().nodes if n.name == ROUTER]
+        assert router.status is NodeStatus.PING
+        nursery.cancel_scope.cancel()
+    assert decode(request[8:], Signer(rotated)).message.get("src") == ROUTER
+    with pytest.raises(WireError, match="bad-auth-index"):
+        decode(request[8:], SIGNER)  # index 2: the removed key 1 signs nothing any more
 
 
 def reply_packet(

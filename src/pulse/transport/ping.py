@@ -204,6 +204,18 @@ class PingLink:
             return f"ping_group {self.name} {' '.join(self.hosts)}"
         return f"{self.info} {self.name}"
 
+    def rekey(self, signer: Signer) -> None:
+        """Sign the echoes with *signer* from now on: a reload changed authkeys.
+
+        The ping node sends our payload back and the daemon verifies it with its own
+        signer, which the reload replaced; an echo still signed with the old key would
+        fail once that key is gone (netstring packets: once ``auth N`` names another
+        key) and the ping node would be declared dead. The payload cached for the
+        current second is dropped, so the very next echo carries the new signature.
+        """
+        self._signer = signer
+        self._payload = None
+
     def attach_sink(self, sink: Sink | None) -> None:
         """Hand datagrams to *sink* from now on (None: back to the channel)."""
         self._sink = sink
