@@ -171,3 +171,20 @@ def _peer_reqnodes() -> Message:
     from protocol_harness import peer_message
 
     return peer_message("reqnodes", "n2", seq=2, dest="n1")
+
+
+def test_statuses_share_their_unchanged_fields_and_the_history_keeps_no_copies() -> None:
+    engine = make_engine(make_config(keepalive=1.0, deadtime=5.0), "alpha")
+    engine.start(0.0)
+    sent = [transmits(engine.tick(engine.next_deadline())) for _ in range(3)]
+    a, b = (batch[0] for batch in sent[1:])
+    for name in ("t", "st", "dt", "protocol", "src", "srcuuid", "hg", "ld", "ttl"):
+        assert a.field(name) is b.field(name), name
+    assert a.get("seq") != b.get("seq")
+
+
+def test_a_looked_up_message_equals_and_hashes_as_before_its_look_ups() -> None:
+    looked = Message.of(("t", "status"), ("st", "up"), ("t", "second"))
+    fresh = Message.of(("t", "status"), ("st", "up"), ("t", "second"))
+    assert looked.get("t") == "status" and "st" in looked and "dt" not in looked
+    assert looked == fresh and hash(looked) == hash(fresh) and repr(looked) == repr(fresh)

@@ -215,6 +215,18 @@ class Engine:
                 self._peers[name].generation = mark.generation
                 self._peers[name].floor = mark.seq
         self._ttl_bytes = b"%d" % (config.hopfudge + len(config.nodes) + len(ping_nodes))
+        # The envelope fields that are the same in every message we send, made once: a
+        # node at keepalive 100 ms sends ten statuses a second and keeps the last
+        # HISTORY_SIZE of them, which then share these objects (docs/performance.md,
+        # "The fourth sitting"). ``ts`` and ``ld`` are remade when their value changes.
+        self._src_field = Field("src", self._local_bytes)
+        self._srcuuid_field = Field("srcuuid", uuid, FieldType.BINARY)
+        self._hg_field = Field("hg", b"%x" % generation)
+        self._ttl_field = Field("ttl", self._ttl_bytes)
+        self._ts_field = Field("ts", b"")
+        self._ld_field = Field("ld", b"")
+        self._status_key: tuple[NodeStatus, int] | None = None
+        self._status_message = Message()  # what _send_status sent last, for _status_key
 
         self._status = NodeStatus.INIT
         self._started = False
@@ -602,13 +614,16 @@ class Engine:
 
     def _send_status(self, now: float) -> list[Output]:
         self._last_status_sent = now
-        msg = Message.of(
-            ("t", "status"),
-            ("st", str(self._status)),
-            ("dt", _hex(self._advertised_dt())),
-            ("protocol", PROTOCOL_VERSION),
-        )
-        return [self._emit(msg)]
+        key = (self._status, self._advertised_dt())
+        if key != self._status_key:
+            self._status_key = key
+            self._status_message = Message.of(
+                ("t", "status"),
+                ("st", str(self._status)),
+                ("dt", _hex(key[1])),
+                ("protocol", PROTOCOL_VERSION),
+            )
+        return [self._emit(self._status_message)]
 
     def _emit(self, message: Message) -> Transmit:
         """Add the envelope (docs/heartbeat.md#envelope), record if sequenced, return a Transmit."""
@@ -623,17 +638,23 @@ class Engine:
             elif dest == self._local:
                 envelope.append(Field("destuuid", self._uuid, FieldType.BINARY))
         if sequenced or "src" not in message:
-            envelope.append(Field("src", self._local_bytes))
-        envelope.append(Field("srcuuid", self._uuid, FieldType.BINARY))
+            envelope.append(self._src_field)
+        envelope.append(self._srcuuid_field)
         seq = 0
         if sequenced:
             seq = self._history.next_seq()
             envelope.append(Field("seq", b"%x" % seq))
-        envelope.append(Field("hg", b"%x" % self._generation))
-        envelope.append(Field("ts", b"%x" % int(self._wallclock())))
+        envelope.append(self._hg_field)
+        ts = b"%x" % int(self._wallclock())
+        if ts != self._ts_field.value:
+            self._ts_field = Field("ts", ts)
+        envelope.append(self._ts_field)
         if sequenced:
-            envelope.append(Field("ld", self._loadavg().encode("utf-8", "surrogateescape")))
-        envelope.append(Field("ttl", self._ttl_bytes))
+            ld = self._loadavg().encode("utf-8", "surrogateescape")
+            if ld != self._ld_field.value:
+                self._ld_field = Field("ld", ld)
+            envelope.append(self._ld_field)
+        envelope.append(self._ttl_field)
         msg = message.with_fields(*envelope, drop="auth")
         if sequenced:
             self._history.record(seq, msg)

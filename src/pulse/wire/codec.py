@@ -116,6 +116,23 @@ def _checked_name(name: str) -> bytes:
 
 
 def _classic_line(f: Field, *, check: bool) -> bytes:
+    line = _RENDERED.get(f)
+    if line is None:
+        line = _render_line(f, check=check)
+        if check and len(f.value) <= _LINE_MAX_CACHED:
+            if len(_RENDERED) >= _LINES_MAX:
+                _RENDERED.clear()  # sequence numbers and timestamps are new every time
+            _RENDERED[f] = line
+    return line
+
+
+# Rendered lines of fields we send, checked: most of a status's fields are the same
+# objects message after message (the engine makes its envelope fields once), so one
+# rendering serves them all. Bounded like the parsed lines below (_LINES).
+_RENDERED: dict[Field, bytes] = {}
+
+
+def _render_line(f: Field, *, check: bool) -> bytes:
     name = _checked_name(f.name) if check else _name_bytes(f.name)
     if f.type is FieldType.STRING:
         if check:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 
 class FieldType(enum.IntEnum):
@@ -38,6 +39,11 @@ class Message:
     """An immutable Heartbeat message. Look-ups return the first field of a name."""
 
     fields: tuple[Field, ...] = ()
+    # The first field of each name, made on the first look-up: the engine asks a
+    # received status for a dozen fields (docs/performance.md, "The fourth sitting").
+    _first: dict[str, Field] | None = dataclass_field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     @classmethod
     def of(cls, *pairs: tuple[str, str | bytes]) -> Message:
@@ -48,10 +54,13 @@ class Message:
         return iter(self.fields)
 
     def field(self, name: str) -> Field | None:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        return None
+        first = self._first
+        if first is None:
+            first = {}
+            for f in self.fields:
+                first.setdefault(f.name, f)
+            object.__setattr__(self, "_first", first)  # a cache: the message is unchanged
+        return first.get(name)
 
     def get(self, name: str) -> str | None:
         f = self.field(name)
@@ -64,7 +73,7 @@ class Message:
         return None if f is None else f.value
 
     def __contains__(self, name: object) -> bool:
-        return any(f.name == name for f in self.fields)
+        return isinstance(name, str) and self.field(name) is not None
 
     @property
     def type(self) -> str | None:
