@@ -123,8 +123,12 @@ class Comms:
                 link.rekey(signer)
 
     def reconfigure(self, config: Config) -> None:
-        """A reload changed the timing (pulse.reload)."""
+        """A reload changed the timing (pulse.reload). The ping links pace their echoes
+        by the new keepalive, from the status the engine sends now on."""
         self.config = config
+        for link in self.links:
+            if isinstance(link, PingLink):
+                link.retime(config.timing.keepalive / 1000.0)
         self.dispatch(self.engine.reconfigure(config, trio.current_time()))
         self._poke_timers()
 

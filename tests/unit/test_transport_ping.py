@@ -6,6 +6,8 @@ import contextlib
 import dataclasses
 import errno
 import functools
+import itertools
+import math
 import socket
 import struct
 from pathlib import Path
@@ -18,10 +20,10 @@ from hypothesis import strategies as st
 from protocol_harness import AUTH, make_config, make_engine
 
 from pulse.config import Loaded
-from pulse.config.model import AuthKey, AuthKeys, AuthMethod
-from pulse.daemon import DaemonOptions, serve
+from pulse.config.model import AuthKey, AuthKeys, AuthMethod, Config
+from pulse.daemon import Daemon, DaemonOptions, serve
 from pulse.errors import TransportError, WireError
-from pulse.protocol.events import NodeStatus
+from pulse.protocol.events import NodeStatus, NodeStatusChanged
 from pulse.testing import FakeNetwork
 from pulse.transport import Datagram
 from pulse.transport.ping import (
@@ -76,10 +78,13 @@ async def resolved(link: PingLink) -> PingLink:
 
 
 async def ping_link(
-    name: str = ROUTER, hosts: tuple[str, ...] = (ROUTER,), info: str = "ping"
+    name: str = ROUTER,
+    hosts: tuple[str, ...] = (ROUTER,),
+    info: str = "ping",
+    interval: float = 1.0,
 ) -> PingLink:
     link = PingLink(
-        name=name, hosts=hosts, info=info, interval=1.0, signer=SIGNER, ident=IDENT,
+        name=name, hosts=hosts, info=info, interval=interval, signer=SIGNER, ident=IDENT,
         wallclock=lambda: WALL,
     )  # fmt: skip
     return await resolved(link)
@@ -218,6 +223,20 @@ async def test_the_engine_marks_the_ping_node_ping_from_the_echoed_payload() -> 
     assert ping_node.status is NodeStatus.PING
 
 
+async def start_daemon(
+    nursery: trio.Nursery, config: Config, link: PingLink, tmp_path: Path
+) -> tuple[Daemon, Loaded]:
+    """Node alpha of *config* with a fake network link and *link* (its run replaced)."""
+    options = DaemonOptions(
+        state_dir=tmp_path, handle_signals=False, generation=1, uuid=b"alpha".ljust(16, b"\0"),
+        loadavg=lambda: "n/a",
+    )  # fmt: skip
+    links = [FakeNetwork().link("alpha", "eth0"), link]
+    running = Loaded(config=config, node="alpha", warnings=())
+    daemon = await nursery.start(functools.partial(serve, running, options, links=links))
+    return daemon, running
+
+
 async def test_after_a_reload_that_replaces_the_key_the_echoes_are_signed_with_the_new_one(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -233,14 +252,8 @@ async def test_after_a_reload_that_replaces_the_key_the_echoes_are_signed_with_t
         await trio.sleep_forever()
 
     link.run = without_socket  # type: ignore[method-assign,assignment]
-    options = DaemonOptions(
-        state_dir=tmp_path, handle_signals=False, generation=1, uuid=b"alpha".ljust(16, b"\0"),
-        loadavg=lambda: "n/a",
-    )  # fmt: skip
-    links = [FakeNetwork().link("alpha", "eth0"), link]
     async with trio.open_nursery() as nursery:
-        running = Loaded(config=config, node="alpha", warnings=())
-        daemon = await nursery.start(functools.partial(serve, running, options, links=links))
+        daemon, running = await start_daemon(nursery, config, link, tmp_path)
         new = dataclasses.replace(running, config=dataclasses.replace(config, auth=rotated))
         assert await daemon.reload(lambda: new)
         [(request, _)] = sent_requests(link)
@@ -253,6 +266,65 @@ async def test_after_a_reload_that_replaces_the_key_the_echoes_are_signed_with_t
     assert decode(request[8:], Signer(rotated)).message.get("src") == ROUTER
     with pytest.raises(WireError, match="bad-auth-index"):
         decode(request[8:], SIGNER)  # index 2: the removed key 1 signs nothing any more
+
+
+class EchoingSocket:
+    """Where a ping link's sends go in a daemon test: each echo request is answered at
+    once, the reply going the way :meth:`PingLink.run` passes one on (accept, inbound)."""
+
+    def __init__(self, link: PingLink, inbound: trio.MemorySendChannel[Datagram]) -> None:
+        self.link = link
+        self.inbound = inbound
+        self.times: list[float] = []
+
+    def sendto(self, data: bytes, address: tuple[Any, ...]) -> int:
+        self.times.append(trio.current_time())
+        dgram = self.link.accept(ipv4_header() + as_reply(data), ROUTER)
+        assert dgram is not None
+        self.inbound.send_nowait(dgram)
+        return len(data)
+
+
+async def test_after_a_reload_that_shortens_keepalive_and_deadping_the_echoes_keep_up(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # keepalive 2 s -> 0.25 s and deadping 10 s -> 1 s, half a second after an echo.
+    # Paced by the old keepalive, the link would send its next echo with the first status
+    # 0.75 x 2 s after the last one, at 7.5: the ping node would be dead at 7.0.
+    config = make_config(("alpha", "beta"), ping=(ROUTER,), keepalive=2.0, deadtime=10.0)
+    faster = make_config(keepalive=0.25, deadtime=2.0, deadping=1.0).timing
+    link = await ping_link(interval=2.0)
+    sockets: list[EchoingSocket] = []
+
+    async def without_socket(
+        inbound: trio.MemorySendChannel[Datagram], *, task_status: Any
+    ) -> None:
+        task_status.started()  # no raw socket: EchoingSocket answers every echo at once
+        sockets.append(EchoingSocket(link, inbound))
+        await link._send_loop(sockets[0])  # type: ignore[arg-type]
+
+    link.run = without_socket  # type: ignore[method-assign,assignment]
+    async with trio.open_nursery() as nursery:
+        daemon, running = await start_daemon(nursery, config, link, tmp_path)
+        tx, events = trio.open_memory_channel[object](math.inf)
+        daemon.comms.add_subscriber(tx)
+        await trio.sleep_until(6.5)
+        assert sockets[0].times == [0.0, 2.0, 4.0, 6.0]  # one echo per status
+        new = dataclasses.replace(running, config=dataclasses.replace(config, timing=faster))
+        autojump_clock.autojump_threshold = math.inf  # no virtual time for its threads
+        assert await daemon.reload(lambda: new)
+        autojump_clock.autojump_threshold = 0
+        await trio.sleep_until(16.5)
+        [router] = [n for n in daemon.engine.view().nodes if n.name == ROUTER]
+        nursery.cancel_scope.cancel()
+    assert router.status is NodeStatus.PING
+    tx.close()  # the daemon's last events are in
+    changes = [e async for e in events if isinstance(e, NodeStatusChanged) and e.node == ROUTER]
+    assert changes == []  # ping since the first echo, at 0: never declared dead
+    after = [t for t in sockets[0].times if 6.5 <= t < 16.5]  # (at 16.5: cancelled or not)
+    assert after[0] == 6.5  # with the status the reload sends at once
+    assert len(after) == 40  # then with every status, every 0.25 s
+    assert max(b - a for a, b in itertools.pairwise(after)) == pytest.approx(0.25)
 
 
 def reply_packet(
@@ -403,3 +475,19 @@ async def test_from_any_phase_the_echoes_lock_onto_the_statuses_within_a_few_rou
             link.try_send_nowait(b">>>\nt=status\n<<<\n")
         nursery.cancel_scope.cancel()
     assert sock.times == pytest.approx([0.0, 1.25, 2.5, 3.6, 4.6, 5.6, 6.6, 7.6])
+
+
+async def test_a_new_interval_moves_the_sleeping_fallback_timer_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    link = await ping_link(interval=2.0)
+    sock = TimedSocket()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link._send_loop, sock)
+        await trio.sleep_until(1.0)  # the timer sleeps until 2.5 (1.25 x 2 s)
+        link.retime(0.5)  # 1.25 x 0.5 s after the echo at 0 has passed: one now
+        await trio.sleep_until(2.5)
+        link.retime(2.0)  # longer again: 1.25 x 2 s after the last echo (at 2.25)
+        await trio.sleep_until(8.0)
+        nursery.cancel_scope.cancel()
+    assert sock.times == pytest.approx([0.0, 1.0, 1.625, 2.25, 4.75, 7.25])

@@ -216,6 +216,22 @@ class PingLink:
         self._signer = signer
         self._payload = None
 
+    def retime(self, interval: float) -> None:
+        """Pace the echoes by *interval* from now on: a reload changed keepalive.
+
+        The link was built with the old keepalive. From now on a cluster message takes
+        an echo along once ``PIGGYBACK_AFTER`` of the new interval has passed, and the
+        fallback timer, if it is sleeping, wakes ``FALLBACK_AFTER`` new intervals after
+        the last echo (at once if that has passed) instead of after the old ones: a
+        reload that shrinks keepalive and deadping must not leave the ping node an old
+        interval without an echo, which could be longer than the new deadping.
+        """
+        if interval <= 0:
+            raise ValueError(f"ping interval {interval} must be positive")
+        self.interval = interval
+        if self._fallback is not None:
+            self._fallback.deadline = self._last_ping + interval * FALLBACK_AFTER
+
     def attach_sink(self, sink: Sink | None) -> None:
         """Hand datagrams to *sink* from now on (None: back to the channel)."""
         self._sink = sink
