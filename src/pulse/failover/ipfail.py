@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pulse.failover.actions import Action, Decision, Peer, Send
-from pulse.wire.message import Message
+from pulse.wire.message import Message, ascii_int
 
 if TYPE_CHECKING:
     from pulse.failover.policy import Scheduler
@@ -117,9 +117,8 @@ def ipfail_reply_fields(kind: str, peer: str) -> tuple[tuple[str, str], ...]:
 
 
 def parse_num_ping(text: str | None) -> int | None:
-    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 4:  # not "²"
-        return None
-    return int(text)
+    """The ``num_ping`` field of a peer's count: 1 to 4 ASCII digits, else None."""
+    return ascii_int(text, 4)
 
 
 class Ipfail:

@@ -30,13 +30,12 @@ decides when to send one.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pulse.config.model import ResourceGroup
 from pulse.failover.actions import Peer
-from pulse.wire.message import Message
+from pulse.wire.message import Message, ascii_int
 
 # Sent last by a node that has released everything on a graceful stop.
 SHUTDONE = Message.of(("t", "shutdone"), ("st", "dead"))
@@ -179,14 +178,10 @@ def parse_fail_counts(text: str | None) -> dict[str, int]:
     counts: dict[str, int] = {}
     for word in (text or "").split():
         resource, _, count = word.rpartition("=")
-        # ASCII digits only, and few of them: str.isdigit() admits "²", which int()
-        # refuses, and int() refuses more than 4300 digits (sys.int_info).
-        if resource and _COUNT.fullmatch(count) and int(count) > 0:
-            counts[resource] = int(count)
+        value = ascii_int(count, 9)  # 1 to 9 ASCII digits: not "²", not 5000 digits
+        if resource and value is not None and value > 0:
+            counts[resource] = value
     return counts
-
-
-_COUNT = re.compile(r"[0-9]{1,9}")
 
 
 def message_order(msg: Message) -> tuple[int, int] | None:

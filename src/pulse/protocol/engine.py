@@ -45,7 +45,7 @@ from pulse.protocol.events import (
 from pulse.protocol.identity import PeerMark
 from pulse.protocol.membership import Membership
 from pulse.protocol.sequencing import History, PeerStream
-from pulse.wire.message import Field, FieldType, Message
+from pulse.wire.message import Field, FieldType, Message, ascii_int
 
 #: ACK every message whose seq % ACK_DIVISOR equals the per-peer trigger.
 ACK_DIVISOR = 10
@@ -139,14 +139,9 @@ def _parse_hex(text: str | None) -> int | None:
 
 def _parse_dec(text: str | None) -> int | None:
     """A decimal field of a peer's message (``firstseq``, ``lastseq``: Heartbeat writes
-    them with ``%lu``), or None. ASCII digits only, at most 20 (2**64 has 20): the field
-    is decoded with surrogateescape, and ``str.isdigit`` admits "²", which int() refuses."""
-    if text is None:
-        return None
-    text = text.strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= 20):
-        return None
-    return int(text)
+    them with ``%lu``), or None. Surrounding whitespace is dropped, then at most 20
+    ASCII digits (2**64 has 20: :func:`~pulse.wire.message.ascii_int`)."""
+    return None if text is None else ascii_int(text.strip(), 20)
 
 
 class Engine:

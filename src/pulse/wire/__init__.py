@@ -14,3 +14,4 @@ from .codec import render_for_signing as render_for_signing
 from .message import Field as Field
 from .message import FieldType as FieldType
 from .message import Message as Message
+from .message import ascii_int as ascii_int

@@ -117,3 +117,20 @@ class Message:
     def without(self, name: str) -> Message:
         """Drop every field called *name*."""
         return Message(tuple(f for f in self.fields if f.name != name))
+
+
+def ascii_int(text: str | None, max_digits: int) -> int | None:
+    """The value of a decimal field of a peer's message, or None if it is not one.
+
+    *text* (from :meth:`Message.get`; None: the field is absent) must be 1 to
+    *max_digits* ASCII digits ``0-9`` and nothing else: no sign, no space, no ``_``.
+    Leading zeros are allowed. Bounded for each field because ``int()`` refuses more
+    than 4300 digits (``sys.int_info``) and costs time on thousands; ASCII because
+    fields are decoded with surrogateescape and ``str.isdigit`` admits ``"²"``, which
+    ``int()`` refuses, and ``int()`` alone accepts ``"٣"``, ``" 3"``, ``"+3"``, ``"3_0"``.
+    """
+    if text is None or not 0 < len(text) <= max_digits:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
