@@ -144,3 +144,14 @@ def test_the_parsed_line_cache_stays_small_whatever_arrives() -> None:
             decode(junk, SHA1)
     assert len(codec._LINES) <= codec._LINES_MAX
     assert all(len(line) <= codec._LINE_MAX_CACHED for line in codec._LINES)
+
+
+def test_a_stream_of_statuses_caches_only_the_lines_that_repeat() -> None:
+    codec._LINES.clear()
+    codec._RENDERED.clear()
+    base = Message.of(("t", "status"), ("st", "active"), ("src", "calc"), ("ttl", "4"))
+    for seq in range(1, 2001):
+        sent = base.with_field("seq", b"%x" % seq).with_field("ts", b"%x" % (seq // 10))
+        assert decode(encode(sent, SHA1), SHA1).message == sent
+    assert {line.split(b"=")[0] for line in codec._LINES} == {b"t", b"st", b"src", b"ttl"}
+    assert {f.name for f in codec._RENDERED} == {"t", "st", "src", "ttl"}

@@ -119,12 +119,19 @@ def _classic_line(f: Field, *, check: bool) -> bytes:
     line = _RENDERED.get(f)
     if line is None:
         line = _render_line(f, check=check)
-        if check and len(f.value) <= _LINE_MAX_CACHED:
+        if check and len(f.value) <= _LINE_MAX_CACHED and f.name not in _NEW_EVERY_TIME:
             if len(_RENDERED) >= _LINES_MAX:
-                _RENDERED.clear()  # sequence numbers and timestamps are new every time
+                _RENDERED.clear()
             _RENDERED[f] = line
     return line
 
+
+# Fields whose value is new in (almost) every message: the signature, a sequence
+# number, the time in seconds, the load average. Neither cache below keeps them: they
+# would fill it within two minutes (ten statuses a second per node), every clear costs
+# a parse of the lines that do repeat, and the memory they held stays with the process.
+_NEW_EVERY_TIME = frozenset({AUTH_FIELD, "seq", "ts", "ld", "ackseq"})
+_NEW_EVERY_TIME_LINES = tuple(b"%s=" % name.encode() for name in sorted(_NEW_EVERY_TIME))
 
 # Rendered lines of fields we send, checked: most of a status's fields are the same
 # objects message after message (the engine makes its envelope fields once), so one
@@ -277,7 +284,7 @@ def _parse_classic(data: bytes, signing: list[bytes] | None = None) -> list[Fiel
         known = cache.get(line)
         if known is None:
             known = _parse_line(line)
-            if len(line) <= _LINE_MAX_CACHED:
+            if len(line) <= _LINE_MAX_CACHED and not line.startswith(_NEW_EVERY_TIME_LINES):
                 if len(cache) >= _LINES_MAX:
                     cache.clear()  # a flood of new lines costs a parse each, never memory
                 cache[line] = known
