@@ -9,7 +9,7 @@ about 7 MiB, loaded by two imports the daemon never uses for its own work:
   never calls them: 3.2 MiB for ``libssl`` and the ``ssl`` module, 1 MiB for ``idna``.
   :func:`defer` puts stand-ins in their place: the real module is imported on the
   first attribute read, so a plugin that does use TLS (SMTP) still gets it.
-- Three more stand-ins, for modules imported only to be at hand (about 1.5 MiB,
+- Three more stand-ins, for modules imported only to be at hand (about 1.1 MiB,
   docs/performance.md, "The fourth sitting"): :mod:`logging.handlers` imports
   :mod:`pickle` for its socket handler, which pulse does not use; trio imports
   :mod:`ctypes.util` to name its worker threads, which imports :mod:`shutil` (with
