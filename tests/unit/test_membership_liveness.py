@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pulse.config.model import Timing
@@ -157,3 +159,39 @@ def test_next_deadline_is_the_earliest_node_or_link_deadline() -> None:
     m.heard_status("198.51.100.1", 1.0, NodeStatus.PING)
     m.heard_packet("beta", "eth0", 0.5)
     assert m.next_deadline() == 3.5
+
+
+def test_a_reload_that_shortens_deadping_gives_the_ping_node_one_new_dead_time() -> None:
+    # deadping 4 s -> 1 s, 3 s after the last echo: under the new timing the node has
+    # been silent too long already, but that silence was measured against the old one.
+    m = members(start=0.0)
+    m.declare_comms_up()
+    m.heard_status("198.51.100.1", 1.0, NodeStatus.PING)
+    m.heard_packet("198.51.100.1", "198.51.100.1", 1.0)
+    m.retime(dataclasses.replace(TIMING, deadping=1000), now=4.0)
+    assert m.node_deadline("198.51.100.1") == 5.0
+    assert m.link_deadline("198.51.100.1", "198.51.100.1") == 5.0
+    assert [e for e in m.expire(4.999) if e.node == "198.51.100.1"] == []
+    report = m.heard_status("198.51.100.1", 4.5, NodeStatus.PING)  # the next echo
+    assert not report.overdue and report.changes == ()
+    assert m.node_deadline("198.51.100.1") == 5.5  # from then on, the new deadping
+
+
+def test_a_reload_that_shortens_deadping_still_declares_a_silent_ping_node_dead() -> None:
+    m = members(start=0.0)
+    m.declare_comms_up()
+    m.heard_status("198.51.100.1", 1.0, NodeStatus.PING)
+    m.retime(dataclasses.replace(TIMING, deadping=1000), now=4.0)
+    assert [e for e in m.expire(4.999) if e.node == "198.51.100.1"] == []
+    dead = [e for e in m.expire(5.0) if isinstance(e, NodeStatusChanged)]
+    assert [(e.node, e.new) for e in dead] == [("198.51.100.1", NodeStatus.DEAD)]
+
+
+def test_a_reload_that_lengthens_a_dead_time_changes_no_deadline_but_that_one() -> None:
+    m = members(start=0.0)
+    m.declare_comms_up()
+    m.heard_status("beta", 1.0, NodeStatus.UP)
+    m.heard_status("198.51.100.1", 1.0, NodeStatus.PING)
+    m.retime(dataclasses.replace(TIMING, deadtime=6000), now=2.0)
+    assert m.node_deadline("beta") == 7.0  # last status + the new deadtime
+    assert m.node_deadline("198.51.100.1") == 5.0  # deadping unchanged

@@ -270,7 +270,7 @@ class Engine:
             raise ValueError("the node list cannot change in a running engine")
         self._config = config
         self._timing = config.timing
-        self._membership.retime(config.timing)
+        self._membership.retime(config.timing, now)
         period = self._timing.keepalive / 1000
         self._stall_threshold = min(STALL_KEEPALIVES * period, self._timing.deadtime / 4000)
         if not self._started:

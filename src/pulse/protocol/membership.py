@@ -25,6 +25,9 @@ Rules implemented here:
   once (this only happens when :meth:`Membership.expire` was not called in time).
 * After the local node was stalled (:meth:`Membership.grant_grace`), no node or
   link is declared dead, and no status overdue, until the grace ends.
+* A reload that shortens a node's dead time (:meth:`Membership.retime`) gives that
+  node one whole new dead time from the reload: the silence it had when the
+  configuration changed was measured against the old one.
 
 The local node is not tracked here: the engine knows its own status.
 """
@@ -116,6 +119,9 @@ class Membership:
         # After this node itself was stalled, nobody is declared dead before this
         # engine time (see grant_grace).
         self._grace_until = -1.0
+        # After a reload that shortened their dead time, these nodes are not declared
+        # dead before this engine time (see retime).
+        self._retimed_until: dict[str, float] = {}
         self._nodes: dict[str, NodeRecord] = {}
         for name in peers:
             self._nodes[name] = NodeRecord(
@@ -168,14 +174,18 @@ class Membership:
             # Other packets prove it alive, for at most one more dead time without a
             # status (a replayed ACK must not keep a dead node alive for ever).
             deadline = max(deadline, min(rec.last_life + dead_time, since + 2 * dead_time))
-        return max(deadline, self._grace_until)
+        return max(deadline, self._grace_until, self._retimed_until.get(name, -1.0))
 
     def link_deadline(self, name: str, link: str) -> float | None:
         """When the link will be declared dead without a packet; None if not up."""
         lrec = self._nodes[name].links.get(link)
         if lrec is None or lrec.status is not LinkStatus.UP or lrec.last_heard is None:
             return None
-        return max(lrec.last_heard + self.dead_time_ms(name) / 1000, self._grace_until)
+        return max(
+            lrec.last_heard + self.dead_time_ms(name) / 1000,
+            self._grace_until,
+            self._retimed_until.get(name, -1.0),
+        )
 
     def next_deadline(self) -> float | None:
         """The earliest node or link deadline, or None when nothing can expire."""
@@ -202,9 +212,19 @@ class Membership:
         """Count never-heard nodes from *now* (called when the engine starts)."""
         self._start = now
 
-    def retime(self, timing: Timing) -> None:
-        """New timers (a reload); every deadline is computed with them from now on."""
+    def retime(self, timing: Timing, now: float) -> None:
+        """New timers (a reload); every deadline is computed with them from now on.
+
+        A node whose dead time gets shorter has until one new dead time after *now*:
+        cutting ``deadping`` from 10 s to 1 s four seconds after the last echo must
+        not declare the ping node dead at once (it answers at the next echo).
+        """
+        before = {rec.name: self.dead_time_ms(rec.name) for rec in self._nodes.values()}
         self._timing = timing
+        for name, old in before.items():
+            new = self.dead_time_ms(name)
+            if new < old:
+                self._retimed_until[name] = now + new / 1000
 
     def grant_grace(self, until: float) -> None:
         """Declare no node or link dead before *until*, nor a status overdue.
