@@ -275,6 +275,9 @@ class Comms:
             direct = [link for link in self.links if hasattr(link, "attach_sink")]
             for link in direct:
                 link.attach_sink(self)
+            for link in self.links:
+                if hasattr(link, "filter_acks"):
+                    link.filter_acks(self._local)
             try:
                 async with inbound:
                     async for dgram in inbound:
@@ -441,11 +444,17 @@ class Comms:
 
     def wire_status(self) -> dict[str, int]:
         """Packets by what became of them; ``kernel-drops``: those the kernel dropped
-        for a full receive buffer before we could read them (a flood)."""
+        for a full receive buffer before we could read them (a flood);
+        ``acks-for-others``: ACKs addressed to another node that the receive sockets'
+        filter dropped (pulse.transport.sockfilter)."""
         wire = dict(self.wire_counters)
-        dropped = sum(getattr(link.statistics(), "kernel_drops", 0) for link in self.links)
+        stats = [link.statistics() for link in self.links]
+        dropped = sum(getattr(st, "kernel_drops", 0) for st in stats)
         if dropped:
             wire["kernel-drops"] = dropped
+        filtered = sum(getattr(st, "acks_for_others", 0) for st in stats)
+        if filtered:
+            wire["acks-for-others"] = filtered
         return wire
 
 

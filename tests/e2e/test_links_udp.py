@@ -75,7 +75,7 @@ async def test_a_burst_arrives_whole_and_in_order_and_the_sender_drops_its_own_e
 ) -> None:
     # One wake-up takes every datagram queued on the socket; none may be lost or
     # reordered on the way to the engine, and the sender's own broadcasts, which the
-    # kernel loops back to it, are dropped before they wake it (udp.echo_filter).
+    # kernel loops back to it, are dropped before they wake it (transport/sockfilter.py).
     a, b, _ = _two_nodes(topology, [("lan0", "198.51.100.0/24", "eth0")])
     media = [{"kind": "bcast", "interface": "eth0", "port": PORT}]
     count = 100

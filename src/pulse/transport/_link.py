@@ -61,6 +61,9 @@ class LinkStatistics:
     kernel_drops: int = 0
     """Datagrams the kernel dropped before we read them, its receive buffer being full
     (a flood: docs/hostile-input.md); UDP links only, from SO_MEMINFO."""
+    acks_for_others: int = 0
+    """ACKs addressed to another node, dropped by the receive socket's filter before
+    they woke us (pulse.transport.sockfilter); UDP links with eBPF only."""
     last_error: str | None = None
     """Text of the most recent error, for ``pulsectl`` and logs."""
     failing_since: float | None = None
@@ -134,6 +137,7 @@ class Counters:
         "_link",
         "_log_interval",
         "_logged",
+        "acks_for_others",
         "bytes_received",
         "bytes_sent",
         "echoes",
@@ -163,6 +167,7 @@ class Counters:
         self.echoes = 0
         self.ignored = 0
         self.kernel_drops = 0
+        self.acks_for_others = 0
         self.last_error: str | None = None
         self.failing_since: float | None = None
 
@@ -203,6 +208,7 @@ class Counters:
             echoes=self.echoes,
             ignored=self.ignored,
             kernel_drops=self.kernel_drops,
+            acks_for_others=self.acks_for_others,
             last_error=self.last_error,
             failing_since=self.failing_since,
         )

@@ -17,13 +17,15 @@ that changes or only appears after start-up (DHCP, a cable plugged in late).
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import errno
 import fcntl
 import ipaddress
+import logging
 import socket
 import struct
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
@@ -38,6 +40,7 @@ from ._link import (
     receive_datagrams,
     resolve_host,
 )
+from .sockfilter import DropCounts, echo_filter
 
 #: Heartbeat's receive buffer is MAXMSG (256 KiB) but a UDP payload cannot exceed this.
 MAX_UDP_PAYLOAD = 65535
@@ -63,12 +66,6 @@ BROADCAST_RECHECK = 5.0  # seconds between two looks at an interface's broadcast
 RECEIVE_BUFFER = 4 << 20
 
 _SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>
-_SKF_NET_OFF = -0x100000  # <linux/filter.h>: loads relative to the IP header
-# Classic BPF opcodes (<linux/bpf_common.h>).
-_BPF_LD_W_ABS = 0x00 | 0x00 | 0x20
-_BPF_LD_H_ABS = 0x00 | 0x08 | 0x20
-_BPF_JEQ_K = 0x05 | 0x10 | 0x00
-_BPF_RET_K = 0x06 | 0x00
 
 #: How many of our latest packets a link remembers to recognise them coming back. An
 #: echo older than that (after a burst of retransmissions) goes on to the engine, which
@@ -132,27 +129,6 @@ def kernel_drops(sock: socket.socket) -> int:
     return int(struct.unpack_from("=I", info, 4 * _SK_MEMINFO_DROPS)[0])
 
 
-def echo_filter(address: ipaddress.IPv4Address, port: int) -> bytes:
-    """A classic BPF program that drops datagrams from *address*:*port* (our own sender).
-
-    The kernel loops every broadcast we send back to our own receive socket
-    (``IP_MULTICAST_LOOP`` does not apply to broadcasts); each of them used to wake the
-    daemon once per keepalive for a packet it then threw away (docs/performance.md). On
-    a UDP socket the program sees the UDP header at offset 0 and the IP header through
-    ``SKF_NET_OFF``. Matching the address as well as the port keeps a peer whose
-    sender happens to use the same port number out of harm's way.
-    """
-    instructions = (
-        (_BPF_LD_W_ABS, 0, 0, (_SKF_NET_OFF + 12) & 0xFFFFFFFF),  # IP source address
-        (_BPF_JEQ_K, 0, 3, int(address)),
-        (_BPF_LD_H_ABS, 0, 0, 0),  # UDP source port
-        (_BPF_JEQ_K, 0, 1, port),
-        (_BPF_RET_K, 0, 0, 0),  # ours: drop
-        (_BPF_RET_K, 0, 0, 0xFFFFFFFF),  # anyone else's: keep whole
-    )
-    return b"".join(struct.pack("=HBBI", *ins) for ins in instructions)
-
-
 def attach_filter(sock: socket.socket, program: bytes) -> None:
     """``SO_ATTACH_FILTER`` (the kernel copies the program: the buffer may go)."""
     code = ctypes.create_string_buffer(program, len(program))
@@ -194,6 +170,8 @@ class UdpLink:
         self._sink: Sink | None = None
         self._filtered_sends = 0  # packets sent since an echo filter was attached
         self._echo_filter: tuple[ipaddress.IPv4Address, int] | None = None
+        self._ack_local: bytes | None = None  # filter_acks: our name, lower case
+        self._drop_counts: DropCounts | Literal[False] | None = None  # False: no eBPF
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
@@ -210,15 +188,52 @@ class UdpLink:
         """Hand datagrams to *sink* from now on (None: back to the channel)."""
         self._sink = sink
 
+    def filter_acks(self, local: bytes) -> None:
+        """Let the kernel drop ACKs addressed to a node other than *local* (our name,
+        lower case) from now on (:mod:`pulse.transport.sockfilter`)."""
+        self._ack_local = local
+        with contextlib.suppress(OSError):  # then the bytes check drops them
+            self._attach_receive_filter(self._echo_filter)
+
+    def _attach_receive_filter(self, echo: tuple[ipaddress.IPv4Address, int] | None) -> None:
+        """Attach the program that drops our echoes and ACKs for other nodes, in eBPF
+        so that it counts them; without eBPF (no CAP_BPF) the classic program drops
+        echoes only, whose number the link knows (what it sent)."""
+        receiver = self._receiver
+        if receiver is None or (echo is None and self._ack_local is None):
+            return
+        if self._drop_counts is None:
+            try:
+                self._drop_counts = DropCounts()
+            except OSError as exc:
+                self._drop_counts = False
+                self._counters.note(f"no eBPF receive filter ({exc})", level=logging.INFO)
+        if self._drop_counts:
+            try:
+                self._drop_counts.attach(receiver, echo, self._ack_local)
+                return
+            except OSError as exc:
+                self._drop_counts.close()
+                self._drop_counts = False
+                self._counters.note(f"{exc}; ACKs for other nodes are read and dropped")
+        if echo is not None:
+            attach_filter(receiver, echo_filter(*echo))
+
     def _current_sink(self) -> Sink | None:
         return self._sink
 
     def statistics(self) -> LinkStatistics:
         if self._receiver is not None:
-            # The kernel counts the echoes the filter drops (BcastLink) as drops: take
-            # away what we sent since it was attached, less what came back anyway.
-            echoes = max(0, self._filtered_sends - self._counters.echoes)
-            self._counters.kernel_drops = max(0, kernel_drops(self._receiver) - echoes)
+            # The kernel counts what the filter drops as drops of the socket: take away
+            # the eBPF program's own counts, or without it the echoes, which are what
+            # we sent since it was attached, less what came back anyway.
+            dropped = kernel_drops(self._receiver)
+            if self._drop_counts:
+                filtered_echoes, self._counters.acks_for_others = self._drop_counts.read()
+                dropped -= filtered_echoes + self._counters.acks_for_others
+            else:
+                dropped -= max(0, self._filtered_sends - self._counters.echoes)
+            self._counters.kernel_drops = max(0, dropped)
         return self._counters.snapshot()
 
     # ----------------------------------------------------------------- opening
@@ -274,6 +289,8 @@ class UdpLink:
     ) -> None:
         with self._open_receiver() as receiver:
             self._receiver = receiver
+            with contextlib.suppress(OSError):
+                self._attach_receive_filter(None)
             raw = self._open_sender()
             sender = trio.socket.from_stdlib_socket(raw)
             with sender:
@@ -291,6 +308,10 @@ class UdpLink:
                     )
                 finally:
                     self._send_sock = self._send_raw = self._receiver = None
+                    if self._drop_counts:
+                        self._drop_counts.close()
+                    self._drop_counts = None
+                    self._echo_filter = None  # a new receiver needs it attached again
 
     def _accept(self, data: bytes, address: Any) -> Datagram | None:
         if data in self._sent_recently:
@@ -410,7 +431,7 @@ class BcastLink(UdpLink):
                 int(sock.getsockname()[1]),
             )
             if wanted != self._echo_filter:
-                attach_filter(receiver, echo_filter(*wanted))
+                self._attach_receive_filter(wanted)
                 self._echo_filter = wanted
         except OSError:
             return  # no address yet, or no filters here: the bytes check stays
