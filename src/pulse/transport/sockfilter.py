@@ -45,6 +45,8 @@ import socket
 import struct
 from collections.abc import Callable
 
+from pulse.wire.codec import ACK_CLASSIC_PREFIX, ACK_NETSTRING_PREFIX
+
 __all__ = ["MAX_NAME", "DropCounts", "counting_filter", "echo_filter"]
 
 #: Longer node names get no ACK filter (their ACKs go to the bytes check).
@@ -53,8 +55,6 @@ MAX_NAME = 64
 _UDP_HEADER = 8
 _SKF_NET_OFF = -0x100000  # <linux/filter.h>: loads relative to the IP header
 
-_ACK_CLASSIC = b">>>\nt=NS_ackmsg\ndest="  # codec._ACK_CLASSIC
-_ACK_NETSTRING = b"###\n14:(0)t=NS_ackmsg,"  # codec._ACK_NETSTRING
 
 # Classic BPF opcodes (<linux/bpf_common.h>).
 _BPF_LD_W_ABS = 0x00 | 0x00 | 0x20
@@ -183,21 +183,21 @@ def counting_filter(
         program.op(_E_LD_ABS[2], imm=0)  # UDP source port
         program.op(_E_JEQ32_K, 0, off="drop-echo", imm=port)
         program.label("not-echo")
-    acks = local is not None and 0 < len(local) <= MAX_NAME
-    if local is not None and acks:
-        _e_ack_test(program, _ACK_CLASSIC, local, b"\n", 0)
-        header = f"{len(local) + 8}:(0)dest=".encode()
-        _e_ack_test(program, _ACK_NETSTRING + header, local, b",", 1)
+    name = local if local is not None and 0 < len(local) <= MAX_NAME else None
+    if name is not None:
+        _e_ack_test(program, ACK_CLASSIC_PREFIX, name, b"\n", 0)
+        header = f"{len(name) + 8}:(0)dest=".encode()
+        _e_ack_test(program, ACK_NETSTRING_PREFIX + header, name, b",", 1)
     program.label("keep")
     program.op(_E_MOV32_K, 0, imm=0xFFFFFFFF)
     program.op(_E_EXIT)
-    if echo is None and not acks:
+    if echo is None and name is None:
         return program.assemble()  # nothing to drop (the verifier refuses dead code)
     if echo is not None:
         program.label("drop-echo")
         program.op(_E_ST_W, 10, off=-4, imm=_ECHOES)
         program.op(_E_JA, off="count")
-    if acks:
+    if name is not None:
         program.label("drop-ack")
         program.op(_E_ST_W, 10, off=-4, imm=_ACKS)
     program.label("count")

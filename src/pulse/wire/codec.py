@@ -34,6 +34,8 @@ from pulse.wire.auth import Signer
 from pulse.wire.message import Field, FieldType, Message
 
 __all__ = [
+    "ACK_CLASSIC_PREFIX",
+    "ACK_NETSTRING_PREFIX",
     "MAX_MESSAGE",
     "MAX_UNCOMPRESSED",
     "Decoded",
@@ -494,8 +496,10 @@ def decode(data: bytes, signer: Signer, *, verified: bool = False) -> Decoded:
 
 # --------------------------------------------------------------------------- screening
 
-_ACK_CLASSIC = b">>>\nt=NS_ackmsg\ndest="
-_ACK_NETSTRING = b"###\n14:(0)t=NS_ackmsg,"
+#: How an ACK begins in each encoder's field order, up to its ``dest`` value (classic)
+#: or field (netstring); transport/sockfilter.py matches the same bytes in the kernel.
+ACK_CLASSIC_PREFIX = b">>>\nt=NS_ackmsg\ndest="
+ACK_NETSTRING_PREFIX = b"###\n14:(0)t=NS_ackmsg,"
 _DEST_NETSTRING = b":(0)dest="
 
 
@@ -511,11 +515,13 @@ def ack_for_another(data: bytes, local: bytes) -> bool:
     moves: a replayed ACK for another node was the engine's ``replay``, now it is
     ``not-for-us``.
     """
-    if data.startswith(_ACK_CLASSIC):
-        start = len(_ACK_CLASSIC)
+    if data.startswith(ACK_CLASSIC_PREFIX):
+        start = len(ACK_CLASSIC_PREFIX)
         end = data.find(b"\n", start, start + 256)
-    elif data.startswith(_ACK_NETSTRING):
-        marker = data.find(_DEST_NETSTRING, len(_ACK_NETSTRING), len(_ACK_NETSTRING) + 16)
+    elif data.startswith(ACK_NETSTRING_PREFIX):
+        marker = data.find(
+            _DEST_NETSTRING, len(ACK_NETSTRING_PREFIX), len(ACK_NETSTRING_PREFIX) + 16
+        )
         if marker < 0:
             return False
         start = marker + len(_DEST_NETSTRING)
