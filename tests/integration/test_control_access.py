@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from pulse.control import server
 from pulse.control.protocol import Reply, Request
 from pulse.control.server import serve_control
 from pulse.errors import TransportError
@@ -25,6 +26,12 @@ NOBODY = 65534  # uid of nobody and gid of nogroup on Debian
 
 async def answer(request: Request) -> Reply:
     return Reply(True, f"{request.command} done")
+
+
+async def connect_and_close(path: Path) -> None:
+    client = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    await client.connect(str(path))
+    client.close()
 
 
 def as_nobody(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -101,7 +108,48 @@ async def test_a_stale_socket_left_by_a_killed_daemon_is_replaced(tmp_path: Path
     stale.close()  # bound, never listening: what a SIGKILL leaves
     async with trio.open_nursery() as nursery:
         await nursery.start(functools.partial(serve_control, path, answer))
-        client = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        await client.connect(str(path))
-        client.close()
+        await connect_and_close(path)
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_socket_path_appears_only_once_the_daemon_accepts_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "control"
+    seen_while_preparing: list[bool] = []
+    permit = server._permit
+
+    def slow_permit(staged: Path, group: str | None) -> None:
+        seen_while_preparing.append(path.exists())
+        permit(staged, group)
+
+    monkeypatch.setattr(server, "_permit", slow_permit)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_control, path, answer))
+        assert seen_while_preparing == [False]
+        await connect_and_close(path)
+        assert sorted(os.listdir(tmp_path)) == ["control"], "no staging name left"
+        nursery.cancel_scope.cancel()
+
+
+async def test_of_two_daemons_starting_at_once_the_second_fails_and_leaves_the_first_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "control"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_control, path, answer))
+        monkeypatch.setattr(server, "_clear", lambda _path: None)  # it looked too early
+        with pytest.raises(TransportError, match=r"cannot create control socket .*File exists"):
+            await serve_control(path, answer)
+        assert sorted(os.listdir(tmp_path)) == ["control"]
+        await connect_and_close(path)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_socket_path_at_the_address_limit_is_bound_where_it_is(tmp_path: Path) -> None:
+    room = server.SUN_PATH_MAX - len(os.fsencode(tmp_path)) - 1
+    path = tmp_path / ("c" * room)  # exactly the limit: no longer staging name would fit
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_control, path, answer))
+        await connect_and_close(path)
         nursery.cancel_scope.cancel()

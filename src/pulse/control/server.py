@@ -33,6 +33,7 @@ CLIENT_TIMEOUT = 10.0  # a whole connection, the command's work included
 REQUEST_TIMEOUT = 2.0  # from connect to the end of the request line (pulsectl: at once)
 BACKLOG = 512  # connections the kernel queues before accept (net.core.somaxconn caps it)
 MAX_CLIENTS = 64  # connections served at once
+SUN_PATH_MAX = 107  # bytes of a socket path, without its NUL (sockaddr_un.sun_path)
 
 
 class _RequestTooLong(ValueError):
@@ -92,18 +93,44 @@ def _permit(path: Path, group: str | None) -> None:
         os.chmod(path.parent, mode | stat.S_IXGRP)
 
 
+def _staging(path: Path) -> Path:
+    """Where the socket is made ready before it appears at *path*: the same directory
+    (a hard link cannot cross file systems), a name of this process, or *path* itself
+    when that name would not fit in a socket address."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    return staging if len(os.fsencode(staging)) <= SUN_PATH_MAX else path
+
+
 async def _listen(path: Path, group: str | None) -> trio.socket.SocketType:
+    """A listening socket that appears at *path* only once it accepts connections.
+
+    Bound, permitted and listening under a staging name first, then linked to *path*:
+    whoever sees the file (``pulsectl``, an init script waiting for it, the test lab)
+    can connect at once, never meeting a refusal from a socket not yet listening. The
+    link fails if *path* exists, as a bind there would: two daemons never share it.
+    """
     await trio.to_thread.run_sync(_clear, path)
+    staging = _staging(path)
+    if staging != path:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)  # left by a killed process that had our pid
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    await sock.bind(os.fspath(path))
     try:
-        await trio.to_thread.run_sync(_permit, path, group)
+        await sock.bind(os.fspath(staging))
+    except BaseException:
+        sock.close()  # the file there, if any, is not ours
+        raise
+    try:
+        await trio.to_thread.run_sync(_permit, staging, group)
+        sock.listen(BACKLOG)
+        if staging != path:
+            os.link(staging, path)
+            os.unlink(staging)
     except BaseException:
         sock.close()
         with contextlib.suppress(OSError):
-            os.unlink(path)
+            os.unlink(staging)
         raise
-    sock.listen(BACKLOG)
     return sock
 
 
