@@ -471,3 +471,13 @@ def test_an_ack_for_another_node_is_one_the_engine_would_drop_as_not_for_us() ->
         assert codec.ack_for_another(data, b"n1")
         assert not codec.ack_for_another(data, b"n4")
         assert decode(data, signer).message.get("dest") == "n4"
+
+
+@pytest.mark.parametrize("dest", ["n4", "a-longer-node-name"])
+def test_the_netstring_ack_head_the_kernel_filter_matches_is_how_the_encoder_begins_an_ack(
+    dest: str,
+) -> None:
+    signer = Signer(AuthKeys(outbound=1, keys=(AuthKey(index=1, method=AuthMethod.CRC, key=None),)))
+    message = Message.of(("t", "NS_ackmsg"), ("dest", dest), ("ackseq", "2a3"), ("src", "n2"))
+    data = encode(message, signer, Encoding.NETSTRING)
+    assert data.startswith(codec.ack_netstring_head(dest.encode()) + dest.encode() + b",")

@@ -45,7 +45,7 @@ import socket
 import struct
 from collections.abc import Callable
 
-from pulse.wire.codec import ACK_CLASSIC_PREFIX, ACK_NETSTRING_PREFIX
+from pulse.wire.codec import ACK_CLASSIC_PREFIX, ack_netstring_head
 
 __all__ = ["MAX_NAME", "DropCounts", "counting_filter", "echo_filter"]
 
@@ -186,8 +186,7 @@ def counting_filter(
     name = local if local is not None and 0 < len(local) <= MAX_NAME else None
     if name is not None:
         _e_ack_test(program, ACK_CLASSIC_PREFIX, name, b"\n", 0)
-        header = f"{len(name) + 8}:(0)dest=".encode()
-        _e_ack_test(program, ACK_NETSTRING_PREFIX + header, name, b",", 1)
+        _e_ack_test(program, ack_netstring_head(name), name, b",", 1)
     program.label("keep")
     program.op(_E_MOV32_K, 0, imm=0xFFFFFFFF)
     program.op(_E_EXIT)

@@ -41,6 +41,7 @@ __all__ = [
     "Decoded",
     "Encoding",
     "ack_for_another",
+    "ack_netstring_head",
     "decode",
     "encode",
     "render_for_signing",
@@ -501,6 +502,12 @@ def decode(data: bytes, signer: Signer, *, verified: bool = False) -> Decoded:
 ACK_CLASSIC_PREFIX = b">>>\nt=NS_ackmsg\ndest="
 ACK_NETSTRING_PREFIX = b"###\n14:(0)t=NS_ackmsg,"
 _DEST_NETSTRING = b":(0)dest="
+
+
+def ack_netstring_head(dest: bytes) -> bytes:
+    """How a netstring ACK for *dest* begins, up to the name: the prefix, then the
+    ``dest`` field's length (its content is ``(0)dest=`` and the name) and its start."""
+    return b"%s%d%s" % (ACK_NETSTRING_PREFIX, len(_DEST_NETSTRING) - 1 + len(dest), _DEST_NETSTRING)
 
 
 def ack_for_another(data: bytes, local: bytes) -> bool:
