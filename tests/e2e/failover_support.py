@@ -43,8 +43,10 @@ running() {{ [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }}
 case "$1" in
   start)
     running && exit 0
-    {python} -m http.server --bind 0.0.0.0 80 --directory {docroot} >/dev/null 2>&1 &
-    echo $! > "$PIDFILE"
+    # A subshell stays the server's parent and reaps it when it dies (a zombie would
+    # answer kill -0 in `status`), as demo-web does (lab/src/pulse_lab/demo.py).
+    ( {python} -m http.server --bind 0.0.0.0 80 --directory {docroot} &
+      echo $! > "$PIDFILE"; wait ) >/dev/null 2>&1 &
     i=0
     while [ $i -lt 100 ]; do
         {python} -c 'import socket; socket.create_connection(("127.0.0.1", 80), 0.05)' \\
