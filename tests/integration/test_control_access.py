@@ -3,6 +3,7 @@ and a socket path that is somebody else's is never taken over."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shutil
@@ -152,4 +153,19 @@ async def test_a_socket_path_at_the_address_limit_is_bound_where_it_is(tmp_path:
     async with trio.open_nursery() as nursery:
         await nursery.start(functools.partial(serve_control, path, answer))
         await connect_and_close(path)
+        nursery.cancel_scope.cancel()
+
+
+async def test_on_a_file_system_without_hard_links_the_ready_socket_is_renamed_into_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(_src: object, _dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(server.os, "link", no_links)
+    path = tmp_path / "control"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_control, path, answer))
+        await connect_and_close(path)
+        assert sorted(os.listdir(tmp_path)) == ["control"]
         nursery.cancel_scope.cancel()

@@ -124,8 +124,14 @@ async def _listen(path: Path, group: str | None) -> trio.socket.SocketType:
         await trio.to_thread.run_sync(_permit, staging, group)
         sock.listen(BACKLOG)
         if staging != path:
-            os.link(staging, path)
-            os.unlink(staging)
+            try:
+                os.link(staging, path)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    raise
+                os.rename(staging, path)  # a file system without hard links; _clear ran
+            else:
+                os.unlink(staging)
     except BaseException:
         sock.close()
         with contextlib.suppress(OSError):
