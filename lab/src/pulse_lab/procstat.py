@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,7 +154,7 @@ def measure(pids: Callable[[], Iterable[int]], seconds: float, interval: float =
 
 
 def measure_many(
-    groups: dict[str, Callable[[], Iterable[int]]], seconds: float, interval: float = 1.0
+    groups: Mapping[str, Callable[[], Iterable[int]]], seconds: float, interval: float = 1.0
 ) -> dict[str, Cost]:
     """:func:`measure` for several daemons over the same window."""
     samples: dict[str, list[tuple[float, dict[int, tuple[int, int]]]]] = {g: [] for g in groups}
