@@ -90,3 +90,17 @@ def test_a_killed_coalescing_peer_is_declared_dead_exactly_deadtime_after_its_la
     assert node == "beta"
     # Deadtime counts from the last status heard, which arrived 0.7 ms after it left.
     assert at == last + 0.0007 + 4.0
+
+
+def test_with_eight_nodes_and_a_jittery_network_each_sends_one_status_per_keepalive() -> None:
+    # Statuses of seven peers, smeared over the keepalive by up to half of it of delay,
+    # fall into every node's window all the time. Locking onto each one (the next status
+    # a keepalive after it) sent one every 0.57 keepalive; early sends are now bounded
+    # by late ones, as Heartbeat's rule and the wire rate in bench/scale require.
+    names = [f"n{i}" for i in range(8)]
+    config = make_config(names, keepalive=KEEPALIVE, deadtime=5.0, warntime=3.3, initdead=10.0)
+    starts = {name: i * KEEPALIVE / 8 for i, name in enumerate(names)}
+    wire = Wire(config, coalesce=True, delay=0.005, jitter=0.5, start_times=starts)
+    wire.run_until(70.0)
+    for name in names:
+        assert len(status_times(wire, name, 20.0, 70.0)) <= 50 + 1
