@@ -29,6 +29,14 @@ async def answer(request: Request) -> Reply:
     return Reply(True, f"{request.command} done")
 
 
+async def serve_then_connect(path: Path) -> None:
+    """Start serving at *path*, connect once, stop."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_control, path, answer))
+        await connect_and_close(path)
+        nursery.cancel_scope.cancel()
+
+
 async def connect_and_close(path: Path) -> None:
     client = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     await client.connect(str(path))
@@ -107,10 +115,7 @@ async def test_a_stale_socket_left_by_a_killed_daemon_is_replaced(tmp_path: Path
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(path))
     stale.close()  # bound, never listening: what a SIGKILL leaves
-    async with trio.open_nursery() as nursery:
-        await nursery.start(functools.partial(serve_control, path, answer))
-        await connect_and_close(path)
-        nursery.cancel_scope.cancel()
+    await serve_then_connect(path)
 
 
 async def test_the_socket_path_appears_only_once_the_daemon_accepts_connections(
@@ -150,10 +155,7 @@ async def test_of_two_daemons_starting_at_once_the_second_fails_and_leaves_the_f
 async def test_a_socket_path_at_the_address_limit_is_bound_where_it_is(tmp_path: Path) -> None:
     room = server.SUN_PATH_MAX - len(os.fsencode(tmp_path)) - 1
     path = tmp_path / ("c" * room)  # exactly the limit: no longer staging name would fit
-    async with trio.open_nursery() as nursery:
-        await nursery.start(functools.partial(serve_control, path, answer))
-        await connect_and_close(path)
-        nursery.cancel_scope.cancel()
+    await serve_then_connect(path)
 
 
 async def test_on_a_file_system_without_hard_links_the_ready_socket_is_renamed_into_place(

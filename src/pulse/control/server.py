@@ -101,6 +101,25 @@ def _staging(path: Path) -> Path:
     return staging if len(os.fsencode(staging)) <= SUN_PATH_MAX else path
 
 
+def _publish(staging: Path, path: Path) -> None:
+    """Make the ready socket at *staging* appear at *path* (see :func:`_listen`)."""
+    if staging == path:
+        return
+    try:
+        os.link(staging, path)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            raise
+        os.rename(staging, path)  # a file system without hard links; _clear ran
+    else:
+        os.unlink(staging)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
 async def _listen(path: Path, group: str | None) -> trio.socket.SocketType:
     """A listening socket that appears at *path* only once it accepts connections.
 
@@ -112,8 +131,7 @@ async def _listen(path: Path, group: str | None) -> trio.socket.SocketType:
     await trio.to_thread.run_sync(_clear, path)
     staging = _staging(path)
     if staging != path:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(staging)  # left by a killed process that had our pid
+        await trio.to_thread.run_sync(_unlink, staging)  # left by a killed process with our pid
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         await sock.bind(os.fspath(staging))
@@ -123,19 +141,11 @@ async def _listen(path: Path, group: str | None) -> trio.socket.SocketType:
     try:
         await trio.to_thread.run_sync(_permit, staging, group)
         sock.listen(BACKLOG)
-        if staging != path:
-            try:
-                os.link(staging, path)
-            except OSError as exc:
-                if exc.errno == errno.EEXIST:
-                    raise
-                os.rename(staging, path)  # a file system without hard links; _clear ran
-            else:
-                os.unlink(staging)
+        await trio.to_thread.run_sync(_publish, staging, path)
     except BaseException:
         sock.close()
-        with contextlib.suppress(OSError):
-            os.unlink(staging)
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(_unlink, staging)
         raise
     return sock
 
